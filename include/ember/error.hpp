@@ -1,0 +1,35 @@
+// ember — errors. Every failure the library can report reaches a C++ caller as ember::Error,
+// carrying the same status code the C ABI returns.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace ember {
+
+// Mirrors ember_status in capi/ember.h; the numbers are part of the ABI.
+enum class Status : int {
+    Ok = 0,
+    InvalidArgument = 1,
+    BadFile = 2,
+    Unsupported = 3,
+    OutOfMemory = 4,
+    ContextFull = 5,
+    Cancelled = 6,
+    Backend = 7,
+    Internal = 8,
+    Io = 9,
+};
+
+const char* status_name(Status s) noexcept;
+
+class Error : public std::runtime_error {
+public:
+    Error(Status status, const std::string& message) : std::runtime_error(message), status_(status) {}
+    Status status() const noexcept { return status_; }
+
+private:
+    Status status_;
+};
+
+}  // namespace ember
