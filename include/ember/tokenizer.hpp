@@ -1,0 +1,51 @@
+// ember — text ↔ token ids. A Tokenizer is immutable and thread-safe; copies share one vocabulary.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ember {
+
+using Token = int32_t;
+
+namespace detail {
+class Vocab;
+}
+
+class Tokenizer {
+public:
+    // Loads only the vocabulary from a GGUF file (works on vocab-only files with no tensors).
+    static Tokenizer from_gguf(const std::string& path);
+
+    // add_special: add BOS/EOS as the vocabulary's add_bos_token/add_eos_token flags say.
+    // parse_special: text like "<|im_start|>" becomes its special token instead of plain text.
+    std::vector<Token> encode(std::string_view text, bool add_special = true, bool parse_special = true) const;
+    // Concatenated pieces; with render_special=false, control tokens (BOS, EOS, <|im_end|>...) print nothing.
+    std::string decode(std::span<const Token> tokens, bool render_special = false) const;
+    // The bytes of one token as decode would produce them.
+    std::string piece(Token t, bool render_special = true) const;
+
+    int32_t n_vocab() const noexcept;
+    Token bos() const noexcept;            // -1 when the vocabulary has none
+    Token eos() const noexcept;            // -1 when none
+    Token eot() const noexcept;            // end of turn (e.g. <|im_end|>, <end_of_turn>); -1 when none
+    bool is_end_of_generation(Token t) const noexcept;  // EOS, EOT and the like
+    bool is_control(Token t) const noexcept;
+    bool add_bos() const noexcept;
+    bool add_eos() const noexcept;
+    std::string model_name() const;        // "llama" (SentencePiece), "gpt2" (byte-level BPE), "bert"
+    std::string pre_name() const;          // the pre-tokenizer, e.g. "smollm", "llama-bpe"; empty for SPM
+
+    // For the library: a Tokenizer over an already-built vocabulary.
+    explicit Tokenizer(std::shared_ptr<const detail::Vocab> vocab);
+    const detail::Vocab& vocab() const noexcept { return *vocab_; }
+
+private:
+    std::shared_ptr<const detail::Vocab> vocab_;
+};
+
+}  // namespace ember
