@@ -70,6 +70,11 @@ public:
     const std::vector<TensorInfo>& tensors() const noexcept { return tensors_; }
     const TensorInfo* find_tensor(std::string_view name) const noexcept;
 
+    File(File&&) noexcept = default;
+    File& operator=(File&&) noexcept = default;
+    File(const File&) = delete;  // the indexes point into the owned strings
+    File& operator=(const File&) = delete;
+
 private:
     File() = default;
     void parse_all();

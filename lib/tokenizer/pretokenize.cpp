@@ -1,0 +1,325 @@
+#include "tokenizer/pretokenize.hpp"
+
+#include "tokenizer/unicode.hpp"
+
+namespace ember::detail {
+namespace {
+
+namespace uc = unicode;
+
+// A segmentation of the codepoint array: consecutive lengths that sum to its size.
+using Offsets = std::vector<size_t>;
+
+// The categories as llama.cpp's std::regex fallback sees them: it "collapses" every non-ASCII
+// codepoint to one byte per category (whitespace wins over the category) and spells the ASCII
+// part of each class by hand. The only deviation from the true Unicode classes is that ASCII
+// '~' is missing from \p{S}; \s is the Unicode White_Space set either way.
+inline bool rx_ws(uint32_t c) { return uc::is_whitespace(c); }
+inline bool rx_cat(uint32_t c, uint16_t cat) {
+    const uint16_t f = uc::flags(c);
+    if (c >= 128 && (f & uc::Whitespace)) return false;
+    if (c == '~' && cat == uc::Symbol) return false;
+    return (f & cat) != 0;
+}
+inline bool rx_L(uint32_t c) { return rx_cat(c, uc::Letter); }
+inline bool rx_N(uint32_t c) { return rx_cat(c, uc::Number); }
+inline bool rx_P(uint32_t c) { return rx_cat(c, uc::Punctuation); }
+
+// Runs the hand-written splitters over every current segment. `split_one(begin, end, out)`
+// appends the lengths of the pieces of [begin, end).
+template <class F>
+Offsets refine(const Offsets& offsets, F&& split_one) {
+    Offsets out;
+    out.reserve(offsets.size() * 2);
+    size_t start = 0;
+    for (size_t len : offsets) {
+        split_one(start, start + len, out);
+        start += len;
+    }
+    return out;
+}
+
+// regex_iterator semantics for a pattern that never matches empty: scan left to right, take
+// the match at the first position where `match(pos, end)` returns a non-zero length, keep the
+// unmatched gaps as pieces of their own.
+template <class M>
+Offsets split_matches(const Offsets& offsets, M&& match) {
+    return refine(offsets, [&](size_t b, size_t e, Offsets& out) {
+        size_t gap = b;
+        size_t pos = b;
+        while (pos < e) {
+            const size_t m = match(pos, e);
+            if (m == 0) {
+                ++pos;
+                continue;
+            }
+            if (pos > gap) out.push_back(pos - gap);
+            out.push_back(m);
+            pos += m;
+            gap = pos;
+        }
+        if (e > gap) out.push_back(e - gap);
+    });
+}
+
+struct Splitter {
+    const std::vector<uint32_t>& cpts;
+
+    // Out of the segment: no codepoint, no flags (as llama.cpp's OUT_OF_RANGE).
+    static constexpr uint32_t kNone = 0xFFFFFFFF;
+
+    // GPT-2: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+    Offsets gpt2(const Offsets& offsets) const {
+        return refine(offsets, [&](size_t b, size_t e, Offsets& out) {
+            auto cpt = [&](size_t p) { return p < e ? cpts[p] : kNone; };
+            auto fl = [&](size_t p) -> uint16_t { return p < e ? uc::flags(cpts[p]) : 0; };
+            auto is_other = [](uint16_t f) {
+                return f != 0 && !(f & (uc::Whitespace | uc::Letter | uc::Number));
+            };
+            size_t prev = b;
+            auto emit = [&](size_t end) {
+                if (end > prev) out.push_back(end - prev);
+                prev = end;
+            };
+            size_t pos = b;
+            while (pos < e) {
+                const uint32_t c = cpts[pos];
+                if (c == '\'' && pos + 1 < e) {
+                    const uint32_t n1 = cpt(pos + 1);
+                    if (n1 == 's' || n1 == 't' || n1 == 'm' || n1 == 'd') {
+                        pos += 2;
+                        emit(pos);
+                        continue;
+                    }
+                    if (pos + 2 < e) {
+                        const uint32_t n2 = cpt(pos + 2);
+                        if ((n1 == 'r' && n2 == 'e') || (n1 == 'v' && n2 == 'e') || (n1 == 'l' && n2 == 'l')) {
+                            pos += 3;
+                            emit(pos);
+                            continue;
+                        }
+                    }
+                }
+                const uint16_t f2 = c == ' ' ? fl(pos + 1) : fl(pos);
+                if (f2 & uc::Letter) {
+                    pos += (c == ' ');
+                    while (fl(pos) & uc::Letter) ++pos;
+                    emit(pos);
+                    continue;
+                }
+                if (f2 & uc::Number) {
+                    pos += (c == ' ');
+                    while (fl(pos) & uc::Number) ++pos;
+                    emit(pos);
+                    continue;
+                }
+                if (is_other(f2)) {
+                    pos += (c == ' ');
+                    while (is_other(fl(pos))) ++pos;
+                    emit(pos);
+                    continue;
+                }
+                size_t n_ws = 0;
+                while (fl(pos + n_ws) & uc::Whitespace) ++n_ws;
+                if (n_ws > 1 && pos + n_ws < e) {  // \s+(?!\S): leave the last one for the next word
+                    pos += n_ws - 1;
+                    emit(pos);
+                    continue;
+                }
+                if (n_ws > 0) {
+                    pos += n_ws;
+                    emit(pos);
+                    continue;
+                }
+                emit(++pos);
+            }
+        });
+    }
+
+    // Llama-3 (max_digits 3) and Qwen2 (max_digits 1):
+    // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+    Offsets llama3(const Offsets& offsets, size_t max_digits) const {
+        return refine(offsets, [&](size_t b, size_t e, Offsets& out) {
+            auto cpt = [&](size_t p) { return p < e ? cpts[p] : kNone; };
+            auto fl = [&](size_t p) -> uint16_t { return p < e ? uc::flags(cpts[p]) : 0; };
+            auto is_other = [](uint16_t f) {
+                return f != 0 && !(f & (uc::Whitespace | uc::Letter | uc::Number));
+            };
+            // Only ASCII letters lower-case to one of "stmdrevl" (checked against the UCD when
+            // the tables were generated: U+0130 -> i and U+212A -> k are the only non-ASCII
+            // codepoints with an ASCII lower case), so ASCII folding is exact here.
+            auto lower = [](uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; };
+            size_t prev = b;
+            auto emit = [&](size_t end) {
+                if (end > prev) out.push_back(end - prev);
+                prev = end;
+            };
+            size_t pos = b;
+            while (pos < e) {
+                const uint32_t c = cpts[pos];
+                const uint16_t f = uc::flags(c);
+                if (c == '\'' && pos + 1 < e) {
+                    const uint32_t n1 = lower(cpt(pos + 1));
+                    if (n1 == 's' || n1 == 't' || n1 == 'm' || n1 == 'd') {
+                        pos += 2;
+                        emit(pos);
+                        continue;
+                    }
+                    if (pos + 2 < e) {
+                        const uint32_t n2 = lower(cpt(pos + 2));
+                        if ((n1 == 'r' && n2 == 'e') || (n1 == 'v' && n2 == 'e') || (n1 == 'l' && n2 == 'l')) {
+                            pos += 3;
+                            emit(pos);
+                            continue;
+                        }
+                    }
+                }
+                // [^\r\n\p{L}\p{N}]?\p{L}+
+                if (!(c == '\r' || c == '\n' || (f & uc::Number))) {
+                    if ((f & uc::Letter) || (fl(pos + 1) & uc::Letter)) {
+                        ++pos;
+                        while (fl(pos) & uc::Letter) ++pos;
+                        emit(pos);
+                        continue;
+                    }
+                }
+                // \p{N}{1,max}
+                if (f & uc::Number) {
+                    size_t ini = pos;
+                    while (fl(pos) & uc::Number) {
+                        if (++pos - ini >= max_digits) {
+                            emit(pos);
+                            ini = pos;
+                        }
+                    }
+                    emit(pos);
+                    continue;
+                }
+                // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+                uint16_t f2 = c == ' ' ? fl(pos + 1) : f;
+                if (is_other(f2)) {
+                    pos += (c == ' ');
+                    while (is_other(fl(pos))) ++pos;
+                    while (cpt(pos) == '\r' || cpt(pos) == '\n') ++pos;
+                    emit(pos);
+                    continue;
+                }
+                size_t n_ws = 0;
+                size_t last_nl = 0;
+                while (fl(pos + n_ws) & uc::Whitespace) {
+                    const uint32_t w = cpts[pos + n_ws];
+                    if (w == '\r' || w == '\n') last_nl = pos + n_ws + 1;
+                    ++n_ws;
+                }
+                if (last_nl > 0) {  // \s*[\r\n]+
+                    pos = last_nl;
+                    emit(pos);
+                    continue;
+                }
+                if (n_ws > 1 && pos + n_ws < e) {  // \s+(?!\S)
+                    pos += n_ws - 1;
+                    emit(pos);
+                    continue;
+                }
+                if (n_ws > 0) {
+                    pos += n_ws;
+                    emit(pos);
+                    continue;
+                }
+                emit(++pos);
+            }
+        });
+    }
+
+    template <class P>
+    Offsets single(const Offsets& o, P pred) const {
+        return split_matches(o, [&](size_t p, size_t) -> size_t { return pred(cpts[p]) ? 1 : 0; });
+    }
+    template <class P>
+    Offsets run(const Offsets& o, P pred) const {
+        return split_matches(o, [&](size_t p, size_t e) -> size_t {
+            size_t q = p;
+            while (q < e && pred(cpts[q])) ++q;
+            return q - p;
+        });
+    }
+    // \s?C+ (ECMAScript: the optional space is tried first, then dropped)
+    template <class P>
+    Offsets space_run(const Offsets& o, P pred) const {
+        return split_matches(o, [&](size_t p, size_t e) -> size_t {
+            size_t q = p;
+            if (rx_ws(cpts[q]) && q + 1 < e && pred(cpts[q + 1])) ++q;
+            const size_t s = q;
+            while (q < e && pred(cpts[q])) ++q;
+            return q == s ? 0 : q - p;
+        });
+    }
+};
+
+std::vector<std::string> to_words(const std::vector<uint32_t>& cpts, const Offsets& offsets) {
+    std::vector<std::string> words;
+    words.reserve(offsets.size());
+    std::string utf8;
+    size_t start = 0;
+    for (size_t len : offsets) {
+        utf8.clear();
+        for (size_t i = start; i < start + len; ++i) uc::append_utf8(utf8, cpts[i]);
+        std::string w;
+        w.reserve(utf8.size() * 2);
+        for (unsigned char ch : utf8) w += uc::byte_to_utf8(ch);
+        words.push_back(std::move(w));
+        start += len;
+    }
+    return words;
+}
+
+}  // namespace
+
+std::vector<std::string> pretokenize(std::string_view text, PreType pre) {
+    const std::vector<uint32_t> cpts = uc::cpts_from_utf8(text);
+    if (cpts.empty()) return {};
+    const Splitter sp{cpts};
+    Offsets o{cpts.size()};
+    switch (pre) {
+        case PreType::Gpt2:
+            o = sp.gpt2(o);
+            break;
+        case PreType::Llama3:
+            o = sp.llama3(o, 3);
+            break;
+        case PreType::Qwen2:
+            o = sp.llama3(o, 1);
+            break;
+        case PreType::Starcoder:
+            o = sp.single(o, rx_N);
+            o = sp.gpt2(o);
+            break;
+        case PreType::DeepseekCoder:
+            o = sp.single(o, [](uint32_t c) { return c == '\r' || c == '\n'; });
+            o = sp.space_run(o, rx_L);
+            o = sp.space_run(o, rx_P);
+            // [一-龥ࠀ-一가-퟿]+ runs through std::wregex, which sees non-ASCII whitespace as \v.
+            o = sp.run(o, [](uint32_t c) {
+                const bool in = (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x0800 && c <= 0x4E00) ||
+                                (c >= 0xAC00 && c <= 0xD7FF);
+                return in && !uc::is_whitespace(c);
+            });
+            o = sp.single(o, rx_N);
+            break;
+        case PreType::Default:
+            o = sp.run(o, [](uint32_t c) {
+                return rx_P(c) || c == '$' || c == '+' || c == '<' || c == '=' || c == '>' || c == '^' ||
+                       c == '~' || c == '|';
+            });
+            o = sp.gpt2(o);
+            o = sp.run(o, rx_N);
+            o = split_matches(o, [&](size_t p, size_t e) -> size_t {
+                auto d = [&](size_t q) { return q < e && cpts[q] >= '0' && cpts[q] <= '9'; };
+                return d(p) && d(p + 1) && d(p + 2) ? 3 : 0;
+            });
+            break;
+    }
+    return to_words(cpts, o);
+}
+
+}  // namespace ember::detail

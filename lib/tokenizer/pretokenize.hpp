@@ -1,0 +1,26 @@
+// ember — byte-level BPE pre-tokenizers: split text into words the way llama.cpp's
+// unicode_regex_split does for each `tokenizer.ggml.pre`, with hand-written matchers
+// (no std::regex) that reproduce the regex semantics llama.cpp gets.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ember::detail {
+
+enum class PreType {
+    Default,        // no/unknown-as-"default" pre key: llama.cpp's default regex list
+    Gpt2,           // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+    Llama3,         // Llama-3 pattern, \p{N}{1,3}
+    Qwen2,          // Llama-3 pattern with single digits
+    Starcoder,      // \p{N} then the GPT-2 pattern (starcoder, refact, smollm, command-r, ...)
+    DeepseekCoder,  // [\r\n], \s?\p{L}+, \s?\p{P}+, CJK runs, \p{N}
+};
+
+// Splits `text` into pre-tokenizer words, each returned GPT-2 byte-encoded (every UTF-8 byte
+// replaced by its printable stand-in), ready for BPE merges. Invalid UTF-8 becomes U+FFFD.
+std::vector<std::string> pretokenize(std::string_view text, PreType pre);
+
+}  // namespace ember::detail
