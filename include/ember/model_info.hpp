@@ -1,0 +1,36 @@
+// ember — what a model file holds, read from its header alone (no weights are loaded).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ember {
+
+struct ModelInfo {
+    std::string path;
+    uint32_t gguf_version = 0;
+    std::string architecture;   // general.architecture, e.g. "llama"
+    std::string name;           // general.name, may be empty
+    uint64_t n_params = 0;      // total elements over all tensors
+    uint64_t n_tensor_bytes = 0;
+    uint64_t n_tensors = 0;
+    std::map<std::string, uint64_t> tensor_types;  // type name → tensor count
+    uint32_t n_layers = 0;
+    uint32_t n_embd = 0;
+    uint32_t n_head = 0;
+    uint32_t n_head_kv = 0;
+    uint32_t n_ff = 0;
+    uint32_t n_ctx_train = 0;   // context length the model was trained with
+    uint32_t n_vocab = 0;
+    std::string tokenizer;      // tokenizer.ggml.model: "llama", "gpt2", ...
+    std::string chat_template;  // empty when the file carries none
+    std::vector<std::pair<std::string, std::string>> metadata;  // every key, value rendered short
+};
+
+// Reads and validates a GGUF file's header. Throws ember::Error.
+ModelInfo inspect_model(const std::string& path);
+
+}  // namespace ember
