@@ -1,11 +1,12 @@
 #include "ember/model_info.hpp"
 
-#include "gguf/reader.hpp"
+#include "runtime/model_info.hpp"
 
 namespace ember {
 
-ModelInfo inspect_model(const std::string& path) {
-    const gguf::File f = gguf::File::open(path);
+ModelInfo inspect_model(const std::string& path) { return describe_model(gguf::File::open(path), path); }
+
+ModelInfo describe_model(const gguf::File& f, const std::string& path) {
     ModelInfo m;
     m.path = path;
     m.gguf_version = f.version();

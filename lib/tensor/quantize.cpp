@@ -6,10 +6,10 @@
 //   Q8_0: d = amax/127, id = d ? 1/d : 0, q = roundf(x*id) (ties away from zero), d stored as fp16.
 //   Q8_K: max = the value of largest magnitude (with sign), iscale = -127/max,
 //         q = min(127, round-half-even(iscale*x)), d = 1/iscale stored as float, bsums per 16.
-// The legacy 4/5-bit formats also follow ggml's reference algorithm (so files agree byte for byte);
-// the K formats use ggml's style of scale search: a weighted least-squares refit over a small sweep of
-// candidate inverse scales, then the sub-block scales are themselves quantized (6 or 4 bit) and the
-// elements requantized against the scales actually stored.
+// The other formats follow ggml's reference algorithms (so files agree byte for byte): the legacy 4/5-bit
+// formats scale by the block's signed absmax or min/max; the K formats search sub-block scales (and mins)
+// by weighted least squares over a small sweep of candidate inverse scales, quantize those scales to
+// 4/6/8 bits, and requantize the elements against the scales actually stored.
 #include "tensor/quantize.hpp"
 
 #include <algorithm>
@@ -175,8 +175,9 @@ block_q8_K encode_q8_K(const float* x) {
 
 // Asymmetric fit x ~ scale*L - mn with L in [0, nmax], mn >= 0 (returned through mn), minimising the
 // weighted squared (or absolute, if use_abs) error. Starts from the min/max grid, then tries nsteps+1
-// candidate inverse scales (nmax + rmin + rdelta*k)/(max - min), refitting scale and min by weighted least
-// squares for each rounding and keeping the best.
+// candidate inverse scales (nmax + rmin + rdelta*k)/(max - offset) -- offset being the best fit so far,
+// as in ggml's make_qkx2_quants, whose results this reproduces -- refitting scale and offset by weighted
+// least squares for each rounding and keeping the best.
 float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L, float& mn, float rmin,
                     float rdelta, int nsteps, bool use_abs) {
     float lo = x[0], hi = x[0];
@@ -210,10 +211,10 @@ float fit_scale_min(int n, int nmax, const float* x, const float* w, uint8_t* L,
 
     uint8_t cand[32];
     for (int k = 0; k <= nsteps; ++k) {
-        iscale = (rmin + rdelta * static_cast<float>(k) + static_cast<float>(nmax)) / (hi - lo);
+        iscale = (rmin + rdelta * static_cast<float>(k) + static_cast<float>(nmax)) / (hi - offset);
         float sum_l = 0.f, sum_l2 = 0.f, sum_xl = 0.f;
         for (int i = 0; i < n; ++i) {
-            const int l = std::clamp(nearest_int(iscale * (x[i] - lo)), 0, nmax);
+            const int l = std::clamp(nearest_int(iscale * (x[i] - offset)), 0, nmax);
             cand[i] = static_cast<uint8_t>(l);
             const float fl = static_cast<float>(l);
             sum_l += w[i] * fl;
@@ -293,7 +294,7 @@ float fit_symmetric_refine(int n, int nmax, const float* x, int8_t* L) {
         lv[i] = std::clamp(nearest_int(iscale * x[i]), -nmax, nmax - 1);
         const float w = x[i] * x[i];
         sumlx += w * x[i] * static_cast<float>(lv[i]);
-        suml2 += w * static_cast<float>(lv[i] * lv[i]);
+        suml2 += w * static_cast<float>(lv[i]) * static_cast<float>(lv[i]);
     }
     for (int pass = 0; pass < 5; ++pass) {
         int changed = 0;
@@ -301,11 +302,11 @@ float fit_symmetric_refine(int n, int nmax, const float* x, int8_t* L) {
             const float w = x[i] * x[i];
             float slx = sumlx - w * x[i] * static_cast<float>(lv[i]);
             if (!(slx > 0.f)) continue;
-            float sl2 = suml2 - w * static_cast<float>(lv[i] * lv[i]);
+            float sl2 = suml2 - w * static_cast<float>(lv[i]) * static_cast<float>(lv[i]);
             const int nl = std::clamp(nearest_int(x[i] * sl2 / slx), -nmax, nmax - 1);
             if (nl == lv[i]) continue;
             slx += w * x[i] * static_cast<float>(nl);
-            sl2 += w * static_cast<float>(nl * nl);
+            sl2 += w * static_cast<float>(nl) * static_cast<float>(nl);
             if (sl2 > 0.f && slx * slx * suml2 > sumlx * sumlx * sl2) {  // objective sumlx^2/suml2 improved
                 lv[i] = nl;
                 sumlx = slx;
@@ -321,12 +322,14 @@ float fit_symmetric_refine(int n, int nmax, const float* x, int8_t* L) {
 
 // Q2_K / Q3_K share the 2-bit plane layout: value n at qs[32*(n/128) + n%32], bits 2*((n%128)/32).
 void pack_2bit(const uint8_t* L, uint8_t* qs) {
-    for (int n = 0; n < kQK_K; ++n) qs[32 * (n / 128) + n % 32] |= static_cast<uint8_t>((L[n] & 3) << (2 * ((n % 128) / 32)));
+    for (int n = 0; n < kQK_K; ++n)
+        qs[32 * (n / 128) + n % 32] |= static_cast<uint8_t>((L[n] & 3) << (2 * ((n % 128) / 32)));
 }
 
 // Q4_K / Q5_K: 4-bit planes, value n at qs[32*(n/64) + n%32], low nibble for (n%64) < 32.
 void pack_4bit_k(const uint8_t* L, uint8_t* qs) {
-    for (int n = 0; n < kQK_K; ++n) qs[32 * (n / 64) + n % 32] |= static_cast<uint8_t>((L[n] & 0x0f) << (4 * ((n % 64) / 32)));
+    for (int n = 0; n < kQK_K; ++n)
+        qs[32 * (n / 64) + n % 32] |= static_cast<uint8_t>((L[n] & 0x0f) << (4 * ((n % 64) / 32)));
 }
 
 // Inverse of k4_scale_min: stores the 6-bit scale and min of sub-block j (0..7).
@@ -399,20 +402,16 @@ block_q3_K encode_q3_K(const float* x) {
     }
     if (max_scale != 0.f) {
         const float iscale = -32.f / max_scale;
-        for (int k = 0; k < 16; ++k) put_q3k_scale(b.scales, k, std::clamp(nearest_int(iscale * scales[k]), -32, 31) + 32);
+        for (int k = 0; k < 16; ++k)
+            put_q3k_scale(b.scales, k, std::clamp(nearest_int(iscale * scales[k]), -32, 31) + 32);
         b.d = f32_to_fp16(1.f / iscale);
-    } else {
-        for (int k = 0; k < 16; ++k) put_q3k_scale(b.scales, k, 32);  // scale 0
-    }
+    }  // else: d = 0 and every element decodes to 0 whatever the scale bytes say
     const float d = fp16_to_f32(b.d);
     uint8_t U[kQK_K];
     for (int n = 0; n < kQK_K; ++n) U[n] = static_cast<uint8_t>(L[n]);
     for (int k = 0; k < 16; ++k) {
         const float dl = d * static_cast<float>(q3k_scale(b.scales, k));
-        if (dl == 0.f) {
-            for (int l = 0; l < 16; ++l) U[16 * k + l] = 4;  // level 0
-            continue;
-        }
+        if (dl == 0.f) continue;  // decodes to 0 anyway; keep the first-pass levels (as ggml does)
         for (int l = 0; l < 16; ++l)
             U[16 * k + l] = static_cast<uint8_t>(std::clamp(nearest_int(x[16 * k + l] / dl), -4, 3) + 4);
     }
@@ -488,7 +487,8 @@ block_q6_K encode_q6_K(const float* x) {
     if (amax < kGroupMaxEps) return b;  // all zero
     const float iscale = -128.f / max_scale;
     b.d = f32_to_fp16(1.f / iscale);
-    for (int k = 0; k < 16; ++k) b.scales[k] = static_cast<int8_t>(std::clamp(nearest_int(iscale * scales[k]), -128, 127));
+    for (int k = 0; k < 16; ++k)
+        b.scales[k] = static_cast<int8_t>(std::clamp(nearest_int(iscale * scales[k]), -128, 127));
     const float d = fp16_to_f32(b.d);
     for (int k = 0; k < 16; ++k) {
         const float dl = d * static_cast<float>(b.scales[k]);

@@ -1,5 +1,6 @@
 #include "tokenizer/unicode.hpp"
 
+#include <algorithm>
 #include <array>
 #include <memory>
 
@@ -10,10 +11,18 @@ struct Run {
     uint32_t first;
     uint16_t flags;
 };
-
-constexpr Run kRuns[] = {
-#include "tokenizer/unicode_tables.inc"
+struct Pair {
+    uint32_t from;
+    uint32_t to;
 };
+
+#include "tokenizer/unicode_tables.inc"
+
+template <size_t N>
+uint32_t lookup(const Pair (&table)[N], uint32_t cpt) {
+    const Pair* it = std::lower_bound(table, table + N, cpt, [](const Pair& p, uint32_t c) { return p.from < c; });
+    return (it != table + N && it->from == cpt) ? it->to : cpt;
+}
 
 // Expanded once: one uint16 per codepoint (2.2 MB), the same trade llama.cpp makes.
 const uint16_t* flag_table() {
@@ -108,6 +117,13 @@ void append_utf8(std::string& out, uint32_t cpt) {
         out.push_back(static_cast<char>(0x80 | ((cpt >> 6) & 0x3F)));
         out.push_back(static_cast<char>(0x80 | (cpt & 0x3F)));
     }
+}
+
+uint32_t to_lower(uint32_t cpt) noexcept { return lookup(kLower, cpt); }
+
+uint32_t nfd_first(uint32_t cpt) noexcept {
+    if (cpt >= 0xAC00 && cpt <= 0xD7A3) return 0x1100 + (cpt - 0xAC00) / 588;  // Hangul: leading consonant
+    return lookup(kNfdFirst, cpt);
 }
 
 const std::string& byte_to_utf8(uint8_t b) noexcept { return byte_map().to_utf8[b]; }

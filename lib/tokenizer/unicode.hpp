@@ -44,6 +44,9 @@ inline size_t utf8_len(unsigned char lead) noexcept {
 std::vector<uint32_t> cpts_from_utf8(std::string_view s);
 void append_utf8(std::string& out, uint32_t cpt);  // cpt must be <= 0x10FFFF
 
+uint32_t to_lower(uint32_t cpt) noexcept;   // simple (1:1) lowercase mapping
+uint32_t nfd_first(uint32_t cpt) noexcept;  // first codepoint of the canonical decomposition
+
 // GPT-2 byte-level mapping: every byte gets a printable codepoint (as UTF-8).
 const std::string& byte_to_utf8(uint8_t b) noexcept;
 // Inverse: returns -1 when the codepoint is not one of the 256 mapped ones.

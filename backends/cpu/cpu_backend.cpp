@@ -1,0 +1,272 @@
+// The CPU backend: weights stay in the file mapping (zero copy), ops run on a per-stream thread pool.
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <thread>
+
+#include "backend/backend.hpp"
+#include "ember/error.hpp"
+#include "kernels.hpp"
+#include "tensor/dequantize.hpp"
+#include "tensor/fp16.hpp"
+#include "tensor/quantize.hpp"
+#include "thread_pool.hpp"
+
+namespace ember::cpu {
+
+using backend::AttentionParams;
+using backend::Buffer;
+using backend::RopeMode;
+using backend::RopeParams;
+using backend::Tensor;
+
+namespace {
+
+[[noreturn]] void shape_error(const char* op) {
+    throw Error(Status::Internal, std::string("cpu backend: ") + op + ": tensor shapes do not match");
+}
+
+class HostBuffer final : public Buffer {
+public:
+    explicit HostBuffer(size_t n) : size_(n) {
+        const size_t rounded = (std::max<size_t>(n, 1) + 63) / 64 * 64;
+        data_ = std::aligned_alloc(64, rounded);
+        if (!data_) throw Error(Status::OutOfMemory, "cpu backend: cannot allocate " + std::to_string(n) + " bytes");
+    }
+    ~HostBuffer() override { std::free(data_); }
+    void* data() noexcept override { return data_; }
+    size_t size() const noexcept override { return size_; }
+
+private:
+    void* data_;
+    size_t size_;
+};
+
+float* f32(const Tensor& t) { return static_cast<float*>(t.data); }
+
+class CpuStream final : public backend::Stream {
+public:
+    explicit CpuStream(int n_threads) : pool_(n_threads) {}
+
+    void write(const Tensor& dst, const void* src, size_t n, size_t offset) override {
+        std::memcpy(static_cast<char*>(dst.data) + offset, src, n);
+    }
+    void read(const Tensor& src, void* dst, size_t n, size_t offset) override {
+        std::memcpy(dst, static_cast<const char*>(src.data) + offset, n);
+    }
+    void sync() override {}
+
+    void get_rows(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out) override {
+        if (out.type != TensorType::F32 || out.ne[0] != table.ne[0] || out.n_rows() < n) shape_error("get_rows");
+        const int64_t rows = table.n_rows();
+        for (int64_t i = 0; i < n; ++i)
+            if (ids[i] < 0 || ids[i] >= rows)
+                throw Error(Status::InvalidArgument, "token id " + std::to_string(ids[i]) + " is out of range");
+        pool_.parallel_for(n, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i)
+                tensor::dequantize_row(table.type, table.row(ids[i]), f32(out) + i * out.ne[0], table.ne[0]);
+        });
+    }
+
+    void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
+        const int64_t n = x.ne[0];
+        if (w.ne[0] != n || out.ne[0] != n || out.n_rows() != x.n_rows()) shape_error("rms_norm");
+        pool_.parallel_for(x.n_rows(), [&](int64_t b, int64_t e) {
+            for (int64_t r = b; r < e; ++r) {
+                const float* xr = f32(x) + r * n;
+                float* o = f32(out) + r * n;
+                double sum = 0.0;  // llama.cpp sums squares in double too
+                for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(xr[i] * xr[i]);
+                const float scale = 1.0f / std::sqrt(static_cast<float>(sum / n) + eps);
+                for (int64_t i = 0; i < n; ++i) o[i] = xr[i] * scale * f32(w)[i];
+            }
+        });
+    }
+
+    void matmul(const Tensor& w, const Tensor& x, Tensor& out) override {
+        const int64_t K = w.ne[0], N = w.n_rows(), T = x.n_rows();
+        if (x.ne[0] != K || out.ne[0] != N || out.n_rows() != T) shape_error("matmul");
+        float* o = f32(out);
+        if (w.type == TensorType::F32) {
+            pool_.parallel_for(N, [&](int64_t b, int64_t e) {
+                for (int64_t n = b; n < e; ++n)
+                    for (int64_t t = 0; t < T; ++t)
+                        o[t * N + n] = dot_f32(static_cast<const float*>(w.row(n)), f32(x) + t * K, K);
+            });
+            return;
+        }
+        // Round the activations the way llama.cpp does before its dot products.
+        const TensorType at = activation_type(w.type);
+        const size_t xrb = tensor::row_bytes(at, K);
+        xq_.resize(xrb * T);
+        pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+            for (int64_t t = b; t < e; ++t) tensor::quantize_row(at, f32(x) + t * K, xq_.data() + t * xrb, K);
+        });
+        if (const FusedDot dot = fused_dot(w.type)) {
+            pool_.parallel_for(N, [&](int64_t b, int64_t e) {
+                for (int64_t n = b; n < e; ++n)
+                    for (int64_t t = 0; t < T; ++t) o[t * N + n] = dot(K, w.row(n), xq_.data() + t * xrb);
+            });
+            return;
+        }
+        // Reference path: both sides dequantized to F32 (same products, other summation order).
+        xf_.resize(static_cast<size_t>(K * T));
+        pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+            for (int64_t t = b; t < e; ++t) tensor::dequantize_row(at, xq_.data() + t * xrb, xf_.data() + t * K, K);
+        });
+        pool_.parallel_for(N, [&](int64_t b, int64_t e) {
+            thread_local std::vector<float> wrow;
+            wrow.resize(static_cast<size_t>(K));
+            for (int64_t n = b; n < e; ++n) {
+                tensor::dequantize_row(w.type, w.row(n), wrow.data(), K);
+                for (int64_t t = 0; t < T; ++t) o[t * N + n] = dot_f32(wrow.data(), xf_.data() + t * K, K);
+            }
+        });
+    }
+
+    void rope(Tensor& x, int head_dim, int pos0, const RopeParams& p) override {
+        if (x.ne[0] % head_dim != 0 || p.n_rot > head_dim || p.n_rot % 2) shape_error("rope");
+        const int64_t n_heads = x.ne[0] / head_dim, T = x.n_rows();
+        const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
+        pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+            std::vector<float> cs(static_cast<size_t>(p.n_rot));
+            for (int64_t t = b; t < e; ++t) {
+                // cos/sin per pair, built as llama.cpp does: theta multiplied by theta_scale step by step.
+                float theta = static_cast<float>(pos0 + t) * p.freq_scale;
+                for (int i = 0; i < p.n_rot; i += 2) {
+                    cs[i] = std::cos(theta);
+                    cs[i + 1] = std::sin(theta);
+                    theta *= theta_scale;
+                }
+                for (int64_t h = 0; h < n_heads; ++h) {
+                    float* v = f32(x) + t * x.ne[0] + h * head_dim;
+                    for (int i = 0; i < p.n_rot; i += 2) {
+                        const int a = p.mode == RopeMode::Normal ? i : i / 2;
+                        const int c = p.mode == RopeMode::Normal ? i + 1 : i / 2 + p.n_rot / 2;
+                        const float x0 = v[a], x1 = v[c];
+                        v[a] = x0 * cs[i] - x1 * cs[i + 1];
+                        v[c] = x0 * cs[i + 1] + x1 * cs[i];
+                    }
+                }
+            }
+        });
+    }
+
+    void kv_store(const Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache, int pos0) override {
+        const int64_t T = k.n_rows(), n = k.ne[0];
+        if (k_cache.ne[0] != n || v.ne[0] != v_cache.ne[0] || pos0 + T > k_cache.n_rows()) shape_error("kv_store");
+        auto store = [&](const Tensor& src, Tensor& cache) {
+            for (int64_t t = 0; t < T; ++t)
+                tensor::quantize_row(cache.type, f32(src) + t * src.ne[0], cache.row(pos0 + t), src.ne[0]);
+        };
+        store(k, k_cache);
+        store(v, v_cache);
+    }
+
+    void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const AttentionParams& p,
+                   Tensor& out) override {
+        const int64_t T = q.n_rows(), hd = p.head_dim;
+        if (q.ne[0] != hd * p.n_head || out.ne[0] != q.ne[0] || k_cache.ne[0] != hd * p.n_head_kv ||
+            k_cache.type != TensorType::F16 || v_cache.type != TensorType::F16 || p.n_head % p.n_head_kv)
+            shape_error("attention");
+        const int group = p.n_head / p.n_head_kv;
+        pool_.parallel_for(T * p.n_head, [&](int64_t b, int64_t e) {
+            thread_local std::vector<float> scores, qh;
+            qh.resize(static_cast<size_t>(hd));
+            for (int64_t i = b; i < e; ++i) {
+                const int64_t t = i / p.n_head, h = i % p.n_head, kvh = h / group;
+                const int64_t pos = p.n_past + t;
+                const int64_t first = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
+                const int64_t n_kv = pos + 1 - first;
+                // q rounded to F16 as llama.cpp's F16 K·q product does.
+                const float* qsrc = f32(q) + t * q.ne[0] + h * hd;
+                for (int64_t d = 0; d < hd; ++d) qh[d] = tensor::fp16_to_f32(tensor::f32_to_fp16(qsrc[d]));
+                scores.resize(static_cast<size_t>(n_kv));
+                float mx = -INFINITY;
+                for (int64_t j = 0; j < n_kv; ++j) {
+                    const auto* kr = static_cast<const uint16_t*>(k_cache.row(first + j)) + kvh * hd;
+                    float s = dot_f16_f32(kr, qh.data(), hd) * p.scale;
+                    if (p.softcap > 0.f) s = p.softcap * std::tanh(s / p.softcap);
+                    scores[j] = s;
+                    mx = std::max(mx, s);
+                }
+                double sum = 0.0;
+                for (int64_t j = 0; j < n_kv; ++j) {
+                    scores[j] = std::exp(scores[j] - mx);
+                    sum += scores[j];
+                }
+                float* o = f32(out) + t * out.ne[0] + h * hd;
+                std::fill(o, o + hd, 0.f);
+                const float inv = static_cast<float>(1.0 / sum);
+                for (int64_t j = 0; j < n_kv; ++j) {
+                    const auto* vr = static_cast<const uint16_t*>(v_cache.row(first + j)) + kvh * hd;
+                    axpy_f16(scores[j] * inv, vr, o, hd);
+                }
+            }
+        });
+    }
+
+    void add(const Tensor& a, const Tensor& b, Tensor& out) override {
+        if (a.n_elements() != b.n_elements() || out.n_elements() != a.n_elements()) shape_error("add");
+        elementwise(out, [&](int64_t i) { return f32(a)[i] + f32(b)[i]; });
+    }
+
+    void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
+        if (gate.n_elements() != up.n_elements() || out.n_elements() != gate.n_elements()) shape_error("swiglu");
+        elementwise(out, [&](int64_t i) {
+            const float g = f32(gate)[i];
+            return g / (1.0f + std::exp(-g)) * f32(up)[i];
+        });
+    }
+
+    void geglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
+        if (gate.n_elements() != up.n_elements() || out.n_elements() != gate.n_elements()) shape_error("geglu");
+        elementwise(out, [&](int64_t i) {
+            const float g = f32(gate)[i];
+            constexpr float k = 0.7978845608028654f;  // sqrt(2/pi)
+            return 0.5f * g * (1.0f + std::tanh(k * (g + 0.044715f * g * g * g))) * f32(up)[i];
+        });
+    }
+
+private:
+    template <typename F>
+    void elementwise(Tensor& out, F&& f) {
+        float* o = f32(out);
+        pool_.parallel_for(out.n_elements(), [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) o[i] = f(i);
+        });
+    }
+
+    ThreadPool pool_;
+    std::vector<uint8_t> xq_;
+    std::vector<float> xf_;
+};
+
+class CpuDevice final : public backend::Device {
+public:
+    std::string name() const override { return "cpu"; }
+    std::string description() const override {
+        return std::string("CPU, ") + std::to_string(std::thread::hardware_concurrency()) + " threads" +
+               (cpu_features().avx2 ? ", AVX2" : ", scalar kernels");
+    }
+    std::unique_ptr<Buffer> alloc(size_t n) override { return std::make_unique<HostBuffer>(n); }
+    Tensor weight(const Tensor& host) override { return host; }  // the mapping is already host memory
+    bool supports(TensorType t) const override { return t != TensorType::Q8_1 && t != TensorType::Q8_K; }
+    std::unique_ptr<backend::Stream> stream(const backend::StreamParams& p) override {
+        int n = p.n_threads > 0 ? p.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+        return std::make_unique<CpuStream>(n);
+    }
+};
+
+}  // namespace
+
+}  // namespace ember::cpu
+
+namespace ember::backend {
+// Called by the registry (see backends/CMakeLists.txt, which lists the built-in backends).
+void register_cpu_backend() {
+    register_backend({kApiVersion, "cpu", [] { return 1; }, [] { return std::make_unique<cpu::CpuDevice>(); }});
+}
+}  // namespace ember::backend

@@ -1,0 +1,77 @@
+#include "kernels.hpp"
+
+#include "tensor/fp16.hpp"
+
+namespace ember::cpu {
+
+const CpuFeatures& cpu_features() noexcept {
+    static const CpuFeatures f = [] {
+        CpuFeatures r;
+#if defined(__x86_64__)
+        __builtin_cpu_init();
+        r.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#endif
+        return r;
+    }();
+    return f;
+}
+
+TensorType activation_type(TensorType w) noexcept {
+    switch (w) {
+        case TensorType::F32: return TensorType::F32;
+        case TensorType::F16: return TensorType::F16;
+        case TensorType::BF16: return TensorType::BF16;
+        case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: return TensorType::Q8_0;
+        case TensorType::Q4_1: case TensorType::Q5_1: return TensorType::Q8_1;
+        default: return TensorType::Q8_K;
+    }
+}
+
+FusedDot fused_dot(TensorType w) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) {
+        switch (w) {
+            case TensorType::Q4_0: return avx2::dot_q4_0_q8_0;
+            case TensorType::Q4_1: return avx2::dot_q4_1_q8_1;
+            case TensorType::Q8_0: return avx2::dot_q8_0_q8_0;
+            default: break;
+        }
+    }
+#endif
+    (void)w;
+    return nullptr;
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::dot_f32(a, b, n);
+#endif
+    float s = 0.f;
+    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::axpy_f32(a, x, y, n);
+#endif
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::dot_f16_f32(a, b, n);
+#endif
+    float s = 0.f;
+    for (int64_t i = 0; i < n; ++i) s += tensor::fp16_to_f32(a[i]) * b[i];
+    return s;
+}
+
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::axpy_f16(a, x, y, n);
+#endif
+    for (int64_t i = 0; i < n; ++i) y[i] += a * tensor::fp16_to_f32(x[i]);
+}
+
+}  // namespace ember::cpu

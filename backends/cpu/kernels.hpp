@@ -1,0 +1,43 @@
+// CPU kernels: the dot products under matmul and attention, chosen at run time from what the CPU can run.
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/types.hpp"
+
+namespace ember::cpu {
+
+using tensor::TensorType;
+
+struct CpuFeatures {
+    bool avx2 = false;  // with FMA and F16C
+};
+const CpuFeatures& cpu_features() noexcept;
+
+// The format activations are rounded to before a dot product with weights of type w — the same choice
+// llama.cpp makes, so results agree with it (F32→F32, F16→F16, Q4_0/Q5_0/Q8_0→Q8_0, Q4_1/Q5_1→Q8_1, K→Q8_K).
+TensorType activation_type(TensorType w) noexcept;
+
+// Σ w·x over n elements: w in its own format, x already in activation_type(w). nullptr when this CPU
+// has no fused kernel for the type; callers then dequantize both sides and use dot_f32.
+using FusedDot = float (*)(int64_t n, const void* w, const void* x);
+FusedDot fused_dot(TensorType w) noexcept;
+
+float dot_f32(const float* a, const float* b, int64_t n) noexcept;
+// y += a·x
+void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
+// The same with one side in F16 (the KV cache).
+float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
+
+namespace avx2 {
+float dot_f32(const float* a, const float* b, int64_t n) noexcept;
+void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
+float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
+void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
+float dot_q4_0_q8_0(int64_t n, const void* w, const void* x);
+float dot_q4_1_q8_1(int64_t n, const void* w, const void* x);
+float dot_q8_0_q8_0(int64_t n, const void* w, const void* x);
+}  // namespace avx2
+
+}  // namespace ember::cpu

@@ -1,0 +1,10 @@
+// ember — the whole public C++ API.
+#pragma once
+
+#include "ember/error.hpp"
+#include "ember/model.hpp"
+#include "ember/model_info.hpp"
+#include "ember/sampler.hpp"
+#include "ember/session.hpp"
+#include "ember/tokenizer.hpp"
+#include "ember/version.hpp"

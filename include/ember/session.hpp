@@ -1,0 +1,78 @@
+// ember — one conversation: a KV cache, a position, the latest logits. Use from one thread at a time
+// (cancel() alone may be called from any thread).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ember/model.hpp"
+#include "ember/sampler.hpp"
+#include "ember/tokenizer.hpp"
+
+namespace ember {
+
+namespace detail {
+class SessionImpl;
+}
+
+struct SessionParams {
+    int n_ctx = 0;       // KV cache size in tokens (0: the model's training context, capped at 4096)
+    int n_batch = 512;   // prompt tokens evaluated per forward pass
+    int n_threads = 0;   // 0: the model's default
+    // Polled between forward passes and layers; return true to stop (the call throws Cancelled).
+    std::function<bool()> abort;
+};
+
+struct GenerateParams {
+    int max_tokens = 256;      // < 0: until the context is full
+    bool stop_at_eog = true;   // stop on end-of-generation tokens (EOS, <|im_end|>, ...)
+};
+
+struct GenerateResult {
+    std::vector<Token> tokens;   // generated tokens (the stop token included when it ended generation)
+    std::string text;            // their text, special tokens not rendered
+    enum class Stop { Length, EndOfGeneration, Callback, ContextFull } stop = Stop::Length;
+};
+
+class Session {
+public:
+    explicit Session(const Model& model, const SessionParams& params = {});
+    ~Session();
+    Session(Session&&) noexcept;
+    Session& operator=(Session&&) noexcept;
+
+    // Evaluates tokens at the current position. Afterwards logits() belongs to the last one; with
+    // all_logits, logits_at(i) holds every token's. Throws ContextFull when they do not fit (nothing is
+    // evaluated then), InvalidArgument for an out-of-range token; after any failure the cache holds what
+    // it held before the call.
+    void prefill(std::span<const Token> tokens, bool all_logits = false);
+    void decode(Token token);
+
+    std::span<const float> logits() const;          // last evaluated position, n_vocab values
+    std::span<const float> logits_at(int i) const;  // i-th token of the last prefill(all_logits=true)
+
+    // Samples, appends and streams tokens until a stop. on_text gets UTF-8 text as it completes (a
+    // multi-byte character is never split); returning false stops generation.
+    GenerateResult generate(Sampler& sampler, const GenerateParams& params = {},
+                            const std::function<bool(std::string_view text, Token token)>& on_text = {});
+
+    int position() const noexcept;                // tokens in the cache
+    int n_ctx() const noexcept;
+    const std::vector<Token>& tokens() const noexcept;  // the cached tokens, in order
+    void rewind(int position);                    // forget tokens from `position` on
+    void reset();                                 // rewind(0)
+    void cancel() noexcept;                       // thread-safe: the running call stops with Cancelled
+
+    const Model& model() const noexcept;
+
+private:
+    std::unique_ptr<detail::SessionImpl> impl_;
+};
+
+}  // namespace ember

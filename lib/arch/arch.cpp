@@ -1,0 +1,114 @@
+#include "arch/arch.hpp"
+
+#include "ember/error.hpp"
+
+namespace ember::arch {
+
+using tensor::TensorType;
+
+// One row per architecture: the name GGUF uses and the factory (each defined in its own file).
+std::unique_ptr<Architecture> load_llama(const gguf::File& f, WeightLoader& w);
+
+namespace {
+struct Entry {
+    const char* name;
+    std::unique_ptr<Architecture> (*load)(const gguf::File&, WeightLoader&);
+};
+constexpr Entry kArchitectures[] = {
+    {"llama", load_llama},
+};
+
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+}
+}  // namespace
+
+std::unique_ptr<Architecture> load_architecture(const gguf::File& file, backend::Device& dev,
+                                                const std::function<bool(float)>& progress) {
+    const std::string name = file.get_string("general.architecture");
+    for (const auto& e : kArchitectures)
+        if (name == e.name) {
+            WeightLoader w(file, dev, progress);
+            return e.load(file, w);
+        }
+    throw Error(Status::Unsupported, "architecture '" + name + "' is not supported");
+}
+
+WeightLoader::WeightLoader(const gguf::File& file, backend::Device& dev, const std::function<bool(float)>& progress)
+    : file_(file), dev_(dev), progress_(progress) {
+    for (const auto& t : file.tensors()) total_bytes_ += t.n_bytes;
+}
+
+backend::Tensor WeightLoader::optional(const std::string& name, std::vector<int64_t> shape) {
+    const gguf::TensorInfo* t = file_.find_tensor(name);
+    if (!t) return {};
+    std::vector<int64_t> have(t->ne.begin(), t->ne.begin() + t->n_dims);
+    while (shape.size() < have.size() && have.back() == 1) have.pop_back();  // trailing 1s are the same shape
+    bool same = have.size() == shape.size();
+    for (size_t i = 0; same && i < shape.size(); ++i) same = shape[i] < 0 || shape[i] == have[i];  // -1: any
+    if (!same)
+        throw Error(Status::BadFile, "tensor '" + name + "' has shape " + shape_str(have) + ", expected " + shape_str(shape));
+    if (!dev_.supports(t->type))
+        throw Error(Status::Unsupported, "tensor '" + name + "' has type " + tensor::type_name(t->type) +
+                                             ", which backend '" + dev_.name() + "' cannot use");
+    backend::Tensor host;
+    host.type = t->type;
+    for (size_t i = 0; i < 4; ++i) host.ne[i] = t->ne[i];
+    host.data = const_cast<uint8_t*>(t->data);  // the mapping is read-only; weights are never written
+    backend::Tensor dev = dev_.weight(host);
+    loaded_bytes_ += t->n_bytes;
+    if (progress_ && !progress_(total_bytes_ ? static_cast<float>(loaded_bytes_) / total_bytes_ : 1.f))
+        throw Error(Status::Cancelled, "model loading cancelled by the progress callback");
+    return dev;
+}
+
+backend::Tensor WeightLoader::get(const std::string& name, std::vector<int64_t> shape) {
+    backend::Tensor t = optional(name, shape);
+    if (!t.data) throw Error(Status::BadFile, "missing tensor '" + name + "'");
+    return t;
+}
+
+Workspace Architecture::make_workspace(backend::Device& dev, backend::Stream& stream, int n_ctx, int n_batch) const {
+    Workspace ws;
+    ws.stream = &stream;
+    ws.n_ctx = n_ctx;
+    ws.n_batch = n_batch;
+    auto make = [&](TensorType type, int64_t width, int64_t rows) {
+        backend::Tensor t;
+        t.type = type;
+        t.ne = {width, rows, 1, 1};
+        ws.buffers.push_back(dev.alloc(t.n_bytes()));
+        t.data = ws.buffers.back()->data();
+        return t;
+    };
+    const int64_t kv = static_cast<int64_t>(hp_.head_dim) * hp_.n_head_kv;
+    for (int l = 0; l < hp_.n_layer; ++l) {
+        ws.k_cache.push_back(make(TensorType::F16, kv, n_ctx));
+        ws.v_cache.push_back(make(TensorType::F16, kv, n_ctx));
+    }
+    const int64_t qw = static_cast<int64_t>(hp_.head_dim) * hp_.n_head;
+    ws.x = make(TensorType::F32, hp_.n_embd, n_batch);
+    ws.h = make(TensorType::F32, std::max<int64_t>(hp_.n_embd, qw), n_batch);
+    ws.h.ne[0] = hp_.n_embd;
+    ws.q = make(TensorType::F32, qw, n_batch);
+    ws.k = make(TensorType::F32, kv, n_batch);
+    ws.v = make(TensorType::F32, kv, n_batch);
+    ws.attn = make(TensorType::F32, qw, n_batch);
+    ws.gate = make(TensorType::F32, hp_.n_ff, n_batch);
+    ws.up = make(TensorType::F32, hp_.n_ff, n_batch);
+    ws.device = &dev;
+    ws.logits.ne = {hp_.n_vocab, 0, 1, 1};
+    ws.ensure_logit_rows(1);
+    return ws;
+}
+
+void Workspace::ensure_logit_rows(int64_t rows) {
+    if (logits.ne[1] >= rows) return;
+    logits.ne[1] = rows;
+    logits_buffer = device->alloc(logits.n_bytes());
+    logits.data = logits_buffer->data();
+}
+
+}  // namespace ember::arch

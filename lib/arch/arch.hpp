@@ -1,0 +1,88 @@
+// Architectures: one file each, built from the shared blocks in arch/blocks.hpp. An architecture reads
+// its hyperparameters and weights from the file (validating names and shapes) and runs a forward pass
+// through backend ops only.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "ember/tokenizer.hpp"
+#include "gguf/reader.hpp"
+
+namespace ember::arch {
+
+struct HParams {
+    int n_layer = 0;
+    int n_embd = 0;
+    int n_head = 0;
+    int n_head_kv = 0;
+    int head_dim = 0;
+    int n_ff = 0;
+    int n_vocab = 0;
+    int n_ctx_train = 0;
+    float norm_eps = 1e-5f;
+    backend::RopeParams rope;
+};
+
+// Per-session buffers the forward pass works in: activations for one batch and the KV cache.
+struct Workspace {
+    backend::Device* device = nullptr;
+    backend::Stream* stream = nullptr;
+    int n_ctx = 0;
+    int n_batch = 0;
+    std::vector<backend::Tensor> k_cache, v_cache;  // per layer, [head_dim·n_head_kv, n_ctx] F16
+    backend::Tensor x, h, q, k, v, attn, gate, up;  // [width, n_batch] F32
+    backend::Tensor logits;                         // [n_vocab, rows] F32, grown on demand
+    std::vector<std::unique_ptr<backend::Buffer>> buffers;
+    std::unique_ptr<backend::Buffer> logits_buffer;
+
+    void ensure_logit_rows(int64_t rows);
+};
+
+// A [ne0, rows] view of the first rows of a workspace tensor.
+inline backend::Tensor rows_of(const backend::Tensor& t, int64_t rows) {
+    backend::Tensor v = t;
+    v.ne = {t.ne[0], rows, 1, 1};
+    return v;
+}
+
+class Architecture {
+public:
+    virtual ~Architecture() = default;
+    const HParams& hparams() const noexcept { return hp_; }
+    // Creates the workspace for a session.
+    Workspace make_workspace(backend::Device& dev, backend::Stream& stream, int n_ctx, int n_batch) const;
+    // Runs tokens at positions n_past..; writes logits for the last token, or for every token when
+    // all_logits, into ws.logits rows (row i: token i, or row 0 for the last token alone).
+    virtual void forward(Workspace& ws, std::span<const Token> tokens, int n_past, bool all_logits,
+                         const std::function<bool()>& aborted) const = 0;
+
+protected:
+    HParams hp_;
+};
+
+// Creates the architecture named by general.architecture and loads its weights onto the device.
+// Throws ember::Error: Unsupported (unknown architecture), BadFile (missing/misshapen tensors).
+std::unique_ptr<Architecture> load_architecture(const gguf::File& file, backend::Device& dev,
+                                                const std::function<bool(float)>& progress);
+
+// Reads a tensor by name, checking its shape (-1 matches any size), and hands it to the device.
+class WeightLoader {
+public:
+    WeightLoader(const gguf::File& file, backend::Device& dev, const std::function<bool(float)>& progress);
+    backend::Tensor get(const std::string& name, std::vector<int64_t> shape);       // throws when missing
+    backend::Tensor optional(const std::string& name, std::vector<int64_t> shape);  // data == nullptr when absent
+    // Per-layer name: "blk.<i>.<suffix>".
+    static std::string layer(int i, const char* suffix) { return "blk." + std::to_string(i) + "." + suffix; }
+
+private:
+    const gguf::File& file_;
+    backend::Device& dev_;
+    const std::function<bool(float)>& progress_;
+    uint64_t loaded_bytes_ = 0, total_bytes_ = 0;
+};
+
+}  // namespace ember::arch

@@ -1,0 +1,26 @@
+// Shared transformer blocks: each architecture composes its forward pass from these.
+#pragma once
+
+#include "arch/arch.hpp"
+
+namespace ember::arch {
+
+struct AttentionWeights {
+    backend::Tensor norm, wq, wk, wv, wo;
+    backend::Tensor q_norm, k_norm;        // optional per-head RMSNorm (Qwen3, Gemma 3)
+    backend::Tensor bq, bk, bv;            // optional biases (Qwen2)
+};
+
+struct FfnWeights {
+    backend::Tensor norm, gate, up, down;
+};
+
+// x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x)) for `n` tokens at n_past.
+void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w, int layer, int64_t n, int n_past);
+// x += down(swiglu(gate·norm(x), up·norm(x)))
+void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int64_t n);
+// logits = output · norm(x) for the last token, or all `n` when all_logits.
+void output_block(Workspace& ws, const HParams& hp, const backend::Tensor& norm, const backend::Tensor& output,
+                  int64_t n, bool all_logits);
+
+}  // namespace ember::arch

@@ -1,0 +1,125 @@
+// The backend plugin interface: what a device must provide to run a decoder transformer.
+//
+// Registry → Device (memory, weights) → Stream (one per Session: ordered ops, private scratch).
+// Ops are enqueued on a Stream and may run asynchronously; only read() and sync() wait. No op returns a
+// value to the host, so a CUDA stream can capture a whole decode step into a graph and replay it.
+// Model code calls these ops and never asks which device it is on.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tensor/types.hpp"
+
+namespace ember::backend {
+
+constexpr int kApiVersion = 1;
+
+using tensor::TensorType;
+
+// A tensor in device memory. ne[0] is the row length; rows are contiguous.
+struct Tensor {
+    TensorType type = TensorType::F32;
+    std::array<int64_t, 4> ne{0, 1, 1, 1};
+    void* data = nullptr;
+
+    int64_t n_rows() const noexcept { return ne[1] * ne[2] * ne[3]; }
+    int64_t n_elements() const noexcept { return ne[0] * n_rows(); }
+    size_t row_bytes() const noexcept { return tensor::row_bytes(type, ne[0]); }
+    size_t n_bytes() const noexcept { return row_bytes() * static_cast<size_t>(n_rows()); }
+    // Row r of a 2-D view (rows counted over ne[1..3]).
+    void* row(int64_t r) const noexcept { return static_cast<char*>(data) + row_bytes() * static_cast<size_t>(r); }
+};
+
+// Device memory, freed with the object.
+class Buffer {
+public:
+    virtual ~Buffer() = default;
+    virtual void* data() noexcept = 0;
+    virtual size_t size() const noexcept = 0;
+};
+
+enum class RopeMode { Normal, NeoX };  // pairs (2i, 2i+1) or (i, i + n_rot/2)
+
+struct RopeParams {
+    int n_rot = 0;              // rotated dimensions per head (≤ head size)
+    float freq_base = 10000.f;
+    float freq_scale = 1.f;     // linear scaling: position × freq_scale
+    RopeMode mode = RopeMode::Normal;
+};
+
+// Attention of n_tokens queries at positions n_past.. over the cache rows 0 .. n_past + n_tokens - 1.
+struct AttentionParams {
+    int n_head = 0;
+    int n_head_kv = 0;
+    int head_dim = 0;
+    int n_past = 0;             // tokens already in the cache before this batch
+    float scale = 1.f;          // usually 1/sqrt(head_dim)
+    float softcap = 0.f;        // 0: none (Gemma 2 caps attention logits)
+    int window = 0;             // 0: full causal; else sliding window size
+};
+
+// Per-session execution: ordered ops on one device queue with scratch of its own.
+class Stream {
+public:
+    virtual ~Stream() = default;
+
+    virtual void write(const Tensor& dst, const void* src, size_t n_bytes, size_t offset = 0) = 0;
+    virtual void read(const Tensor& src, void* dst, size_t n_bytes, size_t offset = 0) = 0;  // waits
+    virtual void sync() = 0;
+
+    // out[t] = table[ids[t]] as F32. ids: I32 host values copied in by the caller via write().
+    virtual void get_rows(const Tensor& table, const int32_t* ids, int64_t n, Tensor& out) = 0;
+    // out = x / rms(x) * w, per row; w is F32 of length ne[0].
+    virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
+    // out[t][n] = Σ_k w[n][k] · x[t][k]; w may be any quantized type, x and out are F32.
+    virtual void matmul(const Tensor& w, const Tensor& x, Tensor& out) = 0;
+    // In-place rotary embedding of x viewed as [head_dim, n_heads, n_tokens] at positions pos0 + t.
+    virtual void rope(Tensor& x, int head_dim, int pos0, const RopeParams& p) = 0;
+    // Stores k and v ([head_dim·n_head_kv, n_tokens], F32) into the caches at rows pos0.. .
+    virtual void kv_store(const Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache, int pos0) = 0;
+    // out [head_dim·n_head, n_tokens] = softmax(q·Kᵀ·scale + causal mask) · V, with grouped-query heads.
+    virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const AttentionParams& p,
+                           Tensor& out) = 0;
+    virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;   // elementwise, same shapes
+    virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;  // silu(gate) · up
+    virtual void geglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;   // gelu(gate) · up (tanh form)
+};
+
+struct StreamParams {
+    int n_threads = 0;  // CPU: worker threads (0 = all cores)
+};
+
+class Device {
+public:
+    virtual ~Device() = default;
+    virtual std::string name() const = 0;
+    virtual std::string description() const = 0;
+
+    virtual std::unique_ptr<Buffer> alloc(size_t n_bytes) = 0;  // throws ember::Error(OutOfMemory)
+    // Makes a weight usable by this device. `host` points at the file mapping, which outlives the model:
+    // a host device may keep the pointer, others copy (and may repack) into memory they own.
+    virtual Tensor weight(const Tensor& host) = 0;
+    virtual bool supports(TensorType weight_type) const = 0;
+    virtual std::unique_ptr<Stream> stream(const StreamParams& p) = 0;
+};
+
+// What a plugin provides to the registry.
+struct BackendInfo {
+    int api_version = kApiVersion;
+    std::string name;                                  // "cpu", "cuda"
+    std::function<int()> score;                        // < 0: unusable here; higher is preferred
+    std::function<std::unique_ptr<Device>()> create;
+};
+
+void register_backend(BackendInfo info);
+std::vector<std::string> available_backends();  // usable on this machine, best first
+// "auto" or "" picks the best usable backend. Throws ember::Error(Unsupported) for an unknown or unusable name.
+std::unique_ptr<Device> create_device(const std::string& name);
+
+}  // namespace ember::backend

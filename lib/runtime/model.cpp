@@ -1,0 +1,47 @@
+#include "ember/model.hpp"
+
+#include "ember/error.hpp"
+#include "ember/version.hpp"
+#include "runtime/model_impl.hpp"
+#include "runtime/model_info.hpp"
+#include "tokenizer/vocab.hpp"
+
+namespace ember {
+
+const char* version() noexcept { return EMBER_VERSION; }
+
+Model Model::load(const std::string& path, const ModelParams& params) {
+    auto impl = std::make_shared<detail::ModelImpl>(gguf::File::open(path));
+    impl->info = describe_model(impl->file, path);
+    impl->n_threads = params.n_threads;
+    impl->tokenizer = std::make_unique<Tokenizer>(detail::load_vocab(impl->file));
+    impl->device = backend::create_device(params.backend);
+    try {
+        impl->arch = arch::load_architecture(impl->file, *impl->device, params.progress);
+    } catch (const Error& e) {
+        throw Error(e.status(), path + ": " + e.what());
+    }
+    const int n_vocab = impl->arch->hparams().n_vocab;
+    if (impl->tokenizer->n_vocab() > n_vocab)
+        throw Error(Status::BadFile, path + ": the vocabulary has " + std::to_string(impl->tokenizer->n_vocab()) +
+                                         " tokens but the embedding only " + std::to_string(n_vocab));
+    return Model(std::move(impl));
+}
+
+const Tokenizer& Model::tokenizer() const noexcept { return *impl_->tokenizer; }
+const ModelInfo& Model::info() const noexcept { return impl_->info; }
+std::string Model::backend() const { return impl_->device->name(); }
+int Model::n_vocab() const noexcept { return impl_->arch->hparams().n_vocab; }
+int Model::n_ctx_train() const noexcept { return impl_->arch->hparams().n_ctx_train; }
+int Model::n_embd() const noexcept { return impl_->arch->hparams().n_embd; }
+int Model::n_layers() const noexcept { return impl_->arch->hparams().n_layer; }
+std::string Model::chat_template() const { return impl_->info.chat_template; }
+
+std::optional<std::string> Model::meta(std::string_view key) const {
+    const gguf::Value* v = impl_->file.find(key);
+    if (!v) return std::nullopt;
+    if (v->type() == gguf::ValueType::String) return v->as_string();
+    return v->describe();
+}
+
+}  // namespace ember

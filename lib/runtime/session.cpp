@@ -1,0 +1,174 @@
+#include "ember/session.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+
+#include "ember/error.hpp"
+#include "runtime/model_impl.hpp"
+
+namespace ember {
+
+namespace detail {
+
+class SessionImpl {
+public:
+    SessionImpl(const Model& m, const SessionParams& p) : model(m), params(p) {
+        const auto& mi = *m.impl();
+        const auto& hp = mi.arch->hparams();
+        n_ctx = p.n_ctx > 0 ? p.n_ctx : std::min(hp.n_ctx_train > 0 ? hp.n_ctx_train : 4096, 4096);
+        if (p.n_ctx < 0 || n_ctx > (1 << 24)) throw Error(Status::InvalidArgument, "n_ctx out of range");
+        n_batch = std::clamp(p.n_batch > 0 ? p.n_batch : 512, 1, n_ctx);
+        backend::StreamParams sp;
+        sp.n_threads = p.n_threads > 0 ? p.n_threads : mi.n_threads;
+        stream = mi.device->stream(sp);
+        ws = mi.arch->make_workspace(*mi.device, *stream, n_ctx, n_batch);
+        n_vocab = hp.n_vocab;
+    }
+
+    bool aborted() const { return cancel_flag.load(std::memory_order_relaxed) || (params.abort && params.abort()); }
+
+    void prefill(std::span<const Token> toks, bool all_logits) {
+        if (toks.empty()) throw Error(Status::InvalidArgument, "prefill: no tokens");
+        if (toks.size() > static_cast<size_t>(n_ctx - position()))
+            throw Error(Status::ContextFull, "prefill: " + std::to_string(toks.size()) + " tokens do not fit: " +
+                                                 std::to_string(position()) + " of " + std::to_string(n_ctx) +
+                                                 " context positions are used");
+        for (Token t : toks)
+            if (t < 0 || t >= n_vocab)
+                throw Error(Status::InvalidArgument, "token id " + std::to_string(t) + " is out of range [0, " +
+                                                         std::to_string(n_vocab) + ")");
+        cancel_flag.store(false, std::memory_order_relaxed);
+        const int start = position();
+        // The KV rows past `start` may be overwritten; on failure they are simply not counted.
+        std::vector<float> all;
+        if (all_logits) all.resize(toks.size() * static_cast<size_t>(n_vocab));
+        std::vector<float> last(static_cast<size_t>(n_vocab));
+        const auto& arch = *model.impl()->arch;
+        auto check = [this] { return aborted(); };
+        for (size_t off = 0; off < toks.size(); off += n_batch) {
+            const size_t n = std::min<size_t>(n_batch, toks.size() - off);
+            const bool need_all = all_logits;
+            const bool is_last = off + n == toks.size();
+            if (aborted()) throw Error(Status::Cancelled, "cancelled");
+            arch.forward(ws, toks.subspan(off, n), start + static_cast<int>(off), need_all, check);
+            if (need_all) {
+                stream->read(arch::rows_of(ws.logits, n), all.data() + off * n_vocab, n * n_vocab * sizeof(float));
+                if (is_last) std::copy_n(all.data() + (off + n - 1) * n_vocab, n_vocab, last.data());
+            } else if (is_last) {
+                stream->read(ws.logits, last.data(), last.size() * sizeof(float));
+            }
+        }
+        cached.insert(cached.end(), toks.begin(), toks.end());
+        logits_last = std::move(last);
+        logits_all = std::move(all);
+        n_all = all_logits ? static_cast<int>(toks.size()) : 0;
+    }
+
+    int position() const { return static_cast<int>(cached.size()); }
+
+    Model model;
+    SessionParams params;
+    int n_ctx = 0, n_batch = 0, n_vocab = 0;
+    std::unique_ptr<backend::Stream> stream;
+    arch::Workspace ws;
+    std::vector<Token> cached;
+    std::vector<float> logits_last, logits_all;
+    int n_all = 0;
+    std::atomic<bool> cancel_flag{false};
+};
+
+}  // namespace detail
+
+namespace {
+// Length of the longest prefix of s that ends on a UTF-8 character boundary.
+size_t complete_utf8_prefix(std::string_view s) {
+    size_t i = s.size(), back = 0;
+    while (i > 0 && back < 4) {
+        const unsigned char c = static_cast<unsigned char>(s[i - 1]);
+        ++back;
+        if ((c & 0xC0) != 0x80) {  // a lead byte (or ASCII): is its sequence complete?
+            const size_t need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+            return back >= need ? s.size() : i - 1;
+        }
+        --i;
+    }
+    return s.size();  // only continuation bytes: invalid anyway, pass through
+}
+}  // namespace
+
+Session::Session(const Model& model, const SessionParams& params)
+    : impl_(std::make_unique<detail::SessionImpl>(model, params)) {}
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+void Session::prefill(std::span<const Token> tokens, bool all_logits) { impl_->prefill(tokens, all_logits); }
+void Session::decode(Token token) { impl_->prefill(std::span<const Token>(&token, 1), false); }
+
+std::span<const float> Session::logits() const {
+    if (impl_->logits_last.empty()) throw Error(Status::InvalidArgument, "logits: nothing has been evaluated yet");
+    return impl_->logits_last;
+}
+
+std::span<const float> Session::logits_at(int i) const {
+    if (i < 0 || i >= impl_->n_all)
+        throw Error(Status::InvalidArgument, "logits_at: index " + std::to_string(i) + " is not a token of the last all-logits prefill");
+    return std::span<const float>(impl_->logits_all).subspan(static_cast<size_t>(i) * impl_->n_vocab, impl_->n_vocab);
+}
+
+GenerateResult Session::generate(Sampler& sampler, const GenerateParams& params,
+                                 const std::function<bool(std::string_view, Token)>& on_text) {
+    GenerateResult r;
+    const Tokenizer& tok = impl_->model.tokenizer();
+    std::string pending;  // bytes of an incomplete UTF-8 character
+    auto flush = [&](Token t, bool final) -> bool {
+        const size_t n = final ? pending.size() : complete_utf8_prefix(pending);
+        if (n == 0) return true;
+        const std::string out = pending.substr(0, n);
+        pending.erase(0, n);
+        r.text += out;
+        return !on_text || on_text(out, t);
+    };
+    for (int i = 0; params.max_tokens < 0 || i < params.max_tokens; ++i) {
+        if (position() >= n_ctx()) {
+            r.stop = GenerateResult::Stop::ContextFull;
+            break;
+        }
+        const Token t = sampler.sample(logits());
+        r.tokens.push_back(t);
+        if (params.stop_at_eog && tok.is_end_of_generation(t)) {
+            r.stop = GenerateResult::Stop::EndOfGeneration;
+            break;
+        }
+        pending += tok.piece(t, false);
+        if (!flush(t, false)) {
+            r.stop = GenerateResult::Stop::Callback;
+            return r;
+        }
+        decode(t);
+    }
+    if (!pending.empty() && !flush(r.tokens.empty() ? -1 : r.tokens.back(), true) && r.stop == GenerateResult::Stop::Length)
+        r.stop = GenerateResult::Stop::Callback;
+    return r;
+}
+
+int Session::position() const noexcept { return impl_->position(); }
+int Session::n_ctx() const noexcept { return impl_->n_ctx; }
+const std::vector<Token>& Session::tokens() const noexcept { return impl_->cached; }
+
+void Session::rewind(int position) {
+    if (position < 0 || position > impl_->position())
+        throw Error(Status::InvalidArgument, "rewind: position " + std::to_string(position) + " is outside [0, " +
+                                                 std::to_string(impl_->position()) + "]");
+    impl_->cached.resize(static_cast<size_t>(position));
+    impl_->logits_last.clear();
+    impl_->logits_all.clear();
+    impl_->n_all = 0;
+}
+
+void Session::reset() { rewind(0); }
+void Session::cancel() noexcept { impl_->cancel_flag.store(true, std::memory_order_relaxed); }
+const Model& Session::model() const noexcept { return impl_->model; }
+
+}  // namespace ember

@@ -1,0 +1,283 @@
+// Tokenizer golden tests: llama.cpp's vocab test files (.inp/.out from Hugging Face tokenizers,
+// the same cases llama.cpp's test-tokenizer-0 runs with add_special=false, parse_special=false),
+// Llama-3 through encoder.json/vocab.bpe, decode round trips, and edge cases.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "ember/error.hpp"
+#include "ember/tokenizer.hpp"
+#include "testdata.hpp"
+#include "tokenizer/pretokenize.hpp"
+#include "tokenizer/vocab.hpp"
+
+using ember::Token;
+using ember::Tokenizer;
+
+namespace {
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+struct Case {
+    std::string text;
+    std::vector<Token> ids;
+};
+
+std::vector<Case> load_cases(const std::string& base) {
+    const std::string inp = slurp(base + ".inp");
+    const std::string outs = slurp(base + ".out");
+    const std::string sep = "\n__ggml_vocab_test__\n";
+    std::vector<Case> cases;
+    size_t pos = 0;
+    for (;;) {
+        const size_t at = inp.find(sep, pos);
+        if (at == std::string::npos) break;  // the file ends with a separator: drop the empty tail
+        cases.push_back({inp.substr(pos, at - pos), {}});
+        pos = at + sep.size();
+    }
+    std::istringstream lines(outs);
+    std::string line;
+    size_t i = 0;
+    while (std::getline(lines, line) && i < cases.size()) {
+        std::istringstream nums(line);
+        Token t;
+        while (nums >> t) cases[i].ids.push_back(t);
+        ++i;
+    }
+    REQUIRE(i == cases.size());
+    return cases;
+}
+
+std::string show(const std::vector<Token>& v) {
+    std::string s;
+    for (Token t : v) s += std::to_string(t) + " ";
+    return s;
+}
+
+// Returns the number of mismatching cases; reports each one.
+int check_cases(const Tokenizer& tok, const std::vector<Case>& cases, bool round_trip, bool spm) {
+    int bad = 0;
+    for (const Case& c : cases) {
+        const auto got = tok.encode(c.text, false, false);
+        if (got != c.ids) {
+            ++bad;
+            CHECK_MESSAGE(got == c.ids, "text: [" << c.text << "]\n  want: " << show(c.ids) << "\n  got:  " << show(got));
+        }
+        if (round_trip) {
+            const std::string back = tok.decode(got);
+            if (spm) {
+                // SPM cannot restore what its normalization loses; it must at least give the text
+                // back when every character is in the vocabulary or byte-encoded.
+                CHECK_MESSAGE(back == c.text, "round trip: [" << c.text << "] -> [" << back << "]");
+            } else {
+                CHECK_MESSAGE(back == c.text, "round trip: [" << c.text << "] -> [" << back << "]");
+            }
+        }
+    }
+    return bad;
+}
+
+void vocab_test(const std::string& name, bool round_trip, bool spm) {
+    const std::string base = ember::test::testdata("vocab/ggml-vocab-" + name + ".gguf");
+    if (!ember::test::exists(base)) {
+        MESSAGE("skipped: " << base << " not found");
+        return;
+    }
+    const Tokenizer tok = Tokenizer::from_gguf(base);
+    if (!ember::test::exists(base + ".inp")) {
+        // no expected tokenizations shipped: at least the text must survive a round trip
+        for (const char* s : {"Hello world", " leading space", "tabs\tand\nnewlines\n\n", "\xE4\xBD\xA0\xE5\xA5\xBD 123"}) {
+            CHECK(tok.decode(tok.encode(s, false, false)) == s);
+        }
+        MESSAGE(name << ": no .inp/.out; round trip only");
+        return;
+    }
+    const auto cases = load_cases(base);
+    const int bad = check_cases(tok, cases, round_trip, spm);
+    MESSAGE(name << ": " << cases.size() - static_cast<size_t>(bad) << "/" << cases.size() << " cases match");
+}
+
+}  // namespace
+
+TEST_CASE("vocab llama-spm") { vocab_test("llama-spm", true, true); }
+TEST_CASE("vocab phi-3") { vocab_test("phi-3", true, true); }
+TEST_CASE("vocab gpt-2") { vocab_test("gpt-2", true, false); }
+TEST_CASE("vocab gpt-neox") { vocab_test("gpt-neox", true, false); }
+TEST_CASE("vocab starcoder") { vocab_test("starcoder", true, false); }
+TEST_CASE("vocab refact") { vocab_test("refact", true, false); }
+TEST_CASE("vocab deepseek-coder") { vocab_test("deepseek-coder", true, false); }
+TEST_CASE("vocab bert-bge (WordPiece)") { vocab_test("bert-bge", false, false); }
+
+TEST_CASE("vocab llama-bpe via encoder.json + vocab.bpe") {
+    const std::string dir = ember::test::testdata("tokenizers/llama3/");
+    if (!ember::test::exists(dir + "encoder.json")) {
+        MESSAGE("skipped: no llama3 tokenizer files");
+        return;
+    }
+    const Tokenizer tok(ember::detail::load_bpe_vocab(dir + "encoder.json", dir + "vocab.bpe", "llama-bpe"));
+    CHECK(tok.n_vocab() == 128000);
+    CHECK(tok.pre_name() == "llama-bpe");
+    const auto cases = load_cases(ember::test::testdata("vocab/ggml-vocab-llama-bpe.gguf"));
+    const int bad = check_cases(tok, cases, true, false);
+    MESSAGE("llama-bpe: " << cases.size() - static_cast<size_t>(bad) << "/" << cases.size() << " cases match");
+}
+
+TEST_CASE("add_bos flags and special ids") {
+    const std::string spm_path = ember::test::testdata("vocab/ggml-vocab-llama-spm.gguf");
+    const std::string gpt2_path = ember::test::testdata("vocab/ggml-vocab-gpt-2.gguf");
+    if (!ember::test::exists(spm_path) || !ember::test::exists(gpt2_path)) return;
+
+    const Tokenizer spm = Tokenizer::from_gguf(spm_path);
+    CHECK(spm.model_name() == "llama");
+    CHECK(spm.pre_name().empty());
+    CHECK(spm.add_bos());
+    CHECK_FALSE(spm.add_eos());
+    CHECK(spm.bos() == 1);
+    CHECK(spm.eos() == 2);
+    CHECK(spm.is_end_of_generation(2));
+    CHECK(spm.is_control(1));
+    const auto with = spm.encode("Hello world", true, false);
+    const auto without = spm.encode("Hello world", false, false);
+    REQUIRE(with.size() == without.size() + 1);
+    CHECK(with[0] == 1);
+    CHECK(std::vector<Token>(with.begin() + 1, with.end()) == without);
+    CHECK(spm.encode("", true, false) == std::vector<Token>{1});
+    CHECK(spm.decode(with) == "Hello world");
+    CHECK(spm.decode(with, true) == "<s>Hello world");
+
+    const Tokenizer gpt2 = Tokenizer::from_gguf(gpt2_path);
+    CHECK(gpt2.model_name() == "gpt2");
+    CHECK(gpt2.pre_name() == "gpt-2");
+    CHECK_FALSE(gpt2.add_bos());
+    CHECK(gpt2.encode("Hello world", true, false) == gpt2.encode("Hello world", false, false));
+    CHECK(gpt2.eos() == 50256);
+    CHECK(gpt2.is_end_of_generation(50256));
+}
+
+TEST_CASE("parse_special on a control token") {
+    const std::string path = ember::test::testdata("vocab/ggml-vocab-gpt-2.gguf");
+    if (!ember::test::exists(path)) return;
+    const Tokenizer tok = Tokenizer::from_gguf(path);
+    const std::string text = "Hi<|endoftext|>there";
+    const auto parsed = tok.encode(text, false, true);
+    const auto plain = tok.encode(text, false, false);
+    CHECK(std::count(parsed.begin(), parsed.end(), 50256) == 1);
+    CHECK(std::count(plain.begin(), plain.end(), 50256) == 0);
+    CHECK(plain.size() > parsed.size());
+    CHECK(tok.decode(plain) == text);
+    CHECK(tok.decode(parsed) == "Hithere");        // control tokens print nothing by default
+    CHECK(tok.decode(parsed, true) == text);
+    CHECK(tok.piece(50256, false).empty());
+    CHECK(tok.piece(50256) == "<|endoftext|>");
+
+    // SPM: "<s>" is a control token; parsed it becomes id 1 and the text after it gets the
+    // prefix space like the start of the text.
+    const std::string spm_path = ember::test::testdata("vocab/ggml-vocab-llama-spm.gguf");
+    const Tokenizer spm = Tokenizer::from_gguf(spm_path);
+    const auto a = spm.encode("<s>Hello", false, true);
+    REQUIRE(a.size() >= 2);
+    CHECK(a[0] == 1);
+    CHECK(std::vector<Token>(a.begin() + 1, a.end()) == spm.encode("Hello", false, false));
+    const auto b = spm.encode("<s>Hello", false, false);
+    CHECK(std::count(b.begin(), b.end(), 1) == 0);
+}
+
+TEST_CASE("invalid input never crashes") {
+    const std::string spm_path = ember::test::testdata("vocab/ggml-vocab-llama-spm.gguf");
+    const std::string gpt2_path = ember::test::testdata("vocab/ggml-vocab-gpt-2.gguf");
+    if (!ember::test::exists(spm_path) || !ember::test::exists(gpt2_path)) return;
+    const Tokenizer spm = Tokenizer::from_gguf(spm_path);
+    const Tokenizer gpt2 = Tokenizer::from_gguf(gpt2_path);
+
+    const std::string invalid[] = {
+        std::string("\xff"), std::string("a\x80" "b"), std::string("\xe2\x82"), std::string("\xf4\x90\x80\x80"),
+        std::string("\xc0\xaf"), std::string("x\xed\xa0\x80y"), std::string("\0\0abc", 5), std::string("\xf8\x88\x80\x80\x80"),
+    };
+    for (const auto& s : invalid) {
+        CHECK_NOTHROW(spm.encode(s, true, true));
+        CHECK_NOTHROW(gpt2.encode(s, true, true));
+        // SPM is byte-exact through <0xXX> fallback
+        CHECK(spm.decode(spm.encode(s, false, false)) == s);
+        // byte-level BPE maps malformed bytes to U+FFFD as llama.cpp does; it still decodes
+        CHECK_NOTHROW(gpt2.decode(gpt2.encode(s, false, false)));
+    }
+    CHECK(gpt2.decode(gpt2.encode("\xff", false, false)) == "\xEF\xBF\xBD");
+
+    CHECK(spm.encode("", false, false).empty());
+    CHECK(gpt2.encode("", true, true).empty());
+    CHECK(gpt2.decode({}).empty());
+
+    const Token bad_ids[] = {-1, gpt2.n_vocab(), 1 << 30};
+    for (Token t : bad_ids) {
+        const std::vector<Token> v{t};
+        CHECK_THROWS_AS(gpt2.decode(v), ember::Error);
+        CHECK_THROWS_AS(gpt2.piece(t), ember::Error);
+        CHECK_THROWS_AS(spm.piece(t), ember::Error);
+        try {
+            (void)spm.decode(v);
+            FAIL("decode accepted a bad id");
+        } catch (const ember::Error& e) {
+            CHECK(e.status() == ember::Status::InvalidArgument);
+        }
+        CHECK_FALSE(gpt2.is_end_of_generation(t));
+        CHECK_FALSE(gpt2.is_control(t));
+    }
+}
+
+TEST_CASE("smollm pre-tokenizer splits digits, then GPT-2 words") {
+    using ember::detail::PreType;
+    using ember::detail::pretokenize;
+    // byte-encoded: space is U+0120 'Ġ'
+    const auto w = pretokenize("Hello world 12345 it's  a\ttest!!\n", PreType::Starcoder);
+    const std::vector<std::string> want = {"Hello", "\xC4\xA0world", "\xC4\xA0", "1", "2", "3", "4", "5",
+                                           "\xC4\xA0it", "'s", "\xC4\xA0", "\xC4\xA0" "a", "\xC4\x89", "test",
+                                           "!!", "\xC4\x8A"};
+    CHECK(w == want);
+    // GPT-2 alone keeps digit runs together
+    const auto g = pretokenize("abc 12345", PreType::Gpt2);
+    CHECK(g == std::vector<std::string>{"abc", "\xC4\xA0" "12345"});
+    // Llama-3: numbers in groups of three, letters may take one leading non-letter
+    const auto l = pretokenize("1234567 (hello)", PreType::Llama3);
+    CHECK(l == std::vector<std::string>{"123", "456", "7", "\xC4\xA0(", "hello", ")"});
+}
+
+TEST_CASE("SPM word-by-word merging equals whole-text merging") {
+    const std::string path = ember::test::testdata("vocab/ggml-vocab-llama-spm.gguf");
+    if (!ember::test::exists(path)) return;
+    const Tokenizer tok = Tokenizer::from_gguf(path);
+    REQUIRE(tok.vocab().spm_split_at_space);
+    auto whole = std::make_shared<ember::detail::Vocab>(tok.vocab());
+    whole->spm_split_at_space = false;
+    const Tokenizer ref(whole);
+    std::vector<std::string> texts;
+    for (const auto& c : load_cases(path)) texts.push_back(c.text);
+    const std::string book = slurp(ember::test::testdata("text/war-and-peace.txt"));
+    texts.push_back(book.substr(0, 200000));
+    texts.push_back("  double  spaces\xff\xe2\x96 and \xe2\x96\x81 raw marks  ");
+    for (const auto& t : texts) CHECK(tok.encode(t, true, true) == ref.encode(t, true, true));
+}
+
+TEST_CASE("encode speed" * doctest::skip(std::getenv("EMBER_TOKENIZER_BENCH") == nullptr)) {
+    const std::string text = slurp(ember::test::testdata("text/war-and-peace.txt"));
+    for (const char* name : {"llama-spm", "gpt-2", "starcoder"}) {
+        const Tokenizer tok = Tokenizer::from_gguf(ember::test::testdata(std::string("vocab/ggml-vocab-") + name + ".gguf"));
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto ids = tok.encode(text, false, false);
+        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        MESSAGE(std::string(name) << ": " << text.size() / 1e6 << " MB -> " << ids.size() << " tokens in " << s << " s ("
+                     << text.size() / 1e6 / s << " MB/s)");
+        CHECK(tok.decode(ids) == text);
+    }
+}
