@@ -1,0 +1,58 @@
+// Small helpers shared by the example programs (public API only).
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ember_examples {
+
+inline double now_ms() {
+    using namespace std::chrono;
+    return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+// The default model the setup script fetches: $EMBER_MODELS or ~/.cache/ember/models.
+inline std::string default_model() {
+    std::string dir;
+    if (const char* d = std::getenv("EMBER_MODELS")) dir = d;
+    else dir = std::string(std::getenv("HOME") ? std::getenv("HOME") : ".") + "/.cache/ember/models";
+    return dir + "/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+inline std::string json_escape(std::string_view s) {
+    std::string o;
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': o += "\\\""; break;
+            case '\\': o += "\\\\"; break;
+            case '\n': o += "\\n"; break;
+            case '\r': o += "\\r"; break;
+            case '\t': o += "\\t"; break;
+            default:
+                if (c < 0x20) {
+                    char b[8];
+                    std::snprintf(b, sizeof b, "\\u%04x", c);
+                    o += b;
+                } else {
+                    o += static_cast<char>(c);
+                }
+        }
+    }
+    return o;
+}
+
+template <typename T>
+std::string json_list(const std::vector<T>& v) {
+    std::string o = "[";
+    for (size_t i = 0; i < v.size(); ++i) {
+        if (i) o += ',';
+        o += std::to_string(v[i]);
+    }
+    return o + "]";
+}
+
+}  // namespace ember_examples

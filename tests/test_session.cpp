@@ -1,0 +1,173 @@
+// Sessions over a real tiny model: KV cache, rewinding, limits, cancellation, streaming, threads.
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+#include "ember/ember.hpp"
+#include "testdata.hpp"
+
+using namespace ember;
+
+namespace {
+const Model& stories() {
+    static const Model m = Model::load(test::testdata("models/stories260K.gguf"));
+    return m;
+}
+float max_diff(std::span<const float> a, std::span<const float> b) {
+    float d = 0;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
+    return d;
+}
+}  // namespace
+
+TEST_CASE("model metadata and backends") {
+    const Model& m = stories();
+    CHECK(m.n_vocab() == 512);
+    CHECK(m.n_layers() == 5);
+    CHECK(m.n_embd() == 64);
+    CHECK(m.backend() == "cpu");
+    CHECK(m.meta("general.architecture") == "llama");
+    CHECK(!m.meta("no.such.key"));
+    ModelParams p;
+    p.backend = "no-such-backend";
+    CHECK_THROWS_AS(Model::load(test::testdata("models/stories260K.gguf"), p), Error);
+}
+
+TEST_CASE("token by token equals one batch; rewind replays exactly") {
+    const Model& m = stories();
+    const auto prompt = m.tokenizer().encode("Once upon a time, there was a little");
+    Session batch(m);
+    batch.prefill(prompt, true);
+    Session step(m);
+    for (size_t i = 0; i < prompt.size(); ++i) {
+        step.decode(prompt[i]);
+        // Same math, same rounding: a batch and single steps give the same logits (up to summation order).
+        CHECK(max_diff(step.logits(), batch.logits_at(static_cast<int>(i))) < 1e-4f);
+    }
+    CHECK(step.position() == static_cast<int>(prompt.size()));
+    CHECK(step.tokens() == prompt);
+
+    const std::vector<float> at_end(step.logits().begin(), step.logits().end());
+    step.rewind(3);
+    CHECK(step.position() == 3);
+    step.prefill(std::span<const Token>(prompt).subspan(3));
+    CHECK(max_diff(step.logits(), at_end) < 1e-5f);
+    step.reset();
+    CHECK(step.position() == 0);
+    CHECK_THROWS_AS(step.logits(), Error);
+    CHECK_THROWS_AS(step.rewind(1), Error);
+}
+
+TEST_CASE("small batches give the same result as one big batch") {
+    const Model& m = stories();
+    const auto prompt = m.tokenizer().encode("The little bird flew over the tall green tree and sang a song");
+    Session big(m);
+    big.prefill(prompt);
+    SessionParams p;
+    p.n_batch = 3;
+    Session small(m, p);
+    small.prefill(prompt);
+    CHECK(max_diff(big.logits(), small.logits()) < 1e-4f);
+}
+
+TEST_CASE("context limits and bad tokens leave the session as it was") {
+    const Model& m = stories();
+    SessionParams p;
+    p.n_ctx = 8;
+    Session s(m, p);
+    const std::vector<Token> five{1, 2, 3, 4, 5};
+    s.prefill(five);
+    const std::vector<float> before(s.logits().begin(), s.logits().end());
+    try {
+        s.prefill(five);
+        FAIL("expected ContextFull");
+    } catch (const Error& e) {
+        CHECK(e.status() == Status::ContextFull);
+    }
+    CHECK(s.position() == 5);
+    CHECK_THROWS_AS(s.decode(-1), Error);
+    CHECK_THROWS_AS(s.decode(512), Error);
+    CHECK_THROWS_AS(s.prefill(std::vector<Token>{}), Error);
+    CHECK(s.position() == 5);
+    CHECK(max_diff(s.logits(), before) == 0.f);
+    s.decode(6);  // still usable
+    CHECK(s.position() == 6);
+
+    SessionParams bad;
+    bad.n_ctx = -5;
+    CHECK_THROWS_AS(Session(m, bad), Error);
+}
+
+TEST_CASE("generation streams whole UTF-8 characters and stops where asked") {
+    const Model& m = stories();
+    Session s(m);
+    s.prefill(m.tokenizer().encode("Once upon a time"));
+    Sampler g = Sampler::greedy();
+    std::string streamed;
+    int calls = 0;
+    GenerateParams gp;
+    gp.max_tokens = 20;
+    const auto r = s.generate(g, gp, [&](std::string_view text, Token) {
+        streamed += text;
+        ++calls;
+        return true;
+    });
+    CHECK(r.tokens.size() == 20);
+    CHECK(streamed == r.text);
+    CHECK(calls > 0);
+    CHECK(s.position() == 4 + 1 + 20);  // BOS + 4 prompt tokens + 20 generated
+
+    // A callback returning false stops at once.
+    Session s2(m);
+    s2.prefill(m.tokenizer().encode("Once upon a time"));
+    const auto r2 = s2.generate(g, gp, [](std::string_view, Token) { return false; });
+    CHECK(r2.stop == GenerateResult::Stop::Callback);
+    CHECK(r2.tokens.size() == 1);
+}
+
+TEST_CASE("cancellation: abort callback and cancel()") {
+    const Model& m = stories();
+    SessionParams p;
+    std::atomic<int> polls{0};
+    p.abort = [&] { return ++polls > 2; };
+    Session s(m, p);
+    try {
+        s.prefill(m.tokenizer().encode("Once upon a time there was"));
+        FAIL("expected Cancelled");
+    } catch (const Error& e) {
+        CHECK(e.status() == Status::Cancelled);
+    }
+    CHECK(s.position() == 0);  // nothing was committed
+}
+
+TEST_CASE("sessions on one model from several threads agree") {
+    const Model& m = stories();
+    const auto prompt = m.tokenizer().encode("Lily and Ben went to the park");
+    auto run = [&] {
+        Session s(m);
+        s.prefill(prompt);
+        Sampler g = Sampler::greedy();
+        GenerateParams gp;
+        gp.max_tokens = 24;
+        return s.generate(g, gp).tokens;
+    };
+    const auto expected = run();
+    std::vector<std::vector<Token>> got(4);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < 4; ++i) threads.emplace_back([&, i] { got[static_cast<size_t>(i)] = run(); });
+    for (auto& t : threads) t.join();
+    for (const auto& g : got) CHECK(g == expected);
+}
+
+TEST_CASE("bad model files are errors") {
+    CHECK_THROWS_AS(Model::load(test::testdata("README.md")), Error);
+    CHECK_THROWS_AS(Model::load("/nonexistent/model.gguf"), Error);
+    try {
+        Model::load(test::testdata("vocab/ggml-vocab-llama-spm.gguf"));  // a llama vocabulary, no weights
+        FAIL("expected an error");
+    } catch (const Error& e) {
+        CHECK(e.status() == Status::BadFile);
+    }
+}
