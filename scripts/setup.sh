@@ -6,3 +6,5 @@ ember_install_deps
 ember_fetch_default_model
 ember_build
 "$BUILD/examples/ember-info" "$DEFAULT_MODEL"
+echo
+"$BUILD/examples/ember-generate" -m "$DEFAULT_MODEL" --chat -p "${EMBER_PROMPT:-Give me three tips for staying focused while studying.}" -n 200

@@ -61,7 +61,11 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     }
     wake_.notify_all();
     fn(0, n_threads_);
-    while (pending_.load(std::memory_order_acquire) != 0) EMBER_PAUSE();
+    // Spin briefly, then yield: on a busy machine a worker may be waiting for this very core.
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+        if (spins < kSpinsBeforeSleep) EMBER_PAUSE();
+        else std::this_thread::yield();
+    }
 }
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {

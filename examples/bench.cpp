@@ -1,0 +1,181 @@
+// ember-bench: prefill and decode speed in llama-bench's style, each figure set beside a limit measured
+// in the same run: decode against memory read bandwidth, prefill against the FP32 FMA peak.
+//   ember-bench [-m MODEL] [-t 1,2] [-p 512] [-n 128] [-r 5]
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "common.hpp"
+#include "ember/ember.hpp"
+
+using namespace ember;
+using namespace ember_examples;
+
+namespace {
+
+std::vector<int> parse_list(const std::string& s) {
+    std::vector<int> v;
+    std::stringstream ss(s);
+    for (std::string item; std::getline(ss, item, ',');) v.push_back(std::stoi(item));
+    return v;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+}
+
+// Read bandwidth in GB/s with n threads over a buffer far larger than the caches.
+double read_bandwidth(int n_threads, int reps) {
+    const size_t n = size_t(256) << 20 >> 3;  // 256 MiB of uint64
+    std::vector<uint64_t> buf(n, 1);
+    std::vector<double> gbps;
+    std::vector<uint64_t> sums(static_cast<size_t>(n_threads));
+    for (int r = 0; r < reps + 1; ++r) {
+        const double t0 = now_ms();
+        std::vector<std::thread> th;
+        for (int t = 0; t < n_threads; ++t)
+            th.emplace_back([&, t] {
+                const size_t b = n * t / n_threads, e = n * (t + 1) / n_threads;
+                uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (size_t i = b; i + 4 <= e; i += 4) {
+                    s0 += buf[i];
+                    s1 += buf[i + 1];
+                    s2 += buf[i + 2];
+                    s3 += buf[i + 3];
+                }
+                sums[static_cast<size_t>(t)] = s0 + s1 + s2 + s3;
+            });
+        for (auto& x : th) x.join();
+        const double ms = now_ms() - t0;
+        if (r > 0) gbps.push_back(n * 8 / (ms / 1e3) / 1e9);  // first pass warms the pages
+    }
+    return std::accumulate(sums.begin(), sums.end(), uint64_t(0)) ? median(gbps) : 0;
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) double fma_loop(long iters) {
+    __m256 a[8];
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_set1_ps(1.0f + i * 1e-3f);
+    const __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
+    for (long k = 0; k < iters; ++k)
+        for (int i = 0; i < 8; ++i) a[i] = _mm256_fmadd_ps(a[i], m, c);
+    float out[8];
+    __m256 s = a[0];
+    for (int i = 1; i < 8; ++i) s = _mm256_add_ps(s, a[i]);
+    _mm256_storeu_ps(out, s);
+    return out[0];
+}
+#endif
+
+// FP32 FMA peak in GFLOP/s with n threads (0 when this CPU has no AVX2/FMA).
+double fma_peak(int n_threads, int reps) {
+#if defined(__x86_64__)
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
+    const long iters = 20'000'000;
+    std::vector<double> g;
+    for (int r = 0; r < reps; ++r) {
+        const double t0 = now_ms();
+        std::vector<std::thread> th;
+        std::vector<double> sink(static_cast<size_t>(n_threads));
+        for (int t = 0; t < n_threads; ++t) th.emplace_back([&, t] { sink[static_cast<size_t>(t)] = fma_loop(iters); });
+        for (auto& x : th) x.join();
+        const double s = (now_ms() - t0) / 1e3;
+        g.push_back(double(iters) * 8 * 8 * 2 * n_threads / s / 1e9);
+    }
+    return median(g);
+#else
+    (void)n_threads;
+    (void)reps;
+    return 0;
+#endif
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::string model_path = default_model(), backend = "auto";
+    std::vector<int> threads{1, 2};
+    int n_prompt = 512, n_gen = 128, reps = 5;
+    try {
+        for (int i = 1; i < argc; ++i) {
+            const std::string a = argv[i];
+            auto next = [&]() -> std::string {
+                if (i + 1 >= argc) throw Error(Status::InvalidArgument, "missing value after " + a);
+                return argv[++i];
+            };
+            if (a == "-m") model_path = next();
+            else if (a == "-t") threads = parse_list(next());
+            else if (a == "-p") n_prompt = std::stoi(next());
+            else if (a == "-n") n_gen = std::stoi(next());
+            else if (a == "-r") reps = std::stoi(next());
+            else if (a == "--backend") backend = next();
+            else {
+                std::fprintf(stderr, "usage: %s [-m MODEL] [-t 1,2] [-p 512] [-n 128] [-r 5] [--backend NAME]\n", argv[0]);
+                return a == "-h" || a == "--help" ? 0 : 2;
+            }
+        }
+        ModelParams mp;
+        mp.backend = backend;
+        Model model = Model::load(model_path, mp);
+        const ModelInfo& info = model.info();
+        std::mt19937 rng(42);
+        std::uniform_int_distribution<int> pick(0, model.n_vocab() - 1);
+        std::vector<Token> prompt(static_cast<size_t>(n_prompt)), gen(static_cast<size_t>(n_gen));
+        for (auto& t : prompt) t = pick(rng);
+        for (auto& t : gen) t = pick(rng);
+
+        std::printf("model: %s | %.2f MiB | %.2f M params | backend %s | %d reps, median\n\n", model_path.c_str(),
+                    info.n_tensor_bytes / 1048576.0, info.n_params / 1e6, model.backend().c_str(), reps);
+        std::printf("| threads | test   |     t/s | limit (same run)            | of limit |\n");
+        std::printf("|--------:|:-------|--------:|:----------------------------|---------:|\n");
+        for (int nt : threads) {
+            SessionParams sp;
+            sp.n_threads = nt;
+            sp.n_ctx = n_prompt + n_gen + 1;
+            sp.n_batch = n_prompt;
+            Session s(model, sp);
+            std::vector<double> pp, tg;
+            for (int r = 0; r < reps + 1; ++r) {  // the first run warms caches and pages
+                s.reset();
+                double t0 = now_ms();
+                s.prefill(prompt);
+                const double pp_s = (now_ms() - t0) / 1e3;
+                s.reset();
+                t0 = now_ms();
+                for (Token t : gen) s.decode(t);
+                const double tg_s = (now_ms() - t0) / 1e3;
+                if (r > 0) {
+                    pp.push_back(n_prompt / pp_s);
+                    tg.push_back(n_gen / tg_s);
+                }
+            }
+            const double bw = read_bandwidth(nt, 3);
+            const double peak = fma_peak(nt, 3);
+            const double pp_tps = median(pp), tg_tps = median(tg);
+            // Decode reads every weight once per token; prefill does 2 FLOPs per parameter per token.
+            const double tg_bound = bw * 1e9 / static_cast<double>(info.n_tensor_bytes);
+            const double pp_gflops = pp_tps * 2.0 * static_cast<double>(info.n_params) / 1e9;
+            char limit[64];
+            std::snprintf(limit, sizeof limit, "%.1f GFLOP/s FP32 FMA peak", peak);
+            std::printf("| %7d | pp%-4d | %7.1f | %-27s | %7.1f%% |\n", nt, n_prompt, pp_tps, limit,
+                        peak > 0 ? 100.0 * pp_gflops / peak : 0.0);
+            std::snprintf(limit, sizeof limit, "%.1f GB/s read = %.0f t/s", bw, tg_bound);
+            std::printf("| %7d | tg%-4d | %7.1f | %-27s | %7.1f%% |\n", nt, n_gen, tg_tps, limit, 100.0 * tg_tps / tg_bound);
+        }
+    } catch (const Error& e) {
+        std::fprintf(stderr, "error (%s): %s\n", status_name(e.status()), e.what());
+        return 1;
+    }
+    return 0;
+}
