@@ -102,7 +102,7 @@ public:
         const size_t xrb = tensor::row_bytes(at, K);
         xq_.resize(xrb * T);
         pool_.parallel_for(T, [&](int64_t b, int64_t e) {
-            for (int64_t t = b; t < e; ++t) tensor::quantize_row(at, f32(x) + t * K, xq_.data() + t * xrb, K);
+            for (int64_t t = b; t < e; ++t) quantize_activations(at, f32(x) + t * K, xq_.data() + t * xrb, K);
         });
         if (const FusedDot dot = fused_dot(w.type)) {
             pool_.parallel_for(N, [&](int64_t b, int64_t e) {

@@ -1,6 +1,7 @@
 #include "kernels.hpp"
 
 #include "tensor/fp16.hpp"
+#include "tensor/quantize.hpp"
 
 namespace ember::cpu {
 
@@ -40,6 +41,14 @@ FusedDot fused_dot(TensorType w) noexcept {
 #endif
     (void)w;
     return nullptr;
+}
+
+void quantize_activations(TensorType type, const float* x, void* dst, int64_t n) {
+#if defined(__x86_64__)
+    if (cpu_features().avx2 && type == TensorType::Q8_0) return avx2::quantize_q8_0(x, dst, n);
+    if (cpu_features().avx2 && type == TensorType::Q8_1) return avx2::quantize_q8_1(x, dst, n);
+#endif
+    tensor::quantize_row(type, x, dst, n);
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) noexcept {

@@ -23,6 +23,11 @@ TensorType activation_type(TensorType w) noexcept;
 using FusedDot = float (*)(int64_t n, const void* w, const void* x);
 FusedDot fused_dot(TensorType w) noexcept;
 
+// Rounds one row of activations to `type` (activation_type of some weight). On x86 this follows
+// llama.cpp's AVX2 quantizers (scale 127/amax, ties to even), which differ from the scalar reference
+// (1/d, ties away from zero) in the last bit often enough to matter when comparing logits.
+void quantize_activations(TensorType type, const float* x, void* dst, int64_t n);
+
 float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 // y += a·x
 void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
@@ -35,6 +40,8 @@ float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
+void quantize_q8_0(const float* x, void* dst, int64_t n) noexcept;
+void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept;
 float dot_q4_0_q8_0(int64_t n, const void* w, const void* x);
 float dot_q4_1_q8_1(int64_t n, const void* w, const void* x);
 float dot_q8_0_q8_0(int64_t n, const void* w, const void* x);

@@ -87,6 +87,56 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept {
     for (; i < n; ++i) y[i] += a * h2f(x[i]);
 }
 
+namespace {
+// One block of 32: scale 127/amax, products rounded to nearest even, packed to int8. Returns Σ q.
+inline int quantize_block(const float* x, int8_t* q, float* d_out) {
+    __m256 v[4];
+    __m256 amax = _mm256_setzero_ps();
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int i = 0; i < 4; ++i) {
+        v[i] = _mm256_loadu_ps(x + 8 * i);
+        amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[i]));
+    }
+    __m128 m = _mm_max_ps(_mm256_extractf128_ps(amax, 1), _mm256_castps256_ps128(amax));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    const float mx = _mm_cvtss_f32(m);
+    *d_out = mx / 127.f;
+    const __m256 id = _mm256_set1_ps(mx != 0.f ? 127.f / mx : 0.f);
+    __m256i qi[4];
+    for (int i = 0; i < 4; ++i)
+        qi[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(qi[0], qi[1]), _mm256_add_epi32(qi[2], qi[3]));
+    // Pack 32 int32 → 32 int8 in element order (packs interleave 128-bit lanes; the permute undoes it).
+    const __m256i p16a = _mm256_packs_epi32(qi[0], qi[1]), p16b = _mm256_packs_epi32(qi[2], qi[3]);
+    const __m256i p8 = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p16a, p16b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), p8);
+    __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+    s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1));
+    return _mm_cvtsi128_si32(s4);
+}
+}  // namespace
+
+void quantize_q8_0(const float* x, void* dst, int64_t n) noexcept {
+    auto* b = static_cast<block_q8_0*>(dst);
+    for (int64_t i = 0; i < n / kQK; ++i) {
+        float d;
+        quantize_block(x + i * kQK, b[i].qs, &d);
+        b[i].d = f32_to_fp16(d);
+    }
+}
+
+void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept {
+    auto* b = static_cast<block_q8_1*>(dst);
+    for (int64_t i = 0; i < n / kQK; ++i) {
+        float d;
+        const int sum = quantize_block(x + i * kQK, b[i].qs, &d);
+        b[i].d = f32_to_fp16(d);
+        b[i].s = f32_to_fp16(d * static_cast<float>(sum));
+    }
+}
+
 float dot_q4_0_q8_0(int64_t n, const void* w, const void* x) {
     const auto* bw = static_cast<const block_q4_0*>(w);
     const auto* bx = static_cast<const block_q8_0*>(x);
