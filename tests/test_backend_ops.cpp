@@ -1,0 +1,238 @@
+// Every backend op against a plain double-precision reference written here (llama.cpp's test-backend-ops
+// idea). Tolerances are normalized mean squared errors; each says where its size comes from.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "backend/backend.hpp"
+#include "ember/error.hpp"
+#include "tensor/dequantize.hpp"
+#include "tensor/fp16.hpp"
+#include "tensor/quantize.hpp"
+
+using namespace ember;
+using namespace ember::backend;
+using ember::tensor::TensorType;
+
+namespace {
+
+struct Fixture {
+    std::unique_ptr<Device> dev = create_device(available_backends().front());
+    std::unique_ptr<Stream> stream = dev->stream({2});
+    std::vector<std::unique_ptr<Buffer>> keep;
+
+    Tensor make(TensorType type, int64_t ne0, int64_t ne1) {
+        Tensor t;
+        t.type = type;
+        t.ne = {ne0, ne1, 1, 1};
+        keep.push_back(dev->alloc(t.n_bytes()));
+        t.data = keep.back()->data();
+        return t;
+    }
+    Tensor upload(const std::vector<float>& v, int64_t ne0, TensorType type = TensorType::F32) {
+        const int64_t rows = static_cast<int64_t>(v.size()) / ne0;
+        Tensor t = make(type, ne0, rows);
+        std::vector<uint8_t> bytes(t.n_bytes());
+        for (int64_t r = 0; r < rows; ++r) tensor::quantize_row(type, v.data() + r * ne0, bytes.data() + r * t.row_bytes(), ne0);
+        stream->write(t, bytes.data(), bytes.size());
+        return t;
+    }
+    std::vector<float> download(const Tensor& t) {
+        std::vector<float> v(static_cast<size_t>(t.n_elements()));
+        stream->read(t, v.data(), v.size() * 4);
+        return v;
+    }
+};
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+
+double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+        num += (got[i] - ref[i]) * (got[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+// Values as the device stores them: quantized then dequantized.
+std::vector<float> stored(const std::vector<float>& v, int64_t ne0, TensorType type) {
+    std::vector<uint8_t> q(tensor::row_bytes(type, ne0));
+    std::vector<float> out(v.size());
+    for (size_t r = 0; r < v.size() / static_cast<size_t>(ne0); ++r) {
+        tensor::quantize_row(type, v.data() + r * ne0, q.data(), ne0);
+        tensor::dequantize_row(type, q.data(), out.data() + r * ne0, ne0);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("matmul: every weight type against dequantized weights in double") {
+    Fixture f;
+    const int64_t K = 512, N = 37;
+    const TensorType types[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
+                                TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
+                                TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+    for (TensorType type : types) {
+        for (int64_t T : {1, 5}) {
+            CAPTURE(tensor::type_name(type));
+            CAPTURE(T);
+            const auto wv = randn(static_cast<size_t>(K * N), 1), xv = randn(static_cast<size_t>(K * T), 2);
+            Tensor w = f.upload(wv, K, type), x = f.upload(xv, K), out = f.make(TensorType::F32, N, T);
+            f.stream->matmul(w, x, out);
+            const auto wd = stored(wv, K, type);
+            std::vector<double> ref(static_cast<size_t>(N * T));
+            for (int64_t t = 0; t < T; ++t)
+                for (int64_t n = 0; n < N; ++n) {
+                    double s = 0;
+                    for (int64_t k = 0; k < K; ++k) s += double(wd[n * K + k]) * xv[t * K + k];
+                    ref[t * N + n] = s;
+                }
+            // Activations are rounded to the weights' partner format first: 8 bits (relative error
+            // ~1/254 per element → NMSE ~2e-5 on a dot product), BF16 (~2^-9), F16 (~2^-12), F32 (none).
+            const double tol = type == TensorType::F32 ? 1e-10 : type == TensorType::F16 ? 1e-6
+                             : type == TensorType::BF16 ? 2e-5 : 2e-4;
+            CHECK(nmse(f.download(out), ref) < tol);
+        }
+    }
+}
+
+TEST_CASE("get_rows, rms_norm, add, swiglu, geglu") {
+    Fixture f;
+    const int64_t E = 64, V = 10, T = 3;
+    const auto table = randn(static_cast<size_t>(E * V), 3);
+    Tensor tq = f.upload(table, E, TensorType::Q8_0), x = f.make(TensorType::F32, E, T);
+    const int32_t ids[T] = {7, 0, 7};
+    f.stream->get_rows(tq, ids, T, x);
+    const auto deq = stored(table, E, TensorType::Q8_0);
+    const auto got = f.download(x);
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t i = 0; i < E; ++i) CHECK(got[t * E + i] == deq[ids[t] * E + i]);
+    const int32_t bad[1] = {V};
+    CHECK_THROWS_AS(f.stream->get_rows(tq, bad, 1, x), Error);
+
+    const auto wv = randn(static_cast<size_t>(E), 4);
+    Tensor w = f.upload(wv, E), h = f.make(TensorType::F32, E, T);
+    f.stream->rms_norm(x, w, 1e-5f, h);
+    std::vector<double> ref(static_cast<size_t>(E * T));
+    for (int64_t t = 0; t < T; ++t) {
+        double ss = 0;
+        for (int64_t i = 0; i < E; ++i) ss += double(got[t * E + i]) * got[t * E + i];
+        const double sc = 1.0 / std::sqrt(ss / E + 1e-5);
+        for (int64_t i = 0; i < E; ++i) ref[t * E + i] = got[t * E + i] * sc * wv[i];
+    }
+    CHECK(nmse(f.download(h), ref) < 1e-12);  // float rounding only
+
+    const auto a = randn(200, 5), b = randn(200, 6);
+    Tensor ta = f.upload(a, 200), tb = f.upload(b, 200), o = f.make(TensorType::F32, 200, 1);
+    f.stream->add(ta, tb, o);
+    auto r = f.download(o);
+    for (int i = 0; i < 200; ++i) CHECK(r[i] == a[i] + b[i]);
+    f.stream->swiglu(ta, tb, o);
+    r = f.download(o);
+    std::vector<double> sw(200), gg(200);
+    for (int i = 0; i < 200; ++i) {
+        sw[i] = a[i] / (1 + std::exp(-double(a[i]))) * b[i];
+        gg[i] = 0.5 * a[i] * (1 + std::tanh(std::sqrt(2 / M_PI) * (a[i] + 0.044715 * a[i] * a[i] * a[i]))) * b[i];
+    }
+    CHECK(nmse(r, sw) < 1e-12);
+    f.stream->geglu(ta, tb, o);
+    CHECK(nmse(f.download(o), gg) < 1e-12);
+}
+
+TEST_CASE("rope: normal and NeoX pairs, partial rotation") {
+    Fixture f;
+    const int hd = 16, heads = 3, T = 4, pos0 = 5;
+    for (RopeMode mode : {RopeMode::Normal, RopeMode::NeoX}) {
+        for (int n_rot : {16, 8}) {
+            const auto xv = randn(static_cast<size_t>(hd * heads * T), 7);
+            Tensor x = f.upload(xv, hd * heads);
+            RopeParams p;
+            p.n_rot = n_rot;
+            p.freq_base = 10000.f;
+            p.mode = mode;
+            f.stream->rope(x, hd, pos0, p);
+            std::vector<double> ref(xv.begin(), xv.end());
+            for (int t = 0; t < T; ++t)
+                for (int h = 0; h < heads; ++h)
+                    for (int i = 0; i < n_rot / 2; ++i) {
+                        const double theta = (pos0 + t) * std::pow(10000.0, -2.0 * i / n_rot);
+                        const int a = mode == RopeMode::Normal ? 2 * i : i, c = mode == RopeMode::Normal ? 2 * i + 1 : i + n_rot / 2;
+                        const size_t base = static_cast<size_t>(t * hd * heads + h * hd);
+                        const double x0 = xv[base + a], x1 = xv[base + c];
+                        ref[base + a] = x0 * std::cos(theta) - x1 * std::sin(theta);
+                        ref[base + c] = x0 * std::sin(theta) + x1 * std::cos(theta);
+                    }
+            CHECK(nmse(f.download(x), ref) < 1e-10);  // float angles vs double: ~1e-7 relative
+        }
+    }
+}
+
+TEST_CASE("attention: causal, grouped-query, sliding window, softcap") {
+    Fixture f;
+    const int hd = 32, n_head = 4, n_kv = 2, n_ctx = 16, n_past = 5, T = 3;
+    struct Case { int window; float softcap; };
+    for (Case c : {Case{0, 0.f}, Case{4, 0.f}, Case{0, 5.f}}) {
+        CAPTURE(c.window);
+        const auto kv_k = randn(static_cast<size_t>(hd * n_kv * (n_past + T)), 8), kv_v = randn(kv_k.size(), 9);
+        const auto qv = randn(static_cast<size_t>(hd * n_head * T), 10);
+        Tensor kc = f.make(TensorType::F16, hd * n_kv, n_ctx), vc = f.make(TensorType::F16, hd * n_kv, n_ctx);
+        Tensor kin = f.upload(kv_k, hd * n_kv), vin = f.upload(kv_v, hd * n_kv);
+        f.stream->kv_store(kin, vin, kc, vc, 0);
+        Tensor q = f.upload(qv, hd * n_head), out = f.make(TensorType::F32, hd * n_head, T);
+        AttentionParams p;
+        p.n_head = n_head;
+        p.n_head_kv = n_kv;
+        p.head_dim = hd;
+        p.n_past = n_past;
+        p.scale = 1.f / std::sqrt(float(hd));
+        p.window = c.window;
+        p.softcap = c.softcap;
+        f.stream->attention(q, kc, vc, p, out);
+        const auto ks = stored(kv_k, hd * n_kv, TensorType::F16), vs = stored(kv_v, hd * n_kv, TensorType::F16);
+        std::vector<double> ref(static_cast<size_t>(hd * n_head * T));
+        for (int t = 0; t < T; ++t)
+            for (int h = 0; h < n_head; ++h) {
+                const int kvh = h / (n_head / n_kv), pos = n_past + t;
+                const int first = c.window ? std::max(0, pos - c.window + 1) : 0;
+                std::vector<double> s;
+                for (int j = first; j <= pos; ++j) {
+                    double d = 0;
+                    for (int i = 0; i < hd; ++i) d += qv[t * hd * n_head + h * hd + i] * ks[j * hd * n_kv + kvh * hd + i];
+                    d *= p.scale;
+                    if (c.softcap > 0) d = c.softcap * std::tanh(d / c.softcap);
+                    s.push_back(d);
+                }
+                const double mx = *std::max_element(s.begin(), s.end());
+                double sum = 0;
+                for (auto& x : s) sum += x = std::exp(x - mx);
+                for (int i = 0; i < hd; ++i) {
+                    double o = 0;
+                    for (int j = first; j <= pos; ++j) o += s[j - first] / sum * vs[j * hd * n_kv + kvh * hd + i];
+                    ref[t * hd * n_head + h * hd + i] = o;
+                }
+            }
+        CHECK(nmse(f.download(out), ref) < 1e-6);  // q is rounded to F16 (2^-11 relative) as llama.cpp does
+    }
+}
+
+TEST_CASE("the registry") {
+    const auto names = available_backends();
+    REQUIRE(!names.empty());
+    CHECK(std::find(names.begin(), names.end(), "cpu") != names.end());
+    CHECK_THROWS_AS(create_device("no-such-device"), Error);
+    CHECK(create_device("auto")->name() == names.front());
+    BackendInfo wrong;
+    wrong.api_version = kApiVersion + 1;
+    wrong.name = "future";
+    CHECK_THROWS_AS(register_backend(wrong), Error);
+}
