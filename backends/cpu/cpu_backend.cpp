@@ -107,7 +107,10 @@ public:
         if (const FusedDot dot = fused_dot(w.type)) {
             pool_.parallel_for(N, [&](int64_t b, int64_t e) {
                 for (int64_t n = b; n < e; ++n)
-                    for (int64_t t = 0; t < T; ++t) o[t * N + n] = dot(K, w.row(n), xq_.data() + t * xrb);
+                    for (int64_t t = 0; t < T; t += kMaxFusedRows) {
+                        const int rows = static_cast<int>(std::min<int64_t>(kMaxFusedRows, T - t));
+                        dot(K, w.row(n), xq_.data() + t * xrb, xrb, rows, o + t * N + n, static_cast<size_t>(N));
+                    }
             });
             return;
         }

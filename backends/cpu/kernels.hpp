@@ -18,9 +18,13 @@ const CpuFeatures& cpu_features() noexcept;
 // llama.cpp makes, so results agree with it (F32→F32, F16→F16, Q4_0/Q5_0/Q8_0→Q8_0, Q4_1/Q5_1→Q8_1, K→Q8_K).
 TensorType activation_type(TensorType w) noexcept;
 
-// Σ w·x over n elements: w in its own format, x already in activation_type(w). nullptr when this CPU
-// has no fused kernel for the type; callers then dequantize both sides and use dot_f32.
-using FusedDot = float (*)(int64_t n, const void* w, const void* x);
+// Dot products of one weight row with up to kMaxFusedRows activation rows: out[j·out_stride] =
+// Σ w·x_j over n elements, w in its own format, x_j = x + j·x_stride bytes in activation_type(w).
+// Several rows per call let prefill unpack each weight block once. nullptr when this CPU has no fused
+// kernel for the type; callers then dequantize both sides and use dot_f32.
+constexpr int kMaxFusedRows = 4;
+using FusedDot = void (*)(int64_t n, const void* w, const void* x, size_t x_stride, int rows, float* out,
+                          size_t out_stride);
 FusedDot fused_dot(TensorType w) noexcept;
 
 // Rounds one row of activations to `type` (activation_type of some weight). On x86 this follows
@@ -42,9 +46,9 @@ float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
 void quantize_q8_0(const float* x, void* dst, int64_t n) noexcept;
 void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept;
-float dot_q4_0_q8_0(int64_t n, const void* w, const void* x);
-float dot_q4_1_q8_1(int64_t n, const void* w, const void* x);
-float dot_q8_0_q8_0(int64_t n, const void* w, const void* x);
+void dot_q4_0_q8_0(int64_t n, const void* w, const void* x, size_t xs, int rows, float* out, size_t os);
+void dot_q4_1_q8_1(int64_t n, const void* w, const void* x, size_t xs, int rows, float* out, size_t os);
+void dot_q8_0_q8_0(int64_t n, const void* w, const void* x, size_t xs, int rows, float* out, size_t os);
 }  // namespace avx2
 
 }  // namespace ember::cpu

@@ -137,42 +137,86 @@ void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept {
     }
 }
 
-float dot_q4_0_q8_0(int64_t n, const void* w, const void* x) {
-    const auto* bw = static_cast<const block_q4_0*>(w);
-    const auto* bx = static_cast<const block_q8_0*>(x);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / kQK; ++i) {
-        const __m256i qw = _mm256_sub_epi8(unpack_nibbles(bw[i].qs), _mm256_set1_epi8(8));
-        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bx[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(bw[i].d) * h2f(bx[i].d)), dot_i8(qw, qx), acc);
+namespace {
+
+// The weight block unpacked to signed or unsigned bytes, with its scale (and min, for Q4_1).
+struct Q40 {
+    using Act = block_q8_0;
+    static __m256i load(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q4_0*>(w)[i];
+        *d = h2f(b.d);
+        *m = 0.f;
+        return _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8));
     }
-    return hsum(acc);
+    static __m256 dot(__m256i q, __m256i x) { return dot_i8(q, x); }
+    static float min_term(float, const Act&) { return 0.f; }
+};
+struct Q41 {
+    using Act = block_q8_1;
+    static __m256i load(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q4_1*>(w)[i];
+        *d = h2f(b.d);
+        *m = h2f(b.m);
+        return unpack_nibbles(b.qs);
+    }
+    static __m256 dot(__m256i q, __m256i x) { return dot_u4_i8(q, x); }
+    static float min_term(float m, const Act& a) { return m * h2f(a.s); }
+};
+struct Q80 {
+    using Act = block_q8_0;
+    static __m256i load(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q8_0*>(w)[i];
+        *d = h2f(b.d);
+        *m = 0.f;
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+    }
+    static __m256 dot(__m256i q, __m256i x) { return dot_i8(q, x); }
+    static float min_term(float, const Act&) { return 0.f; }
+};
+
+template <typename W, int R>
+void dot_rows(int64_t n, const void* w, const void* x, size_t xs, float* out, size_t os) {
+    __m256 acc[R];
+    float mins[R];
+    const typename W::Act* act[R];
+    for (int r = 0; r < R; ++r) {
+        acc[r] = _mm256_setzero_ps();
+        mins[r] = 0.f;
+        act[r] = reinterpret_cast<const typename W::Act*>(static_cast<const char*>(x) + r * xs);
+    }
+    for (int64_t i = 0; i < n / kQK; ++i) {
+        float d, m;
+        const __m256i q = W::load(w, i, &d, &m);  // unpacked once for all rows
+        for (int r = 0; r < R; ++r) {
+            const auto& a = act[r][i];
+            const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs));
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(a.d)), W::dot(q, qx), acc[r]);
+            mins[r] += W::min_term(m, a);
+        }
+    }
+    for (int r = 0; r < R; ++r) out[r * os] = hsum(acc[r]) + mins[r];
 }
 
-float dot_q4_1_q8_1(int64_t n, const void* w, const void* x) {
-    const auto* bw = static_cast<const block_q4_1*>(w);
-    const auto* bx = static_cast<const block_q8_1*>(x);
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.f;
-    for (int64_t i = 0; i < n / kQK; ++i) {
-        const __m256i qw = unpack_nibbles(bw[i].qs);
-        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bx[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(bw[i].d) * h2f(bx[i].d)), dot_u4_i8(qw, qx), acc);
-        mins += h2f(bw[i].m) * h2f(bx[i].s);
+template <typename W>
+void dot_any(int64_t n, const void* w, const void* x, size_t xs, int rows, float* out, size_t os) {
+    switch (rows) {
+        case 1: return dot_rows<W, 1>(n, w, x, xs, out, os);
+        case 2: return dot_rows<W, 2>(n, w, x, xs, out, os);
+        case 3: return dot_rows<W, 3>(n, w, x, xs, out, os);
+        default: return dot_rows<W, 4>(n, w, x, xs, out, os);
     }
-    return hsum(acc) + mins;
 }
 
-float dot_q8_0_q8_0(int64_t n, const void* w, const void* x) {
-    const auto* bw = static_cast<const block_q8_0*>(w);
-    const auto* bx = static_cast<const block_q8_0*>(x);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < n / kQK; ++i) {
-        const __m256i qw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bw[i].qs));
-        const __m256i qx = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bx[i].qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(bw[i].d) * h2f(bx[i].d)), dot_i8(qw, qx), acc);
-    }
-    return hsum(acc);
+}  // namespace
+
+void dot_q4_0_q8_0(int64_t n, const void* w, const void* x, size_t xs, int rows, float* out, size_t os) {
+    dot_any<Q40>(n, w, x, xs, rows, out, os);
+}
+void dot_q4_1_q8_1(int64_t n, const void* w, const void* x, size_t xs, int rows, float* out, size_t os) {
+    dot_any<Q41>(n, w, x, xs, rows, out, os);
+}
+void dot_q8_0_q8_0(int64_t n, const void* w, const void* x, size_t xs, int rows, float* out, size_t os) {
+    dot_any<Q80>(n, w, x, xs, rows, out, os);
 }
 
 }  // namespace ember::cpu::avx2
