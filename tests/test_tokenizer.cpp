@@ -4,7 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -204,6 +203,9 @@ TEST_CASE("invalid input never crashes") {
     const std::string invalid[] = {
         std::string("\xff"), std::string("a\x80" "b"), std::string("\xe2\x82"), std::string("\xf4\x90\x80\x80"),
         std::string("\xc0\xaf"), std::string("x\xed\xa0\x80y"), std::string("\0\0abc", 5), std::string("\xf8\x88\x80\x80\x80"),
+        // fuzz finding: a bad lead byte must not take the next character (here the ▁ of the space,
+        // which byte fallback then gave back as a literal ▁) into its symbol
+        std::string("\xff Hglworld"), std::string("\xf0 a"), std::string("a\xe2\x96 b"), std::string("\xef\xbf \xf4\x8f\xbf"),
     };
     for (const auto& s : invalid) {
         CHECK_NOTHROW(spm.encode(s, true, true));
@@ -234,6 +236,21 @@ TEST_CASE("invalid input never crashes") {
         CHECK_FALSE(gpt2.is_end_of_generation(t));
         CHECK_FALSE(gpt2.is_control(t));
     }
+}
+
+TEST_CASE("byte-level BPE: a byte without a byte token is dropped") {
+    // Found by fuzzing (tests/fuzz/fuzz_tokenizer.cpp): starcoder's vocabulary has no token for the
+    // bytes its training text never held (C0 C1 F1 F5-FF), so valid UTF-8 such as U+5F999
+    // (F1 9F A6 99) cannot round-trip. The byte is dropped, as llama.cpp and HF tokenizers (no unk
+    // token) do; everything else survives.
+    const std::string sc_path = ember::test::testdata("vocab/ggml-vocab-starcoder.gguf");
+    const std::string gpt2_path = ember::test::testdata("vocab/ggml-vocab-gpt-2.gguf");
+    if (!ember::test::exists(sc_path) || !ember::test::exists(gpt2_path)) return;
+    const Tokenizer sc = Tokenizer::from_gguf(sc_path);
+    const std::string text = "x\xf1\x9f\xa6\x99y";
+    CHECK(sc.decode(sc.encode(text, false, false)) == "x\x9f\xa6\x99y");
+    const Tokenizer gpt2 = Tokenizer::from_gguf(gpt2_path);  // has all 256 byte tokens
+    CHECK(gpt2.decode(gpt2.encode(text, false, false)) == text);
 }
 
 TEST_CASE("smollm pre-tokenizer splits digits, then GPT-2 words") {
@@ -269,15 +286,16 @@ TEST_CASE("SPM word-by-word merging equals whole-text merging") {
     for (const auto& t : texts) CHECK(tok.encode(t, true, true) == ref.encode(t, true, true));
 }
 
-TEST_CASE("encode speed" * doctest::skip(std::getenv("EMBER_TOKENIZER_BENCH") == nullptr)) {
-    const std::string text = slurp(ember::test::testdata("text/war-and-peace.txt"));
+// Speed is measured by examples/bench_tokenizer.cpp (ember-bench-tokenizer), never by tests;
+// here only that a long real text survives the round trip.
+TEST_CASE("book round trip") {
+    const std::string book = slurp(ember::test::testdata("text/war-and-peace.txt"));
+    if (book.empty()) return;
+    const std::string text = book.substr(0, 300000);
     for (const char* name : {"llama-spm", "gpt-2", "starcoder"}) {
-        const Tokenizer tok = Tokenizer::from_gguf(ember::test::testdata(std::string("vocab/ggml-vocab-") + name + ".gguf"));
-        const auto t0 = std::chrono::steady_clock::now();
-        const auto ids = tok.encode(text, false, false);
-        const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        MESSAGE(std::string(name) << ": " << text.size() / 1e6 << " MB -> " << ids.size() << " tokens in " << s << " s ("
-                     << text.size() / 1e6 / s << " MB/s)");
-        CHECK(tok.decode(ids) == text);
+        const std::string path = ember::test::testdata(std::string("vocab/ggml-vocab-") + name + ".gguf");
+        if (!ember::test::exists(path)) continue;
+        const Tokenizer tok = Tokenizer::from_gguf(path);
+        CHECK_MESSAGE(tok.decode(tok.encode(text, false, false)) == text, name);
     }
 }

@@ -1,0 +1,297 @@
+/* ember — the stable C ABI (C99). Everything a binding needs, nothing it must not see.
+ *
+ * Conventions (they hold for every function below unless its comment says otherwise):
+ *
+ *  - Status codes. Functions return ember_status. On failure, ember_last_error() holds a message for this
+ *    thread. No function aborts, and no C++ exception crosses this boundary.
+ *  - Last error. Every function that returns ember_status (or -1/false on a NULL handle) first clears this
+ *    thread's last error and sets it on failure, so it always describes the latest call on this thread.
+ *    ember_last_error, ember_status_string, ember_version, ember_abi_version and the *_free functions
+ *    leave it alone.
+ *  - Handles are opaque. Each one a function returns through an out-pointer is owned by the caller and has
+ *    a matching *_free (NULL is fine there); borrowed pointers say so and must not be freed. On failure an
+ *    out-handle is set to NULL.
+ *  - Pointers are validated: a NULL handle, a NULL required out-pointer or a NULL input buffer gives
+ *    EMBER_ERR_INVALID_ARGUMENT, never a crash.
+ *  - Params structs start with uint32_t struct_size. Fill them with *_params_init (which sets struct_size
+ *    to the size this header was compiled with), then change fields. Passing NULL means defaults. A library
+ *    newer than the caller's header reads only the fields the caller's struct_size covers and defaults the
+ *    rest; a struct_size smaller than the first released version of the struct, or larger than the
+ *    library's, is EMBER_ERR_INVALID_ARGUMENT. New fields are only ever appended.
+ *  - Caller buffers use a two-call pattern. For text: `needed` receives the bytes required INCLUDING the
+ *    terminating NUL (the text's length is needed - 1; it may contain NUL bytes). For tokens: `n_out`
+ *    receives the number of tokens. Passing buf = NULL and cap = 0 is a size query and returns EMBER_OK.
+ *    A non-NULL buffer that is too small gives EMBER_ERR_INVALID_ARGUMENT with `needed`/`n_out` set to the
+ *    required size and the buffer left untouched; call again with a buffer that large.
+ *  - Flags: unknown bits are EMBER_ERR_INVALID_ARGUMENT, so new flags can be added safely.
+ *  - Threads: a model and a tokenizer may be used from any number of threads at once; a session or a sampler
+ *    by one thread at a time (ember_session_cancel alone may be called from any thread).
+ */
+#ifndef EMBER_H
+#define EMBER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* EMBER_API marks exported functions. Define EMBER_SHARED when using (or building) ember as a shared
+ * library on Windows; the build defines EMBER_BUILD. With GCC/Clang the functions are always exported. */
+#if defined(_WIN32) || defined(__CYGWIN__)
+#  if defined(EMBER_SHARED) && defined(EMBER_BUILD)
+#    define EMBER_API __declspec(dllexport)
+#  elif defined(EMBER_SHARED)
+#    define EMBER_API __declspec(dllimport)
+#  else
+#    define EMBER_API
+#  endif
+#elif defined(__GNUC__) || defined(__clang__)
+#  define EMBER_API __attribute__((visibility("default")))
+#else
+#  define EMBER_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped when an existing symbol or struct layout changes incompatibly (appending fields does not). */
+#define EMBER_ABI_VERSION 1u
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Status and errors
+ * ------------------------------------------------------------------------------------------------------- */
+
+/* The numbers are part of the ABI and equal ember::Status in the C++ API. */
+typedef enum ember_status {
+    EMBER_OK = 0,
+    EMBER_ERR_INVALID_ARGUMENT = 1, /* a NULL pointer, a value out of range, a buffer too small */
+    EMBER_ERR_BAD_FILE = 2,         /* malformed file, missing or misshapen tensor */
+    EMBER_ERR_UNSUPPORTED = 3,      /* architecture, tensor type or backend not supported */
+    EMBER_ERR_OUT_OF_MEMORY = 4,
+    EMBER_ERR_CONTEXT_FULL = 5,     /* the tokens do not fit in the session's context */
+    EMBER_ERR_CANCELLED = 6,        /* a progress/abort callback or ember_session_cancel stopped the call */
+    EMBER_ERR_BACKEND = 7,          /* the device failed */
+    EMBER_ERR_INTERNAL = 8,         /* a bug in ember */
+    EMBER_ERR_IO = 9                /* the file could not be opened or read */
+} ember_status;
+
+/* A static, human-readable name for a status ("ok", "invalid argument", ...); "unknown status" otherwise. */
+EMBER_API const char* ember_status_string(ember_status status);
+
+/* This thread's last error message, "" when the latest call succeeded. Owned by ember; valid until the next
+ * ember call on this thread. Never NULL. */
+EMBER_API const char* ember_last_error(void);
+
+/* The library version, "MAJOR.MINOR.PATCH". Static; never NULL. */
+EMBER_API const char* ember_version(void);
+
+/* EMBER_ABI_VERSION of the library actually loaded (compare with the header's to detect a mismatch). */
+EMBER_API uint32_t ember_abi_version(void);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Handles and callbacks
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct ember_model ember_model;         /* immutable after load; share it between threads */
+typedef struct ember_tokenizer ember_tokenizer; /* immutable; thread-safe */
+typedef struct ember_session ember_session;     /* one conversation: KV cache, position, logits */
+typedef struct ember_sampler ember_sampler;     /* chooses tokens from logits; keeps penalty history + RNG */
+
+/* Weight loading progress in [0, 1]. Return false to cancel: the load fails with EMBER_ERR_CANCELLED. */
+typedef bool (*ember_progress_fn)(float progress, void* user_data);
+/* Polled while a session evaluates tokens. Return true to stop: the call fails with EMBER_ERR_CANCELLED. */
+typedef bool (*ember_abort_fn)(void* user_data);
+/* Receives generated text as it completes (UTF-8, never a split character; not NUL-terminated) and the
+ * token that completed it. Return false to stop generating. */
+typedef bool (*ember_token_callback)(const char* text, size_t len, int32_t token, void* user_data);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Models
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct ember_model_params {
+    uint32_t struct_size;        /* sizeof(ember_model_params), set by ember_model_params_init */
+    int32_t n_threads;           /* default threads for sessions; 0: all cores */
+    const char* backend;         /* "cpu", "cuda", or NULL / "auto" for the best usable one; copied */
+    ember_progress_fn progress;  /* optional, called on the loading thread */
+    void* progress_user_data;
+} ember_model_params;
+
+/* Fills *params with defaults and sets struct_size. */
+EMBER_API ember_status ember_model_params_init(ember_model_params* params);
+
+/* Loads a GGUF model. params may be NULL (defaults). On success *out is a new model the caller owns: free it
+ * with ember_model_free. Fails with EMBER_ERR_IO, BAD_FILE, UNSUPPORTED, OUT_OF_MEMORY or CANCELLED; *out is
+ * NULL then. */
+EMBER_API ember_status ember_model_load(const char* path, const ember_model_params* params, ember_model** out);
+
+/* Frees a model. NULL is fine. Sessions created from it stay valid (they keep the weights alive), but the
+ * tokenizer borrowed with ember_model_tokenizer does not. */
+EMBER_API void ember_model_free(ember_model* model);
+
+/* The model's tokenizer, borrowed: owned by the model, valid until ember_model_free, never to be freed
+ * (ember_tokenizer_free ignores it). NULL when model is NULL. */
+EMBER_API const ember_tokenizer* ember_model_tokenizer(const ember_model* model);
+
+/* Hyperparameters; -1 when model is NULL. */
+EMBER_API int32_t ember_model_n_vocab(const ember_model* model);
+EMBER_API int32_t ember_model_n_ctx_train(const ember_model* model);
+EMBER_API int32_t ember_model_n_embd(const ember_model* model);
+EMBER_API int32_t ember_model_n_layers(const ember_model* model);
+
+/* A metadata value as text (strings as stored, numbers in decimal), two-call pattern. A key the file does
+ * not have gives EMBER_ERR_INVALID_ARGUMENT with *needed = 0. */
+EMBER_API ember_status ember_model_meta(const ember_model* model, const char* key, char* buf, size_t cap,
+                                        size_t* needed);
+
+/* The chat template (tokenizer.chat_template), two-call pattern; "" (needed = 1) when the file has none. */
+EMBER_API ember_status ember_model_chat_template(const ember_model* model, char* buf, size_t cap, size_t* needed);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Tokenizers
+ * ------------------------------------------------------------------------------------------------------- */
+
+#define EMBER_TOKENIZE_ADD_SPECIAL 1u   /* add BOS/EOS as the vocabulary asks */
+#define EMBER_TOKENIZE_PARSE_SPECIAL 2u /* text such as "<|im_start|>" becomes its special token */
+
+#define EMBER_DETOKENIZE_RENDER_SPECIAL 1u /* print control tokens (BOS, EOS, <|im_end|>...) as their text */
+
+/* Loads only the vocabulary of a GGUF file (vocab-only files work). On success *out is owned by the caller:
+ * free it with ember_tokenizer_free. */
+EMBER_API ember_status ember_tokenizer_load(const char* path, ember_tokenizer** out);
+
+/* Frees a tokenizer from ember_tokenizer_load. NULL is fine; a tokenizer borrowed from a model is ignored. */
+EMBER_API void ember_tokenizer_free(ember_tokenizer* tokenizer);
+
+/* Number of tokens in the vocabulary; -1 when tokenizer is NULL. */
+EMBER_API int32_t ember_tokenizer_n_vocab(const ember_tokenizer* tokenizer);
+
+/* Text (len bytes, no NUL needed; text may be NULL when len is 0) to token ids, two-call pattern over
+ * out/cap/n_out (n_out counts tokens). flags: EMBER_TOKENIZE_*. */
+EMBER_API ember_status ember_tokenize(const ember_tokenizer* tokenizer, const char* text, size_t len, int32_t* out,
+                                      int32_t cap, uint32_t flags, int32_t* n_out);
+
+/* Token ids to text, two-call pattern (needed includes the NUL). tokens may be NULL when n is 0. An id
+ * outside [0, n_vocab) is EMBER_ERR_INVALID_ARGUMENT. flags: EMBER_DETOKENIZE_*. */
+EMBER_API ember_status ember_detokenize(const ember_tokenizer* tokenizer, const int32_t* tokens, int32_t n,
+                                        uint32_t flags, char* buf, size_t cap, size_t* needed);
+
+/* The bytes of one token as detokenizing it would produce them (a piece may be part of a UTF-8 character),
+ * two-call pattern. flags: EMBER_DETOKENIZE_*; without RENDER_SPECIAL a control token's piece is "". */
+EMBER_API ember_status ember_token_piece(const ember_tokenizer* tokenizer, int32_t token, uint32_t flags, char* buf,
+                                         size_t cap, size_t* needed);
+
+/* Special tokens; -1 when the vocabulary has none or tokenizer is NULL. */
+EMBER_API int32_t ember_token_bos(const ember_tokenizer* tokenizer);
+EMBER_API int32_t ember_token_eos(const ember_tokenizer* tokenizer);
+EMBER_API int32_t ember_token_eot(const ember_tokenizer* tokenizer); /* end of turn, e.g. <|im_end|> */
+
+/* True for tokens that end generation (EOS, EOT and the like); false for others, ids out of range, NULL. */
+EMBER_API bool ember_token_is_eog(const ember_tokenizer* tokenizer, int32_t token);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Sessions
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct ember_session_params {
+    uint32_t struct_size;   /* sizeof(ember_session_params), set by ember_session_params_init */
+    int32_t n_ctx;          /* KV cache size in tokens; 0: the model's training context, at most 4096 */
+    int32_t n_batch;        /* prompt tokens per forward pass; default 512 */
+    int32_t n_threads;      /* 0: the model's default */
+    ember_abort_fn abort;   /* optional, called on the thread running the session call */
+    void* abort_user_data;
+} ember_session_params;
+
+EMBER_API ember_status ember_session_params_init(ember_session_params* params);
+
+/* Creates a session over a model; params may be NULL. On success *out is owned by the caller: free it with
+ * ember_session_free. The session keeps the model's weights alive. */
+EMBER_API ember_status ember_session_create(const ember_model* model, const ember_session_params* params,
+                                            ember_session** out);
+
+/* Frees a session. NULL is fine. */
+EMBER_API void ember_session_free(ember_session* session);
+
+/* Evaluates n tokens at the current position; afterwards ember_session_logits belongs to the last one.
+ * EMBER_ERR_CONTEXT_FULL when they do not fit (nothing is evaluated), EMBER_ERR_INVALID_ARGUMENT for n <= 0
+ * or an id outside [0, n_vocab). After any failure (CANCELLED included) the session holds what it held
+ * before the call: same position, same cached tokens. */
+EMBER_API ember_status ember_session_prefill(ember_session* session, const int32_t* tokens, int32_t n);
+
+/* Evaluates one token; same rules as ember_session_prefill. */
+EMBER_API ember_status ember_session_decode(ember_session* session, int32_t token);
+
+/* The logits of the last evaluated position: *out points at *n_vocab floats owned by the session, valid
+ * until the next call that changes the session (prefill, decode, generate, rewind, reset, free).
+ * EMBER_ERR_INVALID_ARGUMENT when nothing has been evaluated since creation, rewind or reset. */
+EMBER_API ember_status ember_session_logits(const ember_session* session, const float** out, int32_t* n_vocab);
+
+/* Tokens in the cache / the context size; -1 when session is NULL. */
+EMBER_API int32_t ember_session_position(const ember_session* session);
+EMBER_API int32_t ember_session_n_ctx(const ember_session* session);
+
+/* Forgets the tokens from `position` on (0 <= position <= current position). Logits are forgotten too:
+ * evaluate a token before sampling again. */
+EMBER_API ember_status ember_session_rewind(ember_session* session, int32_t position);
+
+/* ember_session_rewind(session, 0). */
+EMBER_API ember_status ember_session_reset(ember_session* session);
+
+/* Thread-safe: the prefill/decode/generate call running on the session stops with EMBER_ERR_CANCELLED.
+ * A cancel issued while no such call runs has no effect (every such call starts uncancelled). */
+EMBER_API ember_status ember_session_cancel(ember_session* session);
+
+/* Samples, evaluates and streams up to max_tokens tokens (< 0: until the context is full) from the current
+ * logits (so prefill first). Stops early at an end-of-generation token, when the context is full, or when
+ * callback returns false. callback (optional) receives UTF-8 text as it completes. *n_generated (optional,
+ * may be NULL) receives the number of tokens sampled, including an end-of-generation token that stopped it;
+ * that token, and the token whose callback returned false, are not evaluated into the session. On failure
+ * (e.g. CANCELLED) the tokens evaluated before it stay in the session and *n_generated counts those. */
+EMBER_API ember_status ember_session_generate(ember_session* session, ember_sampler* sampler, int32_t max_tokens,
+                                              ember_token_callback callback, void* user_data, int32_t* n_generated);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Samplers: penalties -> top-k -> top-p -> min-p -> temperature -> draw (llama.cpp's order)
+ * ------------------------------------------------------------------------------------------------------- */
+
+#define EMBER_SEED_RANDOM 0xFFFFFFFFu /* seed from the OS */
+
+typedef struct ember_sampler_params {
+    uint32_t struct_size;     /* sizeof(ember_sampler_params), set by ember_sampler_params_init */
+    float temperature;        /* default 0.8; <= 0: greedy */
+    int32_t top_k;            /* default 40; <= 0: off */
+    float top_p;              /* default 0.95; >= 1: off */
+    float min_p;              /* default 0.05; <= 0: off */
+    float repeat_penalty;     /* default 1.0 (off) */
+    int32_t penalty_last_n;   /* default 64: how many recent tokens the penalties look at */
+    float frequency_penalty;  /* default 0 */
+    float presence_penalty;   /* default 0 */
+    uint64_t seed;            /* default EMBER_SEED_RANDOM */
+} ember_sampler_params;
+
+EMBER_API ember_status ember_sampler_params_init(ember_sampler_params* params);
+
+/* Creates a sampler; params may be NULL (defaults). EMBER_ERR_INVALID_ARGUMENT for values out of range.
+ * On success *out is owned by the caller: free it with ember_sampler_free. */
+EMBER_API ember_status ember_sampler_create(const ember_sampler_params* params, ember_sampler** out);
+
+/* A sampler that always takes the highest logit (lowest id on ties). Free with ember_sampler_free. */
+EMBER_API ember_status ember_sampler_create_greedy(ember_sampler** out);
+
+/* Frees a sampler. NULL is fine. */
+EMBER_API void ember_sampler_free(ember_sampler* sampler);
+
+/* Picks a token from n logits (one position's, n > 0) into *token and records it for the penalties. */
+EMBER_API ember_status ember_sampler_sample(ember_sampler* sampler, const float* logits, int32_t n, int32_t* token);
+
+/* Records a token chosen elsewhere (token >= 0) so the penalties see it. */
+EMBER_API ember_status ember_sampler_accept(ember_sampler* sampler, int32_t token);
+
+/* Forgets the history and reseeds with the original seed. */
+EMBER_API ember_status ember_sampler_reset(ember_sampler* sampler);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EMBER_H */

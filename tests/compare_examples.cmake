@@ -1,0 +1,18 @@
+# Runs the C++ and the C generate examples with the same arguments and requires the same prompt and
+# generated token ids (cmake -DCPP=... -DC=... -DMODEL=... -P compare_examples.cmake).
+set(args -m ${MODEL} -p "Once upon a time" -n 48 --temp 0.9 --top-k 40 --top-p 0.95 --seed 42 --json)
+foreach(which CPP C)
+  execute_process(COMMAND ${${which}} ${args} OUTPUT_VARIABLE out_${which} RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "${${which}} failed (${rc}): ${out_${which}}")
+  endif()
+  string(REGEX MATCH "\"prompt_token_ids\":\\[[0-9,]*\\]" prompt_${which} "${out_${which}}")
+  string(REGEX MATCH "\"generated_token_ids\":\\[[0-9,]*\\]" gen_${which} "${out_${which}}")
+endforeach()
+if(gen_CPP STREQUAL "" OR gen_CPP STREQUAL "\"generated_token_ids\":[]")
+  message(FATAL_ERROR "the C++ example generated nothing: ${out_CPP}")
+endif()
+if(NOT prompt_CPP STREQUAL prompt_C OR NOT gen_CPP STREQUAL gen_C)
+  message(FATAL_ERROR "C and C++ examples differ:\n  C++: ${prompt_CPP} ${gen_CPP}\n  C:   ${prompt_C} ${gen_C}")
+endif()
+message(STATUS "same tokens: ${gen_CPP}")

@@ -1,0 +1,806 @@
+// The C ABI, exercised through ember.h only (the hostile files are built with the internal GGUF writer):
+// bad input gets a status and a message, never a crash; the happy paths match the golden outputs.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <unistd.h>
+
+#include "ember.h"
+#include "gguf/reader.hpp"
+#include "gguf/writer.hpp"
+#include "testdata.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kStories = ember::test::testdata("models/stories260K.gguf");
+
+// The first 16 of "greedy_tokens" in testdata/golden/stories260K-once.json (prompt "Once upon a time", BOS).
+const std::vector<int32_t> kGoldenGreedy16 = {432, 383, 286, 261, 376, 298, 315, 421,
+                                              395, 317, 426, 338, 401, 396, 267, 337};
+const std::vector<int32_t> kOnceUponATime = {1, 403, 407, 261, 378};  // "prompt_tokens" in the same file
+
+std::string last_error() { return ember_last_error(); }
+
+// One model for the whole file (loading is cheap, but the handle also checks sharing across tests).
+ember_model* stories() {
+    static ember_model* m = [] {
+        ember_model* out = nullptr;
+        REQUIRE(ember_model_load(kStories.c_str(), nullptr, &out) == EMBER_OK);
+        return out;
+    }();
+    return m;
+}
+
+std::vector<int32_t> tokenize(const ember_tokenizer* tok, const std::string& text, uint32_t flags) {
+    int32_t n = 0;
+    REQUIRE(ember_tokenize(tok, text.data(), text.size(), nullptr, 0, flags, &n) == EMBER_OK);
+    std::vector<int32_t> out(static_cast<size_t>(n));
+    REQUIRE(ember_tokenize(tok, text.data(), text.size(), out.data(), n, flags, &n) == EMBER_OK);
+    REQUIRE(static_cast<size_t>(n) == out.size());
+    return out;
+}
+
+struct Session {
+    ember_session* s = nullptr;
+    // One thread by default: the tests run beside others on a small shared machine.
+    explicit Session(const ember_session_params* p = nullptr) {
+        ember_session_params one;
+        ember_session_params_init(&one);
+        one.n_threads = 1;
+        REQUIRE(ember_session_create(stories(), p ? p : &one, &s) == EMBER_OK);
+    }
+    ~Session() { ember_session_free(s); }
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+};
+
+struct Sampler {
+    ember_sampler* s = nullptr;
+    explicit Sampler(const ember_sampler_params* p) { REQUIRE(ember_sampler_create(p, &s) == EMBER_OK); }
+    Sampler() { REQUIRE(ember_sampler_create_greedy(&s) == EMBER_OK); }
+    ~Sampler() { ember_sampler_free(s); }
+    Sampler(const Sampler&) = delete;
+    Sampler& operator=(const Sampler&) = delete;
+};
+
+// Prefill the prompt, then sample → stop at end of generation → decode, n times (the example's loop).
+std::vector<int32_t> run(ember_sampler* sampler, const std::vector<int32_t>& prompt, int n) {
+    Session s;
+    REQUIRE(ember_session_prefill(s.s, prompt.data(), static_cast<int32_t>(prompt.size())) == EMBER_OK);
+    const ember_tokenizer* tok = ember_model_tokenizer(stories());
+    std::vector<int32_t> out;
+    for (int i = 0; i < n; ++i) {
+        const float* logits = nullptr;
+        int32_t n_vocab = 0, t = -1;
+        REQUIRE(ember_session_logits(s.s, &logits, &n_vocab) == EMBER_OK);
+        REQUIRE(ember_sampler_sample(sampler, logits, n_vocab, &t) == EMBER_OK);
+        out.push_back(t);
+        if (ember_token_is_eog(tok, t)) break;
+        REQUIRE(ember_session_decode(s.s, t) == EMBER_OK);
+    }
+    return out;
+}
+
+// A copy of stories260K written through `edit`, for files that parse but do not load.
+template <typename Edit>
+std::string rewritten_stories(const std::string& name, Edit edit) {
+    const ember::gguf::File f = ember::gguf::File::open(kStories);
+    ember::gguf::Writer w(f.alignment());
+    for (const auto& [k, v] : f.metadata())
+        if (k != "general.alignment") w.set(k, v);
+    for (const auto& t : f.tensors()) edit(w, t);
+    const fs::path dir = fs::temp_directory_path() / ("ember-test-capi-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const std::string path = (dir / name).string();
+    w.write(path);
+    return path;
+}
+
+void add_as_is(ember::gguf::Writer& w, const ember::gguf::TensorInfo& t) {
+    w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims), t.data, t.n_bytes);
+}
+
+}  // namespace
+
+TEST_CASE("status codes, strings, versions") {
+    CHECK(EMBER_OK == 0);
+    CHECK(EMBER_ERR_INVALID_ARGUMENT == 1);
+    CHECK(EMBER_ERR_BAD_FILE == 2);
+    CHECK(EMBER_ERR_UNSUPPORTED == 3);
+    CHECK(EMBER_ERR_OUT_OF_MEMORY == 4);
+    CHECK(EMBER_ERR_CONTEXT_FULL == 5);
+    CHECK(EMBER_ERR_CANCELLED == 6);
+    CHECK(EMBER_ERR_BACKEND == 7);
+    CHECK(EMBER_ERR_INTERNAL == 8);
+    CHECK(EMBER_ERR_IO == 9);
+    CHECK(std::string(ember_status_string(EMBER_OK)) == "ok");
+    CHECK(std::string(ember_status_string(EMBER_ERR_CONTEXT_FULL)) == "context full");
+    CHECK(std::string(ember_status_string(static_cast<ember_status>(99))) == "unknown status");
+    CHECK(std::string(ember_status_string(static_cast<ember_status>(-1))) == "unknown status");
+    CHECK(ember_abi_version() == EMBER_ABI_VERSION);
+    const std::string v = ember_version();
+    CHECK(std::count(v.begin(), v.end(), '.') == 2);
+}
+
+TEST_CASE("params: init, NULL for defaults, struct_size checked") {
+    ember_model_params mp;
+    std::memset(&mp, 0xAB, sizeof mp);
+    REQUIRE(ember_model_params_init(&mp) == EMBER_OK);
+    CHECK(mp.struct_size == sizeof mp);
+    CHECK(mp.n_threads == 0);
+    CHECK(mp.backend == nullptr);
+    CHECK(!mp.progress);
+    CHECK(mp.progress_user_data == nullptr);
+
+    ember_session_params sp;
+    REQUIRE(ember_session_params_init(&sp) == EMBER_OK);
+    CHECK(sp.struct_size == sizeof sp);
+    CHECK(sp.n_ctx == 0);
+    CHECK(sp.n_batch == 512);
+    CHECK(sp.n_threads == 0);
+    CHECK(!sp.abort);
+
+    ember_sampler_params smp;
+    REQUIRE(ember_sampler_params_init(&smp) == EMBER_OK);
+    CHECK(smp.struct_size == sizeof smp);
+    CHECK(smp.temperature == doctest::Approx(0.8f));
+    CHECK(smp.top_k == 40);
+    CHECK(smp.top_p == doctest::Approx(0.95f));
+    CHECK(smp.min_p == doctest::Approx(0.05f));
+    CHECK(smp.repeat_penalty == 1.0f);
+    CHECK(smp.penalty_last_n == 64);
+    CHECK(smp.frequency_penalty == 0.0f);
+    CHECK(smp.presence_penalty == 0.0f);
+    CHECK(smp.seed == EMBER_SEED_RANDOM);
+
+    CHECK(ember_model_params_init(nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_params_init(nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_sampler_params_init(nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+
+    // struct_size 0 (never initialised), smaller than the first version, or larger than the library's.
+    for (uint32_t bad : {0u, 4u, 0xFFFFFFFFu, 1u << 20}) {
+        CAPTURE(bad);
+        ember_model* m = reinterpret_cast<ember_model*>(1);
+        mp.struct_size = bad;
+        CHECK(ember_model_load(kStories.c_str(), &mp, &m) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(m == nullptr);
+        CHECK(last_error().find("struct_size") != std::string::npos);
+
+        ember_session* s = reinterpret_cast<ember_session*>(1);
+        sp.struct_size = bad;
+        CHECK(ember_session_create(stories(), &sp, &s) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(s == nullptr);
+
+        ember_sampler* smpl = reinterpret_cast<ember_sampler*>(1);
+        smp.struct_size = bad;
+        CHECK(ember_sampler_create(&smp, &smpl) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(smpl == nullptr);
+    }
+    // One byte more than this header's struct: a newer caller than the library.
+    sp.struct_size = sizeof sp + 1;
+    ember_session* s = nullptr;
+    CHECK(ember_session_create(stories(), &sp, &s) == EMBER_ERR_INVALID_ARGUMENT);
+
+    // NULL params: defaults.
+    ember_sampler* smpl = nullptr;
+    CHECK(ember_sampler_create(nullptr, &smpl) == EMBER_OK);
+    ember_sampler_free(smpl);
+    REQUIRE(ember_session_create(stories(), nullptr, &s) == EMBER_OK);
+    CHECK(ember_session_n_ctx(s) > 0);
+    ember_session_free(s);
+
+    // Values out of range.
+    ember_sampler_params_init(&smp);
+    smp.top_p = -1.f;
+    CHECK(ember_sampler_create(&smp, &smpl) == EMBER_ERR_INVALID_ARGUMENT);
+    ember_sampler_params_init(&smp);
+    smp.temperature = NAN;
+    CHECK(ember_sampler_create(&smp, &smpl) == EMBER_ERR_INVALID_ARGUMENT);
+    ember_session_params_init(&sp);
+    sp.n_ctx = -5;
+    CHECK(ember_session_create(stories(), &sp, &s) == EMBER_ERR_INVALID_ARGUMENT);
+    ember_model_params_init(&mp);
+    mp.backend = "no-such-backend";
+    ember_model* m = nullptr;
+    CHECK(ember_model_load(kStories.c_str(), &mp, &m) != EMBER_OK);
+    CHECK(m == nullptr);
+    CHECK(!last_error().empty());
+}
+
+TEST_CASE("bad files: a status and a message, never a crash") {
+    ember_model* m = reinterpret_cast<ember_model*>(1);
+    ember_tokenizer* t = reinterpret_cast<ember_tokenizer*>(1);
+
+    const std::string readme = ember::test::testdata("README.md");
+    CHECK(ember_model_load(readme.c_str(), nullptr, &m) == EMBER_ERR_BAD_FILE);
+    CHECK(m == nullptr);
+    CHECK(!last_error().empty());
+    CHECK(ember_tokenizer_load(readme.c_str(), &t) == EMBER_ERR_BAD_FILE);
+    CHECK(t == nullptr);
+
+    CHECK(ember_model_load("/nonexistent/dir/model.gguf", nullptr, &m) == EMBER_ERR_IO);
+    CHECK(m == nullptr);
+    CHECK(!last_error().empty());
+    CHECK(ember_tokenizer_load("/nonexistent/dir/model.gguf", &t) == EMBER_ERR_IO);
+    CHECK(ember_model_load("", nullptr, &m) != EMBER_OK);
+
+    // A directory is not a file either.
+    CHECK(ember_model_load(fs::temp_directory_path().c_str(), nullptr, &m) != EMBER_OK);
+    CHECK(m == nullptr);
+
+    SUBCASE("a missing tensor") {
+        const std::string path = rewritten_stories("no-attn-q.gguf", [](auto& w, const auto& ti) {
+            if (ti.name != "blk.0.attn_q.weight") add_as_is(w, ti);
+        });
+        CHECK(ember_model_load(path.c_str(), nullptr, &m) == EMBER_ERR_BAD_FILE);
+        CHECK(m == nullptr);
+        CHECK(last_error().find("blk.0.attn_q.weight") != std::string::npos);
+        // The vocabulary alone still loads from it.
+        REQUIRE(ember_tokenizer_load(path.c_str(), &t) == EMBER_OK);
+        CHECK(ember_tokenizer_n_vocab(t) == 512);
+        ember_tokenizer_free(t);
+        fs::remove(path);
+    }
+    SUBCASE("a tensor of the wrong shape") {
+        const std::string path = rewritten_stories("bad-output-norm.gguf", [](auto& w, const auto& ti) {
+            if (ti.name != "output_norm.weight") return add_as_is(w, ti);
+            REQUIRE(ti.n_dims == 1);
+            std::vector<uint8_t> twice(ti.n_bytes * 2);
+            std::memcpy(twice.data(), ti.data, ti.n_bytes);
+            std::memcpy(twice.data() + ti.n_bytes, ti.data, ti.n_bytes);
+            w.add_tensor(ti.name, ti.type, {ti.ne[0] * 2}, twice.data(), twice.size());
+        });
+        CHECK(ember_model_load(path.c_str(), nullptr, &m) == EMBER_ERR_BAD_FILE);
+        CHECK(m == nullptr);
+        CHECK(last_error().find("output_norm.weight") != std::string::npos);
+        fs::remove(path);
+    }
+    SUBCASE("the unchanged rewrite loads (the edits above are what fails)") {
+        const std::string path = rewritten_stories("same.gguf", add_as_is);
+        REQUIRE(ember_model_load(path.c_str(), nullptr, &m) == EMBER_OK);
+        CHECK(ember_model_n_vocab(m) == 512);
+        ember_model_free(m);
+        fs::remove(path);
+    }
+}
+
+TEST_CASE("NULL handles and NULL out-pointers: EMBER_ERR_INVALID_ARGUMENT for every function") {
+    ember_model* model = stories();
+    const ember_tokenizer* tok = ember_model_tokenizer(model);
+    REQUIRE(tok != nullptr);
+    Session s;
+    Sampler greedy;
+    const int32_t toks[2] = {1, 403};
+    char buf[64];
+    size_t needed = 0;
+    int32_t n = 0, t = 0;
+    const float* logits = nullptr;
+    float fl[4] = {0, 1, 2, 3};
+    const auto inval = [](ember_status st) {
+        const bool ok = st == EMBER_ERR_INVALID_ARGUMENT && !last_error().empty();
+        return ok;
+    };
+
+    // Models.
+    ember_model* m = nullptr;
+    CHECK(inval(ember_model_load(nullptr, nullptr, &m)));
+    CHECK(inval(ember_model_load(kStories.c_str(), nullptr, nullptr)));
+    ember_model_free(nullptr);
+    CHECK(ember_model_tokenizer(nullptr) == nullptr);
+    CHECK(!last_error().empty());
+    CHECK(ember_model_n_vocab(nullptr) == -1);
+    CHECK(ember_model_n_ctx_train(nullptr) == -1);
+    CHECK(ember_model_n_embd(nullptr) == -1);
+    CHECK(ember_model_n_layers(nullptr) == -1);
+    CHECK(inval(ember_model_meta(nullptr, "general.architecture", buf, sizeof buf, &needed)));
+    CHECK(inval(ember_model_meta(model, nullptr, buf, sizeof buf, &needed)));
+    CHECK(inval(ember_model_meta(model, "general.architecture", buf, sizeof buf, nullptr)));
+    CHECK(inval(ember_model_meta(model, "general.architecture", nullptr, 10, &needed)));
+    CHECK(inval(ember_model_chat_template(nullptr, buf, sizeof buf, &needed)));
+    CHECK(inval(ember_model_chat_template(model, buf, sizeof buf, nullptr)));
+
+    // Tokenizers.
+    ember_tokenizer* owned = nullptr;
+    CHECK(inval(ember_tokenizer_load(nullptr, &owned)));
+    CHECK(inval(ember_tokenizer_load(kStories.c_str(), nullptr)));
+    ember_tokenizer_free(nullptr);
+    CHECK(ember_tokenizer_n_vocab(nullptr) == -1);
+    CHECK(inval(ember_tokenize(nullptr, "a", 1, &t, 1, 0, &n)));
+    CHECK(inval(ember_tokenize(tok, nullptr, 1, &t, 1, 0, &n)));
+    CHECK(inval(ember_tokenize(tok, "a", 1, &t, 1, 0, nullptr)));
+    CHECK(inval(ember_tokenize(tok, "a", 1, nullptr, 4, 0, &n)));
+    CHECK(inval(ember_tokenize(tok, "a", 1, &t, -1, 0, &n)));
+    CHECK(inval(ember_tokenize(tok, "a", 1, &t, 1, 0x80, &n)));  // unknown flag
+    CHECK(inval(ember_detokenize(nullptr, toks, 2, 0, buf, sizeof buf, &needed)));
+    CHECK(inval(ember_detokenize(tok, nullptr, 2, 0, buf, sizeof buf, &needed)));
+    CHECK(inval(ember_detokenize(tok, toks, -1, 0, buf, sizeof buf, &needed)));
+    CHECK(inval(ember_detokenize(tok, toks, 2, 0, buf, sizeof buf, nullptr)));
+    CHECK(inval(ember_detokenize(tok, toks, 2, 0, nullptr, 5, &needed)));
+    CHECK(inval(ember_detokenize(tok, toks, 2, 0x10, buf, sizeof buf, &needed)));
+    CHECK(inval(ember_token_piece(nullptr, 403, 0, buf, sizeof buf, &needed)));
+    CHECK(inval(ember_token_piece(tok, 403, 0, buf, sizeof buf, nullptr)));
+    CHECK(inval(ember_token_piece(tok, 403, 0, nullptr, 5, &needed)));
+    CHECK(inval(ember_token_piece(tok, 403, 0x10, buf, sizeof buf, &needed)));
+    CHECK(ember_token_bos(nullptr) == -1);
+    CHECK(ember_token_eos(nullptr) == -1);
+    CHECK(ember_token_eot(nullptr) == -1);
+    CHECK(!ember_token_is_eog(nullptr, 2));
+    CHECK(!last_error().empty());
+
+    // Sessions.
+    ember_session* sess = nullptr;
+    CHECK(inval(ember_session_create(nullptr, nullptr, &sess)));
+    CHECK(inval(ember_session_create(model, nullptr, nullptr)));
+    ember_session_free(nullptr);
+    CHECK(inval(ember_session_prefill(nullptr, toks, 2)));
+    CHECK(inval(ember_session_prefill(s.s, nullptr, 2)));
+    CHECK(inval(ember_session_prefill(s.s, toks, 0)));
+    CHECK(inval(ember_session_prefill(s.s, toks, -3)));
+    CHECK(inval(ember_session_decode(nullptr, 1)));
+    CHECK(inval(ember_session_logits(nullptr, &logits, &n)));
+    CHECK(inval(ember_session_logits(s.s, nullptr, &n)));
+    CHECK(inval(ember_session_logits(s.s, &logits, nullptr)));
+    CHECK(inval(ember_session_logits(s.s, &logits, &n)));  // nothing evaluated yet
+    CHECK(logits == nullptr);
+    CHECK(ember_session_position(nullptr) == -1);
+    CHECK(ember_session_n_ctx(nullptr) == -1);
+    CHECK(inval(ember_session_rewind(nullptr, 0)));
+    CHECK(inval(ember_session_reset(nullptr)));
+    CHECK(inval(ember_session_cancel(nullptr)));
+    CHECK(inval(ember_session_generate(nullptr, greedy.s, 4, nullptr, nullptr, &n)));
+    CHECK(inval(ember_session_generate(s.s, nullptr, 4, nullptr, nullptr, &n)));
+    CHECK(n == 0);
+    CHECK(ember_session_position(s.s) == 0);
+
+    // Samplers.
+    ember_sampler* smp = nullptr;
+    CHECK(inval(ember_sampler_create(nullptr, nullptr)));
+    CHECK(inval(ember_sampler_create_greedy(nullptr)));
+    ember_sampler_free(nullptr);
+    CHECK(inval(ember_sampler_sample(nullptr, fl, 4, &t)));
+    CHECK(inval(ember_sampler_sample(greedy.s, nullptr, 4, &t)));
+    CHECK(inval(ember_sampler_sample(greedy.s, fl, 0, &t)));
+    CHECK(inval(ember_sampler_sample(greedy.s, fl, 4, nullptr)));
+    CHECK(inval(ember_sampler_accept(nullptr, 1)));
+    CHECK(inval(ember_sampler_accept(greedy.s, -1)));
+    CHECK(inval(ember_sampler_reset(nullptr)));
+    (void)smp;
+
+    // And the valid calls still work afterwards.
+    CHECK(ember_sampler_sample(greedy.s, fl, 4, &t) == EMBER_OK);
+    CHECK(t == 3);
+    CHECK(last_error().empty());
+}
+
+TEST_CASE("model facts, metadata and the two-call buffer pattern") {
+    ember_model* m = stories();
+    CHECK(ember_model_n_vocab(m) == 512);
+    CHECK(ember_model_n_layers(m) == 5);
+    CHECK(ember_model_n_embd(m) == 64);
+    CHECK(ember_model_n_ctx_train(m) > 0);
+
+    size_t needed = 0;
+    REQUIRE(ember_model_meta(m, "general.architecture", nullptr, 0, &needed) == EMBER_OK);  // size query
+    CHECK(needed == 6);                                                                     // "llama" + NUL
+    std::vector<char> buf(needed);
+    char small[3] = {'x', 'y', 'z'};
+    CHECK(ember_model_meta(m, "general.architecture", small, sizeof small, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(needed == 6);
+    CHECK(small[0] == 'x');  // untouched
+    CHECK(last_error().find("too small") != std::string::npos);
+    // Exactly the text's length is one byte short: the NUL needs room too.
+    CHECK(ember_model_meta(m, "general.architecture", buf.data(), 5, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    REQUIRE(ember_model_meta(m, "general.architecture", buf.data(), buf.size(), &needed) == EMBER_OK);
+    CHECK(std::string(buf.data()) == "llama");
+    CHECK(last_error().empty());
+
+    CHECK(ember_model_meta(m, "no.such.key", nullptr, 0, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(needed == 0);
+    CHECK(last_error().find("no.such.key") != std::string::npos);
+
+    // Numbers come back in decimal.
+    REQUIRE(ember_model_meta(m, "llama.block_count", nullptr, 0, &needed) == EMBER_OK);
+    buf.resize(needed);
+    REQUIRE(ember_model_meta(m, "llama.block_count", buf.data(), buf.size(), &needed) == EMBER_OK);
+    CHECK(std::string(buf.data()) == "5");
+
+    // stories260K has no chat template: "" with needed = 1.
+    REQUIRE(ember_model_chat_template(m, nullptr, 0, &needed) == EMBER_OK);
+    CHECK(needed == 1);
+    char one = 'x';
+    REQUIRE(ember_model_chat_template(m, &one, 1, &needed) == EMBER_OK);
+    CHECK(one == '\0');
+}
+
+TEST_CASE("tokenizer: golden ids, round trip, two-call, out-of-range ids") {
+    const ember_tokenizer* tok = ember_model_tokenizer(stories());
+    CHECK(ember_tokenizer_n_vocab(tok) == 512);
+    CHECK(ember_token_bos(tok) == 1);
+    CHECK(ember_token_eos(tok) == 2);
+    CHECK(ember_token_is_eog(tok, 2));
+    CHECK(!ember_token_is_eog(tok, 403));
+    CHECK(!ember_token_is_eog(tok, -1));
+    CHECK(!ember_token_is_eog(tok, 512));
+
+    const std::string text = "Once upon a time";
+    CHECK(tokenize(tok, text, EMBER_TOKENIZE_ADD_SPECIAL) == kOnceUponATime);
+    CHECK(tokenize(tok, text, EMBER_TOKENIZE_ADD_SPECIAL | EMBER_TOKENIZE_PARSE_SPECIAL) == kOnceUponATime);
+    CHECK(tokenize(tok, text, 0) == std::vector<int32_t>(kOnceUponATime.begin() + 1, kOnceUponATime.end()));
+    CHECK(tokenize(tok, "", 0).empty());
+    int32_t n = -1;
+    CHECK(ember_tokenize(tok, nullptr, 0, nullptr, 0, 0, &n) == EMBER_OK);
+    CHECK(n == 0);
+
+    // Too small: the needed count comes back and the buffer is untouched.
+    int32_t out[3] = {-7, -7, -7};
+    CHECK(ember_tokenize(tok, text.data(), text.size(), out, 3, EMBER_TOKENIZE_ADD_SPECIAL, &n) ==
+          EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(n == 5);
+    CHECK(out[0] == -7);
+    CHECK(last_error().find("too small") != std::string::npos);
+
+    // Detokenize: two calls.
+    size_t needed = 0;
+    REQUIRE(ember_detokenize(tok, kOnceUponATime.data(), 5, 0, nullptr, 0, &needed) == EMBER_OK);
+    CHECK(needed == text.size() + 1);
+    std::string buf(needed, '\xff');
+    CHECK(ember_detokenize(tok, kOnceUponATime.data(), 5, 0, buf.data(), needed - 1, &needed) ==
+          EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(needed == text.size() + 1);
+    REQUIRE(ember_detokenize(tok, kOnceUponATime.data(), 5, 0, buf.data(), buf.size(), &needed) == EMBER_OK);
+    CHECK(std::string(buf.c_str()) == text);
+    // Rendering the BOS.
+    REQUIRE(ember_detokenize(tok, kOnceUponATime.data(), 5, EMBER_DETOKENIZE_RENDER_SPECIAL, nullptr, 0, &needed) == EMBER_OK);
+    buf.assign(needed, '\0');
+    REQUIRE(ember_detokenize(tok, kOnceUponATime.data(), 5, EMBER_DETOKENIZE_RENDER_SPECIAL, buf.data(), buf.size(), &needed) == EMBER_OK);
+    CHECK(std::string(buf.c_str()) == "<s>" + text);
+    REQUIRE(ember_detokenize(tok, nullptr, 0, 0, nullptr, 0, &needed) == EMBER_OK);
+    CHECK(needed == 1);
+
+    // Pieces.
+    char piece[32];
+    REQUIRE(ember_token_piece(tok, 403, 0, piece, sizeof piece, &needed) == EMBER_OK);
+    CHECK(std::string(piece) == " Once");
+    REQUIRE(ember_token_piece(tok, 1, 0, piece, sizeof piece, &needed) == EMBER_OK);
+    CHECK(std::string(piece).empty());
+    REQUIRE(ember_token_piece(tok, 1, EMBER_DETOKENIZE_RENDER_SPECIAL, piece, sizeof piece, &needed) == EMBER_OK);
+    CHECK(std::string(piece) == "<s>");
+
+    // Out-of-range ids.
+    for (int32_t bad : {-1, 512, INT32_MIN, INT32_MAX}) {
+        CAPTURE(bad);
+        const int32_t ids[3] = {1, bad, 403};
+        CHECK(ember_detokenize(tok, ids, 3, 0, nullptr, 0, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(!last_error().empty());
+        CHECK(ember_token_piece(tok, bad, 0, piece, sizeof piece, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    }
+
+    // A standalone tokenizer from a vocab-only file; and freeing a borrowed one is ignored.
+    ember_tokenizer* own = nullptr;
+    REQUIRE(ember_tokenizer_load(ember::test::testdata("vocab/ggml-vocab-llama-spm.gguf").c_str(), &own) == EMBER_OK);
+    CHECK(ember_tokenizer_n_vocab(own) == 32000);
+    CHECK(tokenize(own, "Hello world", EMBER_TOKENIZE_ADD_SPECIAL).front() == 1);
+    ember_tokenizer_free(own);
+    ember_tokenizer_free(const_cast<ember_tokenizer*>(tok));
+    CHECK(ember_tokenizer_n_vocab(ember_model_tokenizer(stories())) == 512);
+}
+
+TEST_CASE("greedy generation matches the golden tokens") {
+    const ember_tokenizer* tok = ember_model_tokenizer(stories());
+    const auto prompt = tokenize(tok, "Once upon a time", EMBER_TOKENIZE_ADD_SPECIAL);
+    REQUIRE(prompt == kOnceUponATime);
+
+    SUBCASE("ember_session_generate, streaming") {
+        Session s;
+        Sampler greedy;
+        REQUIRE(ember_session_prefill(s.s, prompt.data(), 5) == EMBER_OK);
+        CHECK(ember_session_position(s.s) == 5);
+        const float* logits = nullptr;
+        int32_t n_vocab = 0;
+        REQUIRE(ember_session_logits(s.s, &logits, &n_vocab) == EMBER_OK);
+        CHECK(n_vocab == 512);
+        CHECK(std::max_element(logits, logits + n_vocab) - logits == kGoldenGreedy16[0]);
+
+        struct Out {
+            std::string text;
+            std::vector<int32_t> tokens;
+        } out;
+        int32_t n_gen = 0;
+        auto cb = [](const char* text, size_t len, int32_t token, void* ud) -> bool {
+            auto* o = static_cast<Out*>(ud);
+            o->text.append(text, len);
+            o->tokens.push_back(token);
+            return true;
+        };
+        REQUIRE(ember_session_generate(s.s, greedy.s, 16, cb, &out, &n_gen) == EMBER_OK);
+        CHECK(n_gen == 16);
+        CHECK(out.tokens == kGoldenGreedy16);  // every piece here is whole text, one callback per token
+        CHECK(ember_session_position(s.s) == 5 + 16);
+        size_t needed = 0;
+        REQUIRE(ember_detokenize(tok, kGoldenGreedy16.data(), 16, 0, nullptr, 0, &needed) == EMBER_OK);
+        std::string expect(needed, '\0');
+        REQUIRE(ember_detokenize(tok, kGoldenGreedy16.data(), 16, 0, expect.data(), needed, &needed) == EMBER_OK);
+        expect.resize(needed - 1);
+        CHECK(out.text == expect);
+        CHECK(out.text.rfind(", there was a little girl", 0) == 0);
+    }
+    SUBCASE("sample → decode by hand") {
+        Sampler greedy;
+        CHECK(run(greedy.s, prompt, 16) == kGoldenGreedy16);
+    }
+    SUBCASE("a callback returning false stops at once") {
+        Session s;
+        Sampler greedy;
+        REQUIRE(ember_session_prefill(s.s, prompt.data(), 5) == EMBER_OK);
+        int calls = 0;
+        int32_t n_gen = 0;
+        auto stop = [](const char*, size_t, int32_t, void* ud) -> bool { return ++*static_cast<int*>(ud) < 3; };
+        REQUIRE(ember_session_generate(s.s, greedy.s, 16, stop, &calls, &n_gen) == EMBER_OK);
+        CHECK(calls == 3);
+        CHECK(n_gen == 3);
+        CHECK(ember_session_position(s.s) == 5 + 2);  // the third token was not evaluated
+    }
+    SUBCASE("NULL callback and NULL n_generated are fine") {
+        Session s;
+        Sampler greedy;
+        REQUIRE(ember_session_prefill(s.s, prompt.data(), 5) == EMBER_OK);
+        REQUIRE(ember_session_generate(s.s, greedy.s, 4, nullptr, nullptr, nullptr) == EMBER_OK);
+        CHECK(ember_session_position(s.s) == 9);
+    }
+    SUBCASE("generate without logits fails cleanly") {
+        Session s;
+        Sampler greedy;
+        int32_t n_gen = -1;
+        CHECK(ember_session_generate(s.s, greedy.s, 4, nullptr, nullptr, &n_gen) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(n_gen == 0);
+        CHECK(ember_session_position(s.s) == 0);
+    }
+}
+
+TEST_CASE("seeded sampling: same seed, same tokens; different seeds, different tokens") {
+    ember_sampler_params p;
+    ember_sampler_params_init(&p);
+    p.temperature = 1.0f;
+    auto with_seed = [&](uint64_t seed) {
+        p.seed = seed;
+        Sampler s(&p);
+        return run(s.s, kOnceUponATime, 32);
+    };
+    const auto a = with_seed(42), b = with_seed(42), c = with_seed(43), d = with_seed(1234567);
+    CHECK(a.size() == 32);
+    CHECK(a == b);
+    CHECK(a != c);
+    CHECK(c != d);
+
+    // Reset reseeds: the same sampler replays its sequence.
+    p.seed = 42;
+    Sampler s(&p);
+    const auto first = run(s.s, kOnceUponATime, 32);
+    REQUIRE(ember_sampler_reset(s.s) == EMBER_OK);
+    CHECK(run(s.s, kOnceUponATime, 32) == first);
+    CHECK(first == a);
+
+    // accept feeds the penalties: a huge repeat penalty on the greedy favourite changes the choice.
+    ember_sampler_params_init(&p);
+    p.temperature = 0.f;
+    p.repeat_penalty = 1000.f;
+    Sampler pen(&p);
+    const float logits[4] = {0.5f, 3.f, 1.f, 2.f};
+    int32_t t = -1;
+    REQUIRE(ember_sampler_sample(pen.s, logits, 4, &t) == EMBER_OK);
+    CHECK(t == 1);
+    REQUIRE(ember_sampler_accept(pen.s, 3) == EMBER_OK);
+    REQUIRE(ember_sampler_sample(pen.s, logits, 4, &t) == EMBER_OK);
+    CHECK(t == 2);  // 1 and 3 are in the history now
+}
+
+TEST_CASE("context limits, out-of-range ids and rewinding leave the session as it was") {
+    ember_session_params sp;
+    ember_session_params_init(&sp);
+    sp.n_ctx = 8;
+    sp.n_threads = 1;
+    Session s(&sp);
+    CHECK(ember_session_n_ctx(s.s) == 8);
+    const std::vector<int32_t> ten = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376};
+
+    CHECK(ember_session_prefill(s.s, ten.data(), 10) == EMBER_ERR_CONTEXT_FULL);
+    CHECK(last_error().find("do not fit") != std::string::npos);
+    CHECK(ember_session_position(s.s) == 0);
+
+    REQUIRE(ember_session_prefill(s.s, ten.data(), 5) == EMBER_OK);
+    const float* logits = nullptr;
+    int32_t n_vocab = 0;
+    REQUIRE(ember_session_logits(s.s, &logits, &n_vocab) == EMBER_OK);
+    const std::vector<float> before(logits, logits + n_vocab);
+
+    CHECK(ember_session_prefill(s.s, ten.data() + 5, 4) == EMBER_ERR_CONTEXT_FULL);
+    CHECK(ember_session_position(s.s) == 5);
+
+    for (int32_t bad : {-1, 512}) {
+        CAPTURE(bad);
+        const int32_t ids[2] = {403, bad};
+        CHECK(ember_session_prefill(s.s, ids, 2) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(last_error().find("out of range") != std::string::npos);
+        CHECK(ember_session_decode(s.s, bad) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(ember_session_position(s.s) == 5);
+    }
+    REQUIRE(ember_session_logits(s.s, &logits, &n_vocab) == EMBER_OK);
+    CHECK(std::vector<float>(logits, logits + n_vocab) == before);
+
+    // Generation stops (successfully) when the context is full.
+    Sampler greedy;
+    int32_t n_gen = 0;
+    REQUIRE(ember_session_generate(s.s, greedy.s, -1, nullptr, nullptr, &n_gen) == EMBER_OK);
+    CHECK(n_gen == 3);
+    CHECK(ember_session_position(s.s) == 8);
+    CHECK(ember_session_decode(s.s, 403) == EMBER_ERR_CONTEXT_FULL);
+    CHECK(ember_session_position(s.s) == 8);
+
+    // Rewind and reset.
+    CHECK(ember_session_rewind(s.s, 9) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_rewind(s.s, -1) == EMBER_ERR_INVALID_ARGUMENT);
+    REQUIRE(ember_session_rewind(s.s, 4) == EMBER_OK);
+    CHECK(ember_session_position(s.s) == 4);
+    CHECK(ember_session_logits(s.s, &logits, &n_vocab) == EMBER_ERR_INVALID_ARGUMENT);  // forgotten with the tokens
+    REQUIRE(ember_session_decode(s.s, ten[4]) == EMBER_OK);
+    REQUIRE(ember_session_logits(s.s, &logits, &n_vocab) == EMBER_OK);
+    float max_diff = 0;
+    for (int i = 0; i < n_vocab; ++i) max_diff = std::max(max_diff, std::fabs(logits[i] - before[static_cast<size_t>(i)]));
+    CHECK(max_diff < 1e-4f);
+    REQUIRE(ember_session_reset(s.s) == EMBER_OK);
+    CHECK(ember_session_position(s.s) == 0);
+}
+
+TEST_CASE("cancellation: abort callback, ember_session_cancel, progress callback") {
+    SUBCASE("abort callback returning true") {
+        struct Ctl {
+            std::atomic<int> polls{0};
+            int allow = 0;  // polls answered false before answering true
+        } ctl;
+        ember_session_params sp;
+        ember_session_params_init(&sp);
+        sp.n_threads = 1;
+        sp.abort = [](void* ud) {
+            auto* c = static_cast<Ctl*>(ud);
+            return c->polls.fetch_add(1) >= c->allow;
+        };
+        sp.abort_user_data = &ctl;
+        Session s(&sp);
+        CHECK(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_ERR_CANCELLED);
+        CHECK(last_error().find("cancel") != std::string::npos);
+        CHECK(ember_session_position(s.s) == 0);
+        CHECK(ctl.polls.load() >= 1);
+
+        // Let the prompt through, then stop generation part-way.
+        ctl.allow = 1 << 30;
+        REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        ctl.allow = ctl.polls.load() + 40;
+        Sampler greedy;
+        int32_t n_gen = -1;
+        CHECK(ember_session_generate(s.s, greedy.s, 200, nullptr, nullptr, &n_gen) == EMBER_ERR_CANCELLED);
+        CHECK(n_gen >= 0);
+        CHECK(n_gen < 200);
+        CHECK(ember_session_position(s.s) == 5 + n_gen);  // what was evaluated stays
+    }
+    SUBCASE("ember_session_cancel from another thread stops a running generate") {
+        Session s;
+        Sampler greedy;
+        REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        struct Sync {
+            ember_session* s;
+            std::mutex mu;
+            std::condition_variable cv;
+            bool first = false, cancelled = false;
+            int calls = 0;
+        } sync{s.s, {}, {}, false, false, 0};
+        std::thread canceller([&sync] {
+            std::unique_lock lk(sync.mu);
+            sync.cv.wait(lk, [&] { return sync.first; });
+            CHECK(ember_session_cancel(sync.s) == EMBER_OK);
+            sync.cancelled = true;
+            sync.cv.notify_all();
+        });
+        // On the first piece of text, wait until the other thread has cancelled; the next decode stops.
+        auto cb = [](const char*, size_t, int32_t, void* ud) -> bool {
+            auto* y = static_cast<Sync*>(ud);
+            std::unique_lock lk(y->mu);
+            ++y->calls;
+            y->first = true;
+            y->cv.notify_all();
+            y->cv.wait(lk, [&] { return y->cancelled; });
+            return true;
+        };
+        int32_t n_gen = -1;
+        CHECK(ember_session_generate(s.s, greedy.s, 50, cb, &sync, &n_gen) == EMBER_ERR_CANCELLED);
+        canceller.join();
+        CHECK(sync.calls == 1);
+        CHECK(n_gen == 0);
+        CHECK(ember_session_position(s.s) == 5);
+        // A cancel only stops the call that is running: the next call starts afresh.
+        REQUIRE(ember_session_generate(s.s, greedy.s, 3, nullptr, nullptr, &n_gen) == EMBER_OK);
+        CHECK(n_gen == 3);
+    }
+    SUBCASE("progress callback: called up to 1, and false cancels the load") {
+        struct Prog {
+            int calls = 0;
+            float last = -1;
+            bool answer = true;
+        } prog;
+        ember_model_params mp;
+        ember_model_params_init(&mp);
+        mp.progress = [](float p, void* ud) {
+            auto* g = static_cast<Prog*>(ud);
+            ++g->calls;
+            g->last = p;
+            return g->answer;
+        };
+        mp.progress_user_data = &prog;
+        ember_model* m = nullptr;
+        REQUIRE(ember_model_load(kStories.c_str(), &mp, &m) == EMBER_OK);
+        CHECK(prog.calls > 0);
+        CHECK(prog.last == doctest::Approx(1.0f));
+        ember_model_free(m);
+
+        prog = Prog{};
+        prog.answer = false;
+        m = reinterpret_cast<ember_model*>(1);
+        CHECK(ember_model_load(kStories.c_str(), &mp, &m) == EMBER_ERR_CANCELLED);
+        CHECK(m == nullptr);
+        CHECK(prog.calls == 1);
+        CHECK(last_error().find("cancel") != std::string::npos);
+    }
+}
+
+TEST_CASE("the last error is per thread") {
+    ember_model* m = nullptr;
+    REQUIRE(ember_model_load("/nonexistent/a.gguf", nullptr, &m) == EMBER_ERR_IO);
+    const std::string mine = last_error();
+    REQUIRE(mine.find("/nonexistent/a.gguf") != std::string::npos);
+
+    std::string theirs_before, theirs_after;
+    std::thread other([&] {
+        theirs_before = ember_last_error();
+        ember_sampler* s = nullptr;
+        (void)ember_sampler_create_greedy(nullptr);
+        theirs_after = ember_last_error();
+        (void)s;
+    });
+    other.join();
+    CHECK(theirs_before.empty());
+    CHECK(theirs_after.find("out is NULL") != std::string::npos);
+    CHECK(last_error() == mine);  // untouched by the other thread
+
+    // A successful call clears it.
+    CHECK(ember_model_n_vocab(stories()) == 512);
+    CHECK(last_error().empty());
+}
+
+TEST_CASE("a model freed before its session: the session keeps working") {
+    ember_model* m = nullptr;
+    REQUIRE(ember_model_load(kStories.c_str(), nullptr, &m) == EMBER_OK);
+    ember_session_params sp;
+    ember_session_params_init(&sp);
+    sp.n_threads = 1;
+    ember_session* s = nullptr;
+    REQUIRE(ember_session_create(m, &sp, &s) == EMBER_OK);
+    ember_model_free(m);
+    Sampler greedy;
+    REQUIRE(ember_session_prefill(s, kOnceUponATime.data(), 5) == EMBER_OK);
+    int32_t n_gen = 0;
+    REQUIRE(ember_session_generate(s, greedy.s, 4, nullptr, nullptr, &n_gen) == EMBER_OK);
+    CHECK(n_gen == 4);
+    ember_session_free(s);
+}
