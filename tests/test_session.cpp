@@ -140,6 +140,30 @@ TEST_CASE("cancellation: abort callback and cancel()") {
         CHECK(e.status() == Status::Cancelled);
     }
     CHECK(s.position() == 0);  // nothing was committed
+
+    // cancel() from another thread stops a running generate(), even between tokens.
+    Session g(m);
+    g.prefill(m.tokenizer().encode("Once upon a time"));
+    Sampler sampler = Sampler::greedy();
+    GenerateParams gp;
+    gp.max_tokens = -1;
+    gp.stop_at_eog = false;
+    std::atomic<int> seen{0};
+    std::thread canceller([&] {
+        while (seen.load() < 5) std::this_thread::yield();
+        g.cancel();
+    });
+    try {
+        (void)g.generate(sampler, gp, [&](std::string_view, Token) {
+            ++seen;
+            return true;
+        });
+        FAIL("expected Cancelled");
+    } catch (const Error& e) {
+        CHECK(e.status() == Status::Cancelled);
+    }
+    canceller.join();
+    CHECK(g.position() < g.n_ctx());
 }
 
 TEST_CASE("sessions on one model from several threads agree") {

@@ -46,6 +46,10 @@ private:
 
 float* f32(const Tensor& t) { return static_cast<float*>(t.data); }
 
+// Work items per thread worth waking a worker for, given the cost of one item in element operations.
+constexpr int64_t kMinOpsPerThread = 1 << 15;
+int64_t grain_for(int64_t cost_per_item) { return std::max<int64_t>(1, kMinOpsPerThread / std::max<int64_t>(1, cost_per_item)); }
+
 class CpuStream final : public backend::Stream {
 public:
     explicit CpuStream(int n_threads) : pool_(n_threads) {}
@@ -67,7 +71,7 @@ public:
         pool_.parallel_for(n, [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i)
                 tensor::dequantize_row(table.type, table.row(ids[i]), f32(out) + i * out.ne[0], table.ne[0]);
-        });
+        }, grain_for(table.ne[0]));
     }
 
     void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
@@ -82,7 +86,7 @@ public:
                 const float scale = 1.0f / std::sqrt(static_cast<float>(sum / n) + eps);
                 for (int64_t i = 0; i < n; ++i) o[i] = xr[i] * scale * f32(w)[i];
             }
-        });
+        }, grain_for(3 * n));
     }
 
     void matmul(const Tensor& w, const Tensor& x, Tensor& out) override {
@@ -94,7 +98,7 @@ public:
                 for (int64_t n = b; n < e; ++n)
                     for (int64_t t = 0; t < T; ++t)
                         o[t * N + n] = dot_f32(static_cast<const float*>(w.row(n)), f32(x) + t * K, K);
-            });
+            }, grain_for(K * T));
             return;
         }
         // Round the activations the way llama.cpp does before its dot products.
@@ -103,7 +107,7 @@ public:
         xq_.resize(xrb * T);
         pool_.parallel_for(T, [&](int64_t b, int64_t e) {
             for (int64_t t = b; t < e; ++t) quantize_activations(at, f32(x) + t * K, xq_.data() + t * xrb, K);
-        });
+        }, grain_for(2 * K));
         if (const FusedDot dot = fused_dot(w.type)) {
             pool_.parallel_for(N, [&](int64_t b, int64_t e) {
                 for (int64_t n = b; n < e; ++n)
@@ -111,14 +115,14 @@ public:
                         const int rows = static_cast<int>(std::min<int64_t>(kMaxFusedRows, T - t));
                         dot(K, w.row(n), xq_.data() + t * xrb, xrb, rows, o + t * N + n, static_cast<size_t>(N));
                     }
-            });
+            }, grain_for(K * T));
             return;
         }
         // Reference path: both sides dequantized to F32 (same products, other summation order).
         xf_.resize(static_cast<size_t>(K * T));
         pool_.parallel_for(T, [&](int64_t b, int64_t e) {
             for (int64_t t = b; t < e; ++t) tensor::dequantize_row(at, xq_.data() + t * xrb, xf_.data() + t * K, K);
-        });
+        }, grain_for(2 * K));
         pool_.parallel_for(N, [&](int64_t b, int64_t e) {
             thread_local std::vector<float> wrow;
             wrow.resize(static_cast<size_t>(K));
@@ -126,7 +130,7 @@ public:
                 tensor::dequantize_row(w.type, w.row(n), wrow.data(), K);
                 for (int64_t t = 0; t < T; ++t) o[t * N + n] = dot_f32(wrow.data(), xf_.data() + t * K, K);
             }
-        });
+        }, grain_for(K * (T + 4)));
     }
 
     void rope(Tensor& x, int head_dim, int pos0, const RopeParams& p) override {
@@ -154,7 +158,7 @@ public:
                     }
                 }
             }
-        });
+        }, grain_for(4 * x.ne[0]));
     }
 
     void kv_store(const Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache, int pos0) override {
@@ -208,7 +212,7 @@ public:
                     axpy_f16(scores[j] * inv, vr, o, hd);
                 }
             }
-        });
+        }, grain_for(2 * hd * (p.n_past + T)));
     }
 
     void add(const Tensor& a, const Tensor& b, Tensor& out) override {
@@ -239,7 +243,7 @@ private:
         float* o = f32(out);
         pool_.parallel_for(out.n_elements(), [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i) o[i] = f(i);
-        });
+        }, grain_for(8));
     }
 
     ThreadPool pool_;

@@ -68,9 +68,9 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
     }
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
     if (n <= 0) return;
-    const int nt = static_cast<int>(std::min<int64_t>(n_threads_, n));
+    const int nt = static_cast<int>(std::min<int64_t>(n_threads_, (n + grain - 1) / std::max<int64_t>(grain, 1)));
     if (nt == 1) {
         fn(0, n);
         return;

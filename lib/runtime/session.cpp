@@ -38,7 +38,6 @@ public:
             if (t < 0 || t >= n_vocab)
                 throw Error(Status::InvalidArgument, "token id " + std::to_string(t) + " is out of range [0, " +
                                                          std::to_string(n_vocab) + ")");
-        cancel_flag.store(false, std::memory_order_relaxed);
         const int start = position();
         // The KV rows past `start` may be overwritten; on failure they are simply not counted.
         std::vector<float> all;
@@ -103,8 +102,16 @@ Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
-void Session::prefill(std::span<const Token> tokens, bool all_logits) { impl_->prefill(tokens, all_logits); }
-void Session::decode(Token token) { impl_->prefill(std::span<const Token>(&token, 1), false); }
+// Each public call starts uncancelled; cancel() then stops the call that is running. generate() clears the
+// flag once, so a cancel between two of its tokens is not lost.
+void Session::prefill(std::span<const Token> tokens, bool all_logits) {
+    impl_->cancel_flag.store(false, std::memory_order_relaxed);
+    impl_->prefill(tokens, all_logits);
+}
+void Session::decode(Token token) {
+    impl_->cancel_flag.store(false, std::memory_order_relaxed);
+    impl_->prefill(std::span<const Token>(&token, 1), false);
+}
 
 std::span<const float> Session::logits() const {
     if (impl_->logits_last.empty()) throw Error(Status::InvalidArgument, "logits: nothing has been evaluated yet");
@@ -119,6 +126,7 @@ std::span<const float> Session::logits_at(int i) const {
 
 GenerateResult Session::generate(Sampler& sampler, const GenerateParams& params,
                                  const std::function<bool(std::string_view, Token)>& on_text) {
+    impl_->cancel_flag.store(false, std::memory_order_relaxed);
     GenerateResult r;
     const Tokenizer& tok = impl_->model.tokenizer();
     std::string pending;  // bytes of an incomplete UTF-8 character
@@ -146,7 +154,7 @@ GenerateResult Session::generate(Sampler& sampler, const GenerateParams& params,
             r.stop = GenerateResult::Stop::Callback;
             return r;
         }
-        decode(t);
+        impl_->prefill(std::span<const Token>(&t, 1), false);
     }
     if (!pending.empty() && !flush(r.tokens.empty() ? -1 : r.tokens.back(), true) && r.stop == GenerateResult::Stop::Length)
         r.stop = GenerateResult::Stop::Callback;
