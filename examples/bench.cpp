@@ -35,9 +35,34 @@ double median(std::vector<double> v) {
     return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
 }
 
+#if defined(__x86_64__)
+// Sums 64-bit words with 32-byte loads on four independent chains: the fastest way to read memory.
+__attribute__((target("avx2"))) uint64_t sum_words(const uint64_t* p, size_t n) {
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+        a1 = _mm256_add_epi64(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 4)));
+        a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 8)));
+        a3 = _mm256_add_epi64(a3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 12)));
+    }
+    alignas(32) uint64_t lanes[4];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3)));
+    uint64_t s = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+    for (; i < n; ++i) s += p[i];
+    return s;
+}
+#else
+uint64_t sum_words(const uint64_t* p, size_t n) {
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; ++i) s += p[i];
+    return s;
+}
+#endif
+
 // Read bandwidth in GB/s with n threads over a buffer far larger than the caches.
 double read_bandwidth(int n_threads, int reps) {
-    const size_t n = size_t(256) << 20 >> 3;  // 256 MiB of uint64
+    const size_t n = size_t(512) << 20 >> 3;  // 512 MiB of uint64
     std::vector<uint64_t> buf(n, 1);
     std::vector<double> gbps;
     std::vector<uint64_t> sums(static_cast<size_t>(n_threads));
@@ -47,18 +72,11 @@ double read_bandwidth(int n_threads, int reps) {
         for (int t = 0; t < n_threads; ++t)
             th.emplace_back([&, t] {
                 const size_t b = n * t / n_threads, e = n * (t + 1) / n_threads;
-                uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-                for (size_t i = b; i + 4 <= e; i += 4) {
-                    s0 += buf[i];
-                    s1 += buf[i + 1];
-                    s2 += buf[i + 2];
-                    s3 += buf[i + 3];
-                }
-                sums[static_cast<size_t>(t)] = s0 + s1 + s2 + s3;
+                sums[static_cast<size_t>(t)] = sum_words(buf.data() + b, e - b);
             });
         for (auto& x : th) x.join();
         const double ms = now_ms() - t0;
-        if (r > 0) gbps.push_back(n * 8 / (ms / 1e3) / 1e9);  // first pass warms the pages
+        if (r > 0) gbps.push_back(n * 8 / (ms / 1e3) / 1e9);  // the first pass warms the pages
     }
     return std::accumulate(sums.begin(), sums.end(), uint64_t(0)) ? median(gbps) : 0;
 }

@@ -164,9 +164,10 @@ public:
     void kv_store(const Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache, int pos0) override {
         const int64_t T = k.n_rows(), n = k.ne[0];
         if (k_cache.ne[0] != n || v.ne[0] != v_cache.ne[0] || pos0 + T > k_cache.n_rows()) shape_error("kv_store");
+        if (k_cache.type != TensorType::F16 || v_cache.type != TensorType::F16) shape_error("kv_store");
         auto store = [&](const Tensor& src, Tensor& cache) {
             for (int64_t t = 0; t < T; ++t)
-                tensor::quantize_row(cache.type, f32(src) + t * src.ne[0], cache.row(pos0 + t), src.ne[0]);
+                to_f16(f32(src) + t * src.ne[0], static_cast<uint16_t*>(cache.row(pos0 + t)), src.ne[0]);
         };
         store(k, k_cache);
         store(v, v_cache);

@@ -51,6 +51,13 @@ void quantize_activations(TensorType type, const float* x, void* dst, int64_t n)
     tensor::quantize_row(type, x, dst, n);
 }
 
+void to_f16(const float* x, uint16_t* y, int64_t n) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::to_f16(x, y, n);
+#endif
+    for (int64_t i = 0; i < n; ++i) y[i] = tensor::f32_to_fp16(x[i]);
+}
+
 float dot_f32(const float* a, const float* b, int64_t n) noexcept {
 #if defined(__x86_64__)
     if (cpu_features().avx2) return avx2::dot_f32(a, b, n);

@@ -32,6 +32,9 @@ FusedDot fused_dot(TensorType w) noexcept;
 // (1/d, ties away from zero) in the last bit often enough to matter when comparing logits.
 void quantize_activations(TensorType type, const float* x, void* dst, int64_t n);
 
+// F32 → F16, round to nearest even (the KV cache store).
+void to_f16(const float* x, uint16_t* y, int64_t n) noexcept;
+
 float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 // y += a·x
 void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
@@ -44,6 +47,7 @@ float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
+void to_f16(const float* x, uint16_t* y, int64_t n) noexcept;
 void quantize_q8_0(const float* x, void* dst, int64_t n) noexcept;
 void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept;
 void dot_q4_0_q8_0(int64_t n, const void* w, const void* x, size_t xs, int rows, float* out, size_t os);
