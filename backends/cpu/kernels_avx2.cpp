@@ -181,6 +181,8 @@ struct Q80 {
     static float min_term(float, const Act&) { return 0.f; }
 };
 
+// One accumulator chain over the blocks, in llama.cpp's order: the same sums to the last bit, which
+// keeps ember's logits comparable with the reference's.
 template <typename W, int R>
 void dot_rows(int64_t n, const void* w, const void* x, size_t xs, float* out, size_t os) {
     __m256 acc[R];
@@ -204,38 +206,10 @@ void dot_rows(int64_t n, const void* w, const void* x, size_t xs, float* out, si
     for (int r = 0; r < R; ++r) out[r * os] = hsum(acc[r]) + mins[r];
 }
 
-// One activation row (decode): two blocks per step on independent accumulators, so consecutive
-// blocks' multiply-adds overlap instead of waiting on one another.
-template <typename W>
-void dot_one(int64_t n, const void* w, const void* x, float* out) {
-    const auto* a = static_cast<const typename W::Act*>(x);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    float mins = 0.f;
-    const int64_t nb = n / kQK;
-    int64_t i = 0;
-    for (; i + 2 <= nb; i += 2) {
-        float d0, m0, d1, m1;
-        const __m256i q0 = W::load(w, i, &d0, &m0), q1 = W::load(w, i + 1, &d1, &m1);
-        const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * h2f(a[i].d)), W::dot(q0, x0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * h2f(a[i + 1].d)), W::dot(q1, x1), acc1);
-        mins += W::min_term(m0, a[i]) + W::min_term(m1, a[i + 1]);
-    }
-    for (; i < nb; ++i) {
-        float d, m;
-        const __m256i q = W::load(w, i, &d, &m);
-        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(d * h2f(a[i].d)), W::dot(q, xq), acc0);
-        mins += W::min_term(m, a[i]);
-    }
-    *out = hsum(_mm256_add_ps(acc0, acc1)) + mins;
-}
-
 template <typename W>
 void dot_any(int64_t n, const void* w, const void* x, size_t xs, int rows, float* out, size_t os) {
     switch (rows) {
-        case 1: return dot_one<W>(n, w, x, out);
+        case 1: return dot_rows<W, 1>(n, w, x, xs, out, os);
         case 2: return dot_rows<W, 2>(n, w, x, xs, out, os);
         case 3: return dot_rows<W, 3>(n, w, x, xs, out, os);
         default: return dot_rows<W, 4>(n, w, x, xs, out, os);
