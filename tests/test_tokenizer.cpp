@@ -253,6 +253,16 @@ TEST_CASE("byte-level BPE: a byte without a byte token is dropped") {
     CHECK(gpt2.decode(gpt2.encode(text, false, false)) == text);
 }
 
+TEST_CASE("SPM: a literal U+2581 in the text comes back as a space") {
+    // Fuzzing's one SPM round-trip exception: SentencePiece escapes spaces as U+2581 '▁', so a
+    // literal ▁ in the input is the same token as a space (as in llama.cpp and sentencepiece).
+    const std::string path = ember::test::testdata("vocab/ggml-vocab-llama-spm.gguf");
+    if (!ember::test::exists(path)) return;
+    const Tokenizer spm = Tokenizer::from_gguf(path);
+    CHECK(spm.encode("a\xE2\x96\x81" "b", false, false) == spm.encode("a b", false, false));
+    CHECK(spm.decode(spm.encode("a\xE2\x96\x81" "b", false, false)) == "a b");
+}
+
 TEST_CASE("smollm pre-tokenizer splits digits, then GPT-2 words") {
     using ember::detail::PreType;
     using ember::detail::pretokenize;

@@ -1,5 +1,9 @@
 #include "kernels.hpp"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include "tensor/fp16.hpp"
 #include "tensor/quantize.hpp"
 
@@ -10,7 +14,10 @@ const CpuFeatures& cpu_features() noexcept {
         CpuFeatures r;
 #if defined(__x86_64__)
         __builtin_cpu_init();
-        r.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+        // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports does not know "f16c".
+        unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+        const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29));
+        r.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
 #endif
         return r;
     }();

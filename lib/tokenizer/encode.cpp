@@ -17,13 +17,14 @@ struct Symbol {
     uint32_t n;    // bytes; 0 once merged away
 };
 
-// Splits `text` into one symbol per UTF-8 character (by lead byte, as llama.cpp: no validation).
+// Splits `text` into one symbol per UTF-8 character; each byte of a malformed sequence is a symbol
+// of its own (llama.cpp goes by the lead byte alone), so SPM byte fallback restores the input exactly.
 void split_chars(std::string_view text, std::vector<Symbol>& syms) {
     syms.clear();
     size_t off = 0;
     int index = 0;
     while (off < text.size()) {
-        const size_t len = std::min(unicode::utf8_len(static_cast<unsigned char>(text[off])), text.size() - off);
+        const size_t len = unicode::utf8_seq_len(text, off);
         syms.push_back(Symbol{index - 1, off + len == text.size() ? -1 : index + 1, off,
                               static_cast<uint32_t>(len)});
         off += len;
@@ -122,7 +123,7 @@ void spm_tokenize(const Vocab& v, std::string_view text, std::vector<Token>& out
     size_t chunk = 0;
     bool prev_space = false;
     for (size_t off = 0; off < text.size();) {
-        const size_t len = std::min(unicode::utf8_len(static_cast<unsigned char>(text[off])), text.size() - off);
+        const size_t len = unicode::utf8_seq_len(text, off);
         const bool space = text.substr(off, len) == kSpace;
         if (space && !prev_space && off > chunk) {
             spm_chunk(v, text.substr(chunk, off - chunk), syms, out);

@@ -38,6 +38,19 @@ inline size_t utf8_len(unsigned char lead) noexcept {
     return lookup[lead >> 4];
 }
 
+// Length of the character at s[off]: what its lead byte announces when that many bytes follow
+// and all are continuation bytes, else 1. A malformed sequence thus never swallows the start of
+// the next character (llama.cpp's lead-byte-only split lets "\xFF" take the following "▁", which
+// SentencePiece byte fallback then hands back as a literal ▁ instead of a space).
+inline size_t utf8_seq_len(std::string_view s, size_t off) noexcept {
+    const size_t n = utf8_len(static_cast<unsigned char>(s[off]));
+    if (n == 1 || off + n > s.size()) return 1;
+    for (size_t k = 1; k < n; ++k) {
+        if ((static_cast<unsigned char>(s[off + k]) & 0xC0) != 0x80) return 1;
+    }
+    return n;
+}
+
 // Decodes like llama.cpp's unicode_cpts_from_utf8: a malformed or truncated sequence yields
 // U+FFFD and consumes one byte. (Additionally, sequences decoding above U+10FFFF yield U+FFFD
 // where llama.cpp would later throw.)

@@ -20,8 +20,9 @@
 //   - encode/decode/piece never crash or trip a sanitizer; encode throws nothing on any bytes;
 //   - every id encode returns is in range;
 //   - decode and piece throw ember::Error (InvalidArgument) exactly when an id is out of range;
-//   - byte-level BPE and SPM: decode(encode(x)) == x for valid UTF-8 x (SPM: for any x, byte
-//     fallback makes it exact) with add_special=false, parse_special=false. Byte-level BPE only
+//   - byte-level BPE and SPM: decode(encode(x)) == x for valid UTF-8 x (SPM: for any x without a
+//     literal U+2581 '▁', which SentencePiece cannot tell from an escaped space; byte fallback
+//     makes the rest exact) with add_special=false, parse_special=false. Byte-level BPE only
 //     when every byte of x has its byte token: some vocabularies lack those of bytes their
 //     training text never had (starcoder: C0 C1 F1 F5-FF), and such a byte is dropped, as in
 //     llama.cpp and in HF tokenizers without an unk token.
@@ -153,7 +154,8 @@ void check_encode(const Tokenizer& tok, const std::vector<bool>& has_byte, std::
     if (add_special || parse_special) return;
     const bool byte_bpe = tok.model_name() == "gpt2";
     const bool spm = tok.model_name() == "llama";
-    if ((byte_bpe && valid_utf8(text) && all_bytes_known(has_byte, text)) || spm) {
+    if ((byte_bpe && valid_utf8(text) && all_bytes_known(has_byte, text)) ||
+        (spm && text.find("\xE2\x96\x81") == std::string_view::npos)) {
         if (back != text) fail("decode(encode(x)) != x");
     }
 }
