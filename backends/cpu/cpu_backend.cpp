@@ -109,13 +109,16 @@ public:
             for (int64_t t = b; t < e; ++t) quantize_activations(at, f32(x) + t * K, xq_.data() + t * xrb, K);
         }, grain_for(2 * K));
         if (const FusedDot dot = fused_dot(w.type)) {
-            pool_.parallel_for(N, [&](int64_t b, int64_t e) {
-                for (int64_t n = b; n < e; ++n)
-                    for (int64_t t = 0; t < T; t += kMaxFusedRows) {
-                        const int rows = static_cast<int>(std::min<int64_t>(kMaxFusedRows, T - t));
-                        dot(K, w.row(n), xq_.data() + t * xrb, xrb, rows, o + t * N + n, static_cast<size_t>(N));
+            const size_t wrb = w.row_bytes();
+            pool_.parallel_for((N + kMaxTileRows - 1) / kMaxTileRows, [&](int64_t b, int64_t e) {
+                for (int64_t n = b * kMaxTileRows; n < std::min(N, e * kMaxTileRows); n += kMaxTileRows) {
+                    const int wr = static_cast<int>(std::min<int64_t>(kMaxTileRows, N - n));
+                    for (int64_t t = 0; t < T; t += kMaxTileRows) {
+                        const int xr = static_cast<int>(std::min<int64_t>(kMaxTileRows, T - t));
+                        dot(K, w.row(n), wrb, wr, xq_.data() + t * xrb, xrb, xr, o + t * N + n, static_cast<size_t>(N));
                     }
-            }, grain_for(K * T));
+                }
+            }, grain_for(K * T * kMaxTileRows));
             return;
         }
         // Reference path: both sides dequantized to F32 (same products, other summation order).
