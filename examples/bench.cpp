@@ -191,9 +191,8 @@ int main(int argc, char** argv) {
             std::snprintf(limit, sizeof limit, "%.1f GB/s read = %.0f t/s", bw, tg_bound);
             std::printf("| %7d | tg%-4d | %7.1f | %-27s | %7.1f%% |\n", nt, n_gen, tg_tps, limit, 100.0 * tg_tps / tg_bound);
         }
-    } catch (const Error& e) {
-        std::fprintf(stderr, "error (%s): %s\n", status_name(e.status()), e.what());
-        return 1;
+    } catch (const std::exception& e) {
+        return ember_examples::fail(e);
     }
     return 0;
 }

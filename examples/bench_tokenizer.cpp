@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common.hpp"
 #include "ember/error.hpp"
 #include "ember/tokenizer.hpp"
 
@@ -148,12 +149,8 @@ int main(int argc, char** argv) {
             }
             std::printf(" %8.2f\n", hi / lo);
         }
-    } catch (const ember::Error& e) {
-        std::fprintf(stderr, "error (%s): %s\n", ember::status_name(e.status()), e.what());
-        return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+        return ember_examples::fail(e);
     }
     return 0;
 }

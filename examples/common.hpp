@@ -4,11 +4,23 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "ember/error.hpp"
+
 namespace ember_examples {
+
+// The examples' one error report: the status name when ember raised it, then the message. Returns 1.
+inline int fail(const std::exception& e) {
+    if (const auto* err = dynamic_cast<const ember::Error*>(&e))
+        std::fprintf(stderr, "error (%s): %s\n", ember::status_name(err->status()), e.what());
+    else
+        std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+}
 
 inline double now_ms() {
     using namespace std::chrono;

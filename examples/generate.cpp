@@ -127,12 +127,8 @@ int main(int argc, char** argv) {
             std::fprintf(stderr, "\n\nprefill: %zu tokens, %.1f tokens/s | decode: %zu tokens, %.1f tokens/s | %s\n",
                          prompt_ids.size(), pp_tps, n_decoded, tg_tps, model.backend().c_str());
         }
-    } catch (const Error& e) {
-        std::fprintf(stderr, "error (%s): %s\n", status_name(e.status()), e.what());
-        return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+        return ember_examples::fail(e);
     }
     return 0;
 }

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <exception>
 
+#include "common.hpp"
 #include "ember/error.hpp"
 #include "ember/model_info.hpp"
 
@@ -29,12 +30,8 @@ int main(int argc, char** argv) {
         std::printf("chat template %s\n", m.chat_template.empty() ? "none" : "present");
         if (all)
             for (const auto& [k, v] : m.metadata) std::printf("  %-40s %s\n", k.c_str(), v.c_str());
-    } catch (const ember::Error& e) {
-        std::fprintf(stderr, "error (%s): %s\n", ember::status_name(e.status()), e.what());
-        return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+        return ember_examples::fail(e);
     }
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "common.hpp"
 #include "ember/error.hpp"
 #include "ember/tokenizer.hpp"
 
@@ -197,12 +198,8 @@ int main(int argc, char** argv) {
             for (ember::Token t : ids) std::printf("%6d -> %s\n", t, quote(tok.piece(t)).c_str());
         }
         if (show_count) std::printf("Total number of tokens: %zu\n", ids.size());
-    } catch (const ember::Error& e) {
-        std::fprintf(stderr, "error (%s): %s\n", ember::status_name(e.status()), e.what());
-        return 1;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "error: %s\n", e.what());
-        return 1;
+        return ember_examples::fail(e);
     }
     return 0;
 }
