@@ -191,6 +191,7 @@ EMBER_API ember_status ember_model_params_init(ember_model_params* params) {
     params->backend = nullptr;
     params->progress = nullptr;
     params->progress_user_data = nullptr;
+    params->use_mmap = true;
     return EMBER_OK;
 }
 
@@ -207,6 +208,7 @@ EMBER_API ember_status ember_model_load(const char* path, const ember_model_para
     ember::ModelParams mp;
     mp.backend = p.backend && *p.backend ? p.backend : "auto";
     mp.n_threads = p.n_threads;
+    mp.use_mmap = p.use_mmap;
     if (p.progress) {
         const ember_progress_fn fn = p.progress;
         void* const ud = p.progress_user_data;

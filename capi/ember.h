@@ -115,6 +115,8 @@ typedef struct ember_model_params {
     const char* backend;         /* "cpu", "cuda", or NULL / "auto" for the best usable one; copied */
     ember_progress_fn progress;  /* optional, called on the loading thread */
     void* progress_user_data;
+    /* Appended after the first version (callers with the shorter struct get the default, true). */
+    bool use_mmap;               /* map the file, zero copy (default); false reads it into memory once */
 } ember_model_params;
 
 /* Fills *params with defaults and sets struct_size. */

@@ -2,6 +2,9 @@
 // bad input gets a status and a message, never a crash; the happy paths match the golden outputs.
 #include <doctest/doctest.h>
 
+#include <cstddef>
+#include <cstring>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -193,6 +196,26 @@ TEST_CASE("params: init, NULL for defaults, struct_size checked") {
     sp.struct_size = sizeof sp + 1;
     ember_session* s = nullptr;
     CHECK(ember_session_create(stories(), &sp, &s) == EMBER_ERR_INVALID_ARGUMENT);
+
+    // An older caller: its struct ends before use_mmap, which then takes its default. The bytes past its
+    // struct_size are garbage here and must not be read.
+    {
+        ember_model_params older;
+        ember_model_params_init(&older);
+        older.use_mmap = false;
+        std::memset(&older.use_mmap, 0xAB, sizeof older.use_mmap);
+        older.struct_size = static_cast<uint32_t>(offsetof(ember_model_params, use_mmap));
+        ember_model* m = nullptr;
+        CHECK(ember_model_load(kStories.c_str(), &older, &m) == EMBER_OK);
+        ember_model_free(m);
+        ember_model_params read_in;
+        ember_model_params_init(&read_in);
+        CHECK(read_in.use_mmap);
+        read_in.use_mmap = false;
+        CHECK(ember_model_load(kStories.c_str(), &read_in, &m) == EMBER_OK);
+        CHECK(ember_model_n_vocab(m) == 512);
+        ember_model_free(m);
+    }
 
     // NULL params: defaults.
     ember_sampler* smpl = nullptr;

@@ -30,6 +30,15 @@ TEST_CASE("model metadata and backends") {
     CHECK(m.backend() == "cpu");
     CHECK(m.meta("general.architecture") == "llama");
     CHECK(!m.meta("no.such.key"));
+    // Read into memory instead of mapped: the same model, the same logits.
+    ModelParams read;
+    read.use_mmap = false;
+    Model copy = Model::load(test::testdata("models/stories260K.gguf"), read);
+    Session a(m), b(copy);
+    const std::vector<Token> prompt{1, 403, 407};
+    a.prefill(prompt);
+    b.prefill(prompt);
+    CHECK(max_diff(a.logits(), b.logits()) == 0.f);
     ModelParams p;
     p.backend = "no-such-backend";
     CHECK_THROWS_AS(Model::load(test::testdata("models/stories260K.gguf"), p), Error);

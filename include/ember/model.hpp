@@ -20,6 +20,7 @@ class ModelImpl;
 struct ModelParams {
     std::string backend = "auto";  // "cpu", "cuda", or "auto" for the best usable one
     int n_threads = 0;             // default thread count for sessions (0: all cores)
+    bool use_mmap = true;          // map the file (zero copy); false reads it into memory once
     // Called with a fraction in [0, 1] while weights load; return false to cancel (load throws Cancelled).
     std::function<bool(float)> progress;
 };

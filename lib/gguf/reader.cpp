@@ -130,8 +130,8 @@ bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul
 
 }  // namespace
 
-File File::open(const std::string& path) {
-    auto map = std::make_shared<MappedFile>(path);
+File File::open(const std::string& path, bool use_mmap) {
+    auto map = std::make_shared<MappedFile>(path, use_mmap);
     File f;
     f.map_ = map;
     f.bytes_ = map->bytes();

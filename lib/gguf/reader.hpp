@@ -38,8 +38,8 @@ struct TensorInfo {
 
 class File {
 public:
-    // Maps and parses a file. Throws ember::Error (Io or BadFile).
-    static File open(const std::string& path);
+    // Maps (or, without use_mmap, reads) and parses a file. Throws ember::Error (Io, BadFile, OutOfMemory).
+    static File open(const std::string& path, bool use_mmap = true);
     // Parses bytes the caller keeps alive for the File's lifetime (tests, fuzzing, embedded models).
     static File parse(std::span<const uint8_t> bytes);
 

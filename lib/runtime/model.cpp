@@ -11,7 +11,7 @@ namespace ember {
 const char* version() noexcept { return EMBER_VERSION; }
 
 Model Model::load(const std::string& path, const ModelParams& params) {
-    auto impl = std::make_shared<detail::ModelImpl>(gguf::File::open(path));
+    auto impl = std::make_shared<detail::ModelImpl>(gguf::File::open(path, params.use_mmap));
     impl->info = describe_model(impl->file, path);
     impl->n_threads = params.n_threads;
     impl->tokenizer = std::make_unique<Tokenizer>(detail::load_vocab(impl->file));

@@ -1,4 +1,6 @@
-// A read-only view of a whole file: memory-mapped where the OS allows it, so tensor data is never copied.
+// A read-only view of a whole file: memory-mapped (tensor data is never copied, pages load on demand and
+// are shared between processes), or, with use_mmap = false, read into memory once (for file systems
+// where mapping is slow or unavailable, and to keep weights resident).
 #pragma once
 
 #include <cstddef>
@@ -10,7 +12,8 @@ namespace ember {
 
 class MappedFile {
 public:
-    explicit MappedFile(const std::string& path);  // throws ember::Error (Io) when the file cannot be read
+    // Throws ember::Error (Io, OutOfMemory) when the file cannot be read.
+    explicit MappedFile(const std::string& path, bool use_mmap = true);
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;
     MappedFile& operator=(const MappedFile&) = delete;
@@ -22,6 +25,7 @@ private:
     std::string path_;
     const uint8_t* data_ = nullptr;
     size_t size_ = 0;
+    bool mapped_ = false;
 };
 
 }  // namespace ember
