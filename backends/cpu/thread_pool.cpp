@@ -70,15 +70,22 @@ void ThreadPool::run(const std::function<void(int, int)>& fn) {
 
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
     if (n <= 0) return;
-    const int nt = static_cast<int>(std::min<int64_t>(n_threads_, (n + grain - 1) / std::max<int64_t>(grain, 1)));
+    grain = std::max<int64_t>(grain, 1);
+    const int64_t max_chunks = (n + grain - 1) / grain;
+    const int nt = static_cast<int>(std::min<int64_t>(n_threads_, max_chunks));
     if (nt == 1) {
         fn(0, n);
         return;
     }
+    // A few chunks per thread, taken as threads come free: items of unequal cost (causal attention rows)
+    // and a thread the OS delays no longer leave the others waiting. Which thread runs a chunk never
+    // changes a result: chunks write disjoint outputs.
+    const int64_t n_chunks = std::min<int64_t>(max_chunks, int64_t(nt) * 4);
+    std::atomic<int64_t> next{0};
     run([&](int i, int) {
         if (i >= nt) return;
-        const int64_t begin = n * i / nt, end = n * (i + 1) / nt;
-        fn(begin, end);
+        for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
+            fn(n * c / n_chunks, n * (c + 1) / n_chunks);
     });
 }
 

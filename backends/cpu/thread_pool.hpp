@@ -22,7 +22,7 @@ public:
     int size() const noexcept { return n_threads_; }
     // Runs fn(thread_index, n_threads) on every thread (the caller is thread 0) and waits for all.
     void run(const std::function<void(int, int)>& fn);
-    // Splits [0, n) into contiguous chunks, one per thread, each at least `grain` items: fn(begin, end).
+    // Splits [0, n) into contiguous chunks of at least `grain` items, a few per thread: fn(begin, end).
     // Small jobs run on the caller alone: waking workers costs more than they would save, and on a busy
     // machine a descheduled worker would stall every op.
     void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
