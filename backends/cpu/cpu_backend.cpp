@@ -109,13 +109,27 @@ public:
             for (int64_t t = b; t < e; ++t) quantize_activations(at, f32(x) + t * K, xq_.data() + t * xrb, K);
         }, grain_for(2 * K));
         if (const FusedDot dot = fused_dot(w.type)) {
+            // Block scales widened once here, not once per weight row in the kernel.
+            const int64_t nb = K / tensor::info(at).block_size;
+            xd_.resize(static_cast<size_t>(nb * T));
+            xs_.resize(static_cast<size_t>(nb * T));
+            for (int64_t t = 0; t < T; ++t)
+                for (int64_t i = 0; i < nb; ++i) {
+                    const uint8_t* blk = xq_.data() + t * xrb + i * tensor::info(at).block_bytes;
+                    uint16_t d, sum;
+                    std::memcpy(&d, blk, 2);      // every 32-element activation block starts with d (F16)
+                    std::memcpy(&sum, blk + 2, 2);  // and, in Q8_1, s = d·Σq (F16)
+                    xd_[t * nb + i] = tensor::fp16_to_f32(d);
+                    xs_[t * nb + i] = at == TensorType::Q8_1 ? tensor::fp16_to_f32(sum) : 0.f;
+                }
             const size_t wrb = w.row_bytes();
             pool_.parallel_for((N + kMaxTileRows - 1) / kMaxTileRows, [&](int64_t b, int64_t e) {
                 for (int64_t n = b * kMaxTileRows; n < std::min(N, e * kMaxTileRows); n += kMaxTileRows) {
                     const int wr = static_cast<int>(std::min<int64_t>(kMaxTileRows, N - n));
                     for (int64_t t = 0; t < T; t += kMaxTileRows) {
                         const int xr = static_cast<int>(std::min<int64_t>(kMaxTileRows, T - t));
-                        dot(K, w.row(n), wrb, wr, xq_.data() + t * xrb, xrb, xr, o + t * N + n, static_cast<size_t>(N));
+                        const ActRows rows{xq_.data() + t * xrb, xrb, xd_.data() + t * nb, xs_.data() + t * nb};
+                        dot(K, w.row(n), wrb, wr, rows, xr, o + t * N + n, static_cast<size_t>(N));
                     }
                 }
             }, grain_for(K * T * kMaxTileRows));
@@ -252,7 +266,7 @@ private:
 
     ThreadPool pool_;
     std::vector<uint8_t> xq_;
-    std::vector<float> xf_;
+    std::vector<float> xf_, xd_, xs_;
 };
 
 class CpuDevice final : public backend::Device {

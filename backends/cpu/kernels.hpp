@@ -18,14 +18,23 @@ const CpuFeatures& cpu_features() noexcept;
 // llama.cpp makes, so results agree with it (F32→F32, F16→F16, Q4_0/Q5_0/Q8_0→Q8_0, Q4_1/Q5_1→Q8_1, K→Q8_K).
 TensorType activation_type(TensorType w) noexcept;
 
+// Activation rows in their quantized blocks (q, `stride` bytes apart), with each block's scale d and,
+// for Q8_1, its scaled sum s already widened to float (nb values per row): the conversions are then done
+// once per matmul instead of once per weight row.
+struct ActRows {
+    const void* q = nullptr;
+    size_t stride = 0;
+    const float* d = nullptr;
+    const float* s = nullptr;
+};
+
 // A tile of dot products: out[j·out_stride + r] = Σ w_r·x_j over n elements, for w_rows weight rows
-// (w + r·w_stride bytes, in their own format) and x_rows activation rows (x + j·x_stride bytes, in
-// activation_type(w)), each at most kMaxTileRows. Tiles let decode load each activation block once for
-// several weight rows, and prefill unpack each weight block once for several tokens. nullptr when this
-// CPU has no fused kernel for the type; callers then dequantize both sides and use dot_f32.
+// (w + r·w_stride bytes, in their own format) and x_rows activation rows (in activation_type(w)), at most
+// kMaxTileRows each. nullptr when this CPU has no fused kernel for the type; callers then dequantize both
+// sides and use dot_f32.
 constexpr int kMaxTileRows = 4;
-using FusedDot = void (*)(int64_t n, const void* w, size_t w_stride, int w_rows, const void* x, size_t x_stride,
-                          int x_rows, float* out, size_t out_stride);
+using FusedDot = void (*)(int64_t n, const void* w, size_t w_stride, int w_rows, const ActRows& x, int x_rows,
+                          float* out, size_t out_stride);
 FusedDot fused_dot(TensorType w) noexcept;
 
 // Rounds one row of activations to `type` (activation_type of some weight). On x86 this follows
@@ -51,9 +60,9 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
 void to_f16(const float* x, uint16_t* y, int64_t n) noexcept;
 void quantize_q8_0(const float* x, void* dst, int64_t n) noexcept;
 void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept;
-void dot_q4_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const void* x, size_t xs, int xr, float* out, size_t os);
-void dot_q4_1_q8_1(int64_t n, const void* w, size_t ws, int wr, const void* x, size_t xs, int xr, float* out, size_t os);
-void dot_q8_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const void* x, size_t xs, int xr, float* out, size_t os);
+void dot_q4_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
+void dot_q4_1_q8_1(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
+void dot_q8_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 }  // namespace avx2
 
 }  // namespace ember::cpu

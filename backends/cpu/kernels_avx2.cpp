@@ -156,7 +156,7 @@ struct Q40 {
         return _mm256_sub_epi8(unpack_nibbles(b.qs), _mm256_set1_epi8(8));
     }
     static __m256 dot(__m256i q, __m256i x) { return dot_i8(q, x); }
-    static float min_term(float, const Act&) { return 0.f; }
+    static constexpr bool kHasMin = false;
 };
 struct Q41 {
     using Act = block_q8_1;
@@ -167,7 +167,7 @@ struct Q41 {
         return unpack_nibbles(b.qs);
     }
     static __m256 dot(__m256i q, __m256i x) { return dot_u4_i8(q, x); }
-    static float min_term(float m, const Act& a) { return m * h2f(a.s); }
+    static constexpr bool kHasMin = true;
 };
 struct Q80 {
     using Act = block_q8_0;
@@ -178,36 +178,33 @@ struct Q80 {
         return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
     }
     static __m256 dot(__m256i q, __m256i x) { return dot_i8(q, x); }
-    static float min_term(float, const Act&) { return 0.f; }
+    static constexpr bool kHasMin = false;
 };
 
 // A tile of RW weight rows × RX activation rows. Each weight block is unpacked once for all RX rows and
 // each activation block loaded once for all RW rows (only RW = 1 is used at present, see dot_any). Every output keeps one accumulator chain over the
 // blocks in llama.cpp's order: the same sums to the last bit, so ember's logits stay comparable.
 template <typename W, int RW, int RX>
-void dot_tile(int64_t n, const void* w, size_t ws, const void* x, size_t xs, float* out, size_t os) {
+void dot_tile(int64_t n, const void* w, size_t ws, const ActRows& x, float* out, size_t os) {
+    const int64_t nb = n / kQK;
     __m256 acc[RW][RX];
     float mins[RW][RX];
     const typename W::Act* act[RX];
-    for (int j = 0; j < RX; ++j) act[j] = reinterpret_cast<const typename W::Act*>(static_cast<const char*>(x) + j * xs);
+    for (int j = 0; j < RX; ++j) act[j] = reinterpret_cast<const typename W::Act*>(static_cast<const char*>(x.q) + j * x.stride);
     for (int r = 0; r < RW; ++r)
         for (int j = 0; j < RX; ++j) {
             acc[r][j] = _mm256_setzero_ps();
             mins[r][j] = 0.f;
         }
-    for (int64_t i = 0; i < n / kQK; ++i) {
+    for (int64_t i = 0; i < nb; ++i) {
         __m256i qx[RX];
-        float dx[RX];
-        for (int j = 0; j < RX; ++j) {
-            qx[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[j][i].qs));
-            dx[j] = h2f(act[j][i].d);
-        }
+        for (int j = 0; j < RX; ++j) qx[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(act[j][i].qs));
         for (int r = 0; r < RW; ++r) {
             float d, m;
             const __m256i q = W::load(static_cast<const char*>(w) + r * ws, i, &d, &m);
             for (int j = 0; j < RX; ++j) {
-                acc[r][j] = _mm256_fmadd_ps(_mm256_set1_ps(d * dx[j]), W::dot(q, qx[j]), acc[r][j]);
-                mins[r][j] += W::min_term(m, act[j][i]);
+                acc[r][j] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[j * nb + i]), W::dot(q, qx[j]), acc[r][j]);
+                if constexpr (W::kHasMin) mins[r][j] += m * x.s[j * nb + i];
             }
         }
     }
@@ -216,30 +213,30 @@ void dot_tile(int64_t n, const void* w, size_t ws, const void* x, size_t xs, flo
 }
 
 template <typename W>
-void dot_any(int64_t n, const void* w, size_t ws, int w_rows, const void* x, size_t xs, int x_rows, float* out, size_t os) {
+void dot_any(int64_t n, const void* w, size_t ws, int w_rows, const ActRows& x, int x_rows, float* out, size_t os) {
     // Sharing activation blocks across weight rows measured slower for decode here (four interleaved
     // weight streams), so each weight row runs on its own; several tokens share each weight block.
-    for (int r = 0; r < w_rows; ++r) {  // prefill: one weight row against up to four activation rows
+    for (int r = 0; r < w_rows; ++r) {
         const void* wr = static_cast<const char*>(w) + r * ws;
         switch (x_rows) {
-            case 1: dot_tile<W, 1, 1>(n, wr, ws, x, xs, out + r, os); break;
-            case 2: dot_tile<W, 1, 2>(n, wr, ws, x, xs, out + r, os); break;
-            case 3: dot_tile<W, 1, 3>(n, wr, ws, x, xs, out + r, os); break;
-            default: dot_tile<W, 1, 4>(n, wr, ws, x, xs, out + r, os); break;
+            case 1: dot_tile<W, 1, 1>(n, wr, ws, x, out + r, os); break;
+            case 2: dot_tile<W, 1, 2>(n, wr, ws, x, out + r, os); break;
+            case 3: dot_tile<W, 1, 3>(n, wr, ws, x, out + r, os); break;
+            default: dot_tile<W, 1, 4>(n, wr, ws, x, out + r, os); break;
         }
     }
 }
 
 }  // namespace
 
-void dot_q4_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const void* x, size_t xs, int xr, float* out, size_t os) {
-    dot_any<Q40>(n, w, ws, wr, x, xs, xr, out, os);
+void dot_q4_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_any<Q40>(n, w, ws, wr, x, xr, out, os);
 }
-void dot_q4_1_q8_1(int64_t n, const void* w, size_t ws, int wr, const void* x, size_t xs, int xr, float* out, size_t os) {
-    dot_any<Q41>(n, w, ws, wr, x, xs, xr, out, os);
+void dot_q4_1_q8_1(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_any<Q41>(n, w, ws, wr, x, xr, out, os);
 }
-void dot_q8_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const void* x, size_t xs, int xr, float* out, size_t os) {
-    dot_any<Q80>(n, w, ws, wr, x, xs, xr, out, os);
+void dot_q8_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_any<Q80>(n, w, ws, wr, x, xr, out, os);
 }
 
 }  // namespace ember::cpu::avx2
