@@ -113,7 +113,7 @@ public:
             const int64_t nb = K / tensor::info(at).block_size;
             xd_.resize(static_cast<size_t>(nb * T));
             xs_.resize(static_cast<size_t>(nb * T));
-            for (int64_t t = 0; t < T; ++t)
+            for (int64_t t = 0; t < T && (at == TensorType::Q8_0 || at == TensorType::Q8_1); ++t)
                 for (int64_t i = 0; i < nb; ++i) {
                     const uint8_t* blk = xq_.data() + t * xrb + i * tensor::info(at).block_bytes;
                     uint16_t d, sum;

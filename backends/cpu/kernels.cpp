@@ -42,6 +42,8 @@ FusedDot fused_dot(TensorType w) noexcept {
             case TensorType::Q4_0: return avx2::dot_q4_0_q8_0;
             case TensorType::Q4_1: return avx2::dot_q4_1_q8_1;
             case TensorType::Q8_0: return avx2::dot_q8_0_q8_0;
+            case TensorType::Q4_K: return avx2::dot_q4_K_q8_K;
+            case TensorType::Q6_K: return avx2::dot_q6_K_q8_K;
             default: break;
         }
     }

@@ -18,9 +18,9 @@ const CpuFeatures& cpu_features() noexcept;
 // llama.cpp makes, so results agree with it (F32→F32, F16→F16, Q4_0/Q5_0/Q8_0→Q8_0, Q4_1/Q5_1→Q8_1, K→Q8_K).
 TensorType activation_type(TensorType w) noexcept;
 
-// Activation rows in their quantized blocks (q, `stride` bytes apart), with each block's scale d and,
-// for Q8_1, its scaled sum s already widened to float (nb values per row): the conversions are then done
-// once per matmul instead of once per weight row.
+// Activation rows in their quantized blocks (q, `stride` bytes apart). For Q8_0/Q8_1, each block's
+// scale d and (Q8_1) scaled sum s are also given widened to float (nb values per row), so the conversions
+// happen once per matmul instead of once per weight row; Q8_K carries float scales already.
 struct ActRows {
     const void* q = nullptr;
     size_t stride = 0;
@@ -63,6 +63,8 @@ void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept;
 void dot_q4_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 void dot_q4_1_q8_1(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 void dot_q8_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
+void dot_q4_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
+void dot_q6_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 }  // namespace avx2
 
 }  // namespace ember::cpu

@@ -239,4 +239,95 @@ void dot_q8_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x
     dot_any<Q80>(n, w, ws, wr, x, xr, out, os);
 }
 
+namespace {
+
+// Σ over the 32 bytes of q (unsigned) × x (signed), each 16-element half weighted by its own i16 scale.
+inline __m256i scaled_pairs(__m256i q, __m256i x, int16_t scale_lo, int16_t scale_hi) {
+    const __m256i p16 = _mm256_maddubs_epi16(q, x);
+    return _mm256_madd_epi16(p16, _mm256_set_m128i(_mm_set1_epi16(scale_hi), _mm_set1_epi16(scale_lo)));
+}
+
+inline int hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// Q4_K · Q8_K over one row: per 256-block, d·dx·Σ_j sc_j·Σ q·x − dmin·dx·Σ_j m_j·Σ x (the x sums from bsums).
+float dot_q4_K_row(int64_t n, const void* w, const void* x) {
+    const auto* bw = static_cast<const block_q4_K*>(w);
+    const auto* bx = static_cast<const block_q8_K*>(x);
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.f;
+    for (int64_t i = 0; i < n / kQK_K; ++i) {
+        const block_q4_K& b = bw[i];
+        const block_q8_K& a = bx[i];
+        __m256i isum = _mm256_setzero_si256();
+        int msum = 0;
+        for (int k = 0; k < 4; ++k) {  // 64 elements: low nibbles are sub-block 2k, high nibbles 2k+1
+            const ScaleMin s0 = k4_scale_min(b.scales, 2 * k), s1 = k4_scale_min(b.scales, 2 * k + 1);
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * k));
+            const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * k));
+            const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * k + 32));
+            isum = _mm256_add_epi32(isum, scaled_pairs(_mm256_and_si256(q, low4), x0, s0.scale, s0.scale));
+            isum = _mm256_add_epi32(isum, scaled_pairs(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), x1, s1.scale, s1.scale));
+            msum += s0.min * (a.bsums[4 * k] + a.bsums[4 * k + 1]) + s1.min * (a.bsums[4 * k + 2] + a.bsums[4 * k + 3]);
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b.d) * a.d), _mm256_cvtepi32_ps(isum), acc);
+        mins += h2f(b.dmin) * a.d * static_cast<float>(msum);
+    }
+    return hsum(acc) - mins;
+}
+
+// Q6_K · Q8_K over one row: 6-bit values stored +32, 16 signed scales; the +32 comes off through bsums.
+float dot_q6_K_row(int64_t n, const void* w, const void* x) {
+    const auto* bw = static_cast<const block_q6_K*>(w);
+    const auto* bx = static_cast<const block_q8_K*>(x);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
+    float sum = 0.f;
+    for (int64_t i = 0; i < n / kQK_K; ++i) {
+        const block_q6_K& b = bw[i];
+        const block_q8_K& a = bx[i];
+        __m256i isum = _mm256_setzero_si256();
+        int offset = 0;
+        for (int h = 0; h < 2; ++h) {  // two halves of 128
+            const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
+            const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
+            const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h));
+            const __m256i q[4] = {
+                _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, two), 4)),
+                _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4)),
+                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4)),
+            };
+            for (int g = 0; g < 4; ++g) {  // 32 elements, sub-blocks 8h+2g and 8h+2g+1
+                const int sb = 8 * h + 2 * g;
+                const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 128 * h + 32 * g));
+                isum = _mm256_add_epi32(isum, scaled_pairs(q[g], xv, b.scales[sb], b.scales[sb + 1]));
+                offset += b.scales[sb] * a.bsums[sb] + b.scales[sb + 1] * a.bsums[sb + 1];
+            }
+        }
+        sum += h2f(b.d) * a.d * static_cast<float>(hsum_i32(isum) - 32 * offset);
+    }
+    return sum;
+}
+
+template <float (*Row)(int64_t, const void*, const void*)>
+void dot_rows_k(int64_t n, const void* w, size_t ws, int w_rows, const ActRows& x, int x_rows, float* out, size_t os) {
+    for (int r = 0; r < w_rows; ++r)
+        for (int j = 0; j < x_rows; ++j)
+            out[j * os + r] = Row(n, static_cast<const char*>(w) + r * ws, static_cast<const char*>(x.q) + j * x.stride);
+}
+
+}  // namespace
+
+void dot_q4_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_rows_k<dot_q4_K_row>(n, w, ws, wr, x, xr, out, os);
+}
+void dot_q6_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_rows_k<dot_q6_K_row>(n, w, ws, wr, x, xr, out, os);
+}
+
 }  // namespace ember::cpu::avx2
