@@ -90,8 +90,7 @@ Workspace Architecture::make_workspace(backend::Device& dev, backend::Stream& st
     }
     const int64_t qw = static_cast<int64_t>(hp_.head_dim) * hp_.n_head;
     ws.x = make(TensorType::F32, hp_.n_embd, n_batch);
-    ws.h = make(TensorType::F32, std::max<int64_t>(hp_.n_embd, qw), n_batch);
-    ws.h.ne[0] = hp_.n_embd;
+    ws.h = make(TensorType::F32, hp_.n_embd, n_batch);
     ws.q = make(TensorType::F32, qw, n_batch);
     ws.k = make(TensorType::F32, kv, n_batch);
     ws.v = make(TensorType::F32, kv, n_batch);

@@ -40,18 +40,19 @@ public:
                                                          std::to_string(n_vocab) + ")");
         const int start = position();
         // The KV rows past `start` may be overwritten; on failure they are simply not counted.
-        std::vector<float> all;
-        if (all_logits) all.resize(toks.size() * static_cast<size_t>(n_vocab));
-        std::vector<float> last(static_cast<size_t>(n_vocab));
+        // Results land in spare buffers, swapped in only on success (no allocation per decoded token).
+        std::vector<float>& all = spare_all;
+        all.resize(all_logits ? toks.size() * static_cast<size_t>(n_vocab) : 0);
+        std::vector<float>& last = spare_last;
+        last.resize(static_cast<size_t>(n_vocab));
         const auto& arch = *model.impl()->arch;
         auto check = [this] { return aborted(); };
         for (size_t off = 0; off < toks.size(); off += n_batch) {
             const size_t n = std::min<size_t>(n_batch, toks.size() - off);
-            const bool need_all = all_logits;
             const bool is_last = off + n == toks.size();
             if (aborted()) throw Error(Status::Cancelled, "cancelled");
-            arch.forward(ws, toks.subspan(off, n), start + static_cast<int>(off), need_all, check);
-            if (need_all) {
+            arch.forward(ws, toks.subspan(off, n), start + static_cast<int>(off), all_logits, check);
+            if (all_logits) {
                 stream->read(arch::rows_of(ws.logits, n), all.data() + off * n_vocab, n * n_vocab * sizeof(float));
                 if (is_last) std::copy_n(all.data() + (off + n - 1) * n_vocab, n_vocab, last.data());
             } else if (is_last) {
@@ -59,8 +60,8 @@ public:
             }
         }
         cached.insert(cached.end(), toks.begin(), toks.end());
-        logits_last = std::move(last);
-        logits_all = std::move(all);
+        logits_last.swap(last);
+        logits_all.swap(all);
         n_all = all_logits ? static_cast<int>(toks.size()) : 0;
     }
 
@@ -72,7 +73,7 @@ public:
     std::unique_ptr<backend::Stream> stream;
     arch::Workspace ws;
     std::vector<Token> cached;
-    std::vector<float> logits_last, logits_all;
+    std::vector<float> logits_last, logits_all, spare_last, spare_all;
     int n_all = 0;
     std::atomic<bool> cancel_flag{false};
 };
