@@ -107,6 +107,21 @@ TEST_CASE("context limits and bad tokens leave the session as it was") {
     SessionParams bad;
     bad.n_ctx = -5;
     CHECK_THROWS_AS(Session(m, bad), Error);
+    bad.n_ctx = (1 << 24) + 1;  // over the limit
+    CHECK_THROWS_AS(Session(m, bad), Error);
+}
+
+TEST_CASE("oversized requests end in ember::Error or succeed, never in another exception") {
+    const Model& m = stories();
+    SessionParams huge;
+    huge.n_ctx = 1 << 24;  // 16M positions: the KV cache alone is gigabytes
+    try {
+        Session s(m, huge);
+        s.decode(1);  // if the memory was promised, one token still works
+        CHECK(s.position() == 1);
+    } catch (const Error& e) {
+        CHECK(e.status() == Status::OutOfMemory);
+    }
 }
 
 TEST_CASE("generation streams whole UTF-8 characters and stops where asked") {

@@ -46,6 +46,7 @@ public:
 
 private:
     explicit Model(std::shared_ptr<detail::ModelImpl> impl) : impl_(std::move(impl)) {}
+    static Model load_model(const std::string& path, const ModelParams& params);
     std::shared_ptr<detail::ModelImpl> impl_;
 };
 

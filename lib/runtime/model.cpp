@@ -5,12 +5,17 @@
 #include "runtime/model_impl.hpp"
 #include "runtime/model_info.hpp"
 #include "tokenizer/vocab.hpp"
+#include "util/oom.hpp"
 
 namespace ember {
 
 const char* version() noexcept { return EMBER_VERSION; }
 
 Model Model::load(const std::string& path, const ModelParams& params) {
+    return as_ember_error("loading a model", [&] { return load_model(path, params); });
+}
+
+Model Model::load_model(const std::string& path, const ModelParams& params) {
     auto impl = std::make_shared<detail::ModelImpl>(gguf::File::open(path, params.use_mmap));
     impl->info = describe_model(impl->file, path);
     impl->n_threads = params.n_threads;

@@ -6,6 +6,7 @@
 
 #include "ember/error.hpp"
 #include "runtime/model_impl.hpp"
+#include "util/oom.hpp"
 
 namespace ember {
 
@@ -98,7 +99,7 @@ size_t complete_utf8_prefix(std::string_view s) {
 }  // namespace
 
 Session::Session(const Model& model, const SessionParams& params)
-    : impl_(std::make_unique<detail::SessionImpl>(model, params)) {}
+    : impl_(as_ember_error("session", [&] { return std::make_unique<detail::SessionImpl>(model, params); })) {}
 Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
@@ -107,11 +108,11 @@ Session& Session::operator=(Session&&) noexcept = default;
 // flag once, so a cancel between two of its tokens is not lost.
 void Session::prefill(std::span<const Token> tokens, bool all_logits) {
     impl_->cancel_flag.store(false, std::memory_order_relaxed);
-    impl_->prefill(tokens, all_logits);
+    as_ember_error("prefill", [&] { impl_->prefill(tokens, all_logits); });
 }
 void Session::decode(Token token) {
     impl_->cancel_flag.store(false, std::memory_order_relaxed);
-    impl_->prefill(std::span<const Token>(&token, 1), false);
+    as_ember_error("decode", [&] { impl_->prefill(std::span<const Token>(&token, 1), false); });
 }
 
 std::span<const float> Session::logits() const {
@@ -155,7 +156,7 @@ GenerateResult Session::generate(Sampler& sampler, const GenerateParams& params,
             r.stop = GenerateResult::Stop::Callback;
             return r;
         }
-        impl_->prefill(std::span<const Token>(&t, 1), false);
+        as_ember_error("generate", [&] { impl_->prefill(std::span<const Token>(&t, 1), false); });
     }
     if (!pending.empty() && !flush(r.tokens.empty() ? -1 : r.tokens.back(), true) && r.stop == GenerateResult::Stop::Length)
         r.stop = GenerateResult::Stop::Callback;
