@@ -110,10 +110,11 @@ public:
         }, grain_for(2 * K));
         if (const FusedDot dot = fused_dot(w.type)) {
             // Block scales widened once here, not once per weight row in the kernel.
-            const int64_t nb = K / tensor::info(at).block_size;
+            const bool widen = at == TensorType::Q8_0 || at == TensorType::Q8_1;
+            const int64_t nb = widen ? K / tensor::info(at).block_size : 0;
             xd_.resize(static_cast<size_t>(nb * T));
             xs_.resize(static_cast<size_t>(nb * T));
-            for (int64_t t = 0; t < T && (at == TensorType::Q8_0 || at == TensorType::Q8_1); ++t)
+            for (int64_t t = 0; t < T && widen; ++t)
                 for (int64_t i = 0; i < nb; ++i) {
                     const uint8_t* blk = xq_.data() + t * xrb + i * tensor::info(at).block_bytes;
                     uint16_t d, sum;

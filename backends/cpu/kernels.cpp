@@ -42,6 +42,7 @@ FusedDot fused_dot(TensorType w) noexcept {
             case TensorType::Q4_0: return avx2::dot_q4_0_q8_0;
             case TensorType::Q4_1: return avx2::dot_q4_1_q8_1;
             case TensorType::Q8_0: return avx2::dot_q8_0_q8_0;
+            case TensorType::F16: return avx2::dot_f16_f16;
             case TensorType::Q4_K: return avx2::dot_q4_K_q8_K;
             case TensorType::Q6_K: return avx2::dot_q6_K_q8_K;
             default: break;
@@ -56,6 +57,7 @@ void quantize_activations(TensorType type, const float* x, void* dst, int64_t n)
 #if defined(__x86_64__)
     if (cpu_features().avx2 && type == TensorType::Q8_0) return avx2::quantize_q8_0(x, dst, n);
     if (cpu_features().avx2 && type == TensorType::Q8_1) return avx2::quantize_q8_1(x, dst, n);
+    if (cpu_features().avx2 && type == TensorType::F16) return avx2::to_f16(x, static_cast<uint16_t*>(dst), n);
 #endif
     tensor::quantize_row(type, x, dst, n);
 }

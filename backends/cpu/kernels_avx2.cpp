@@ -321,7 +321,35 @@ void dot_rows_k(int64_t n, const void* w, size_t ws, int w_rows, const ActRows& 
             out[j * os + r] = Row(n, static_cast<const char*>(w) + r * ws, static_cast<const char*>(x.q) + j * x.stride);
 }
 
+// F16 · F16 in llama.cpp's order: four chains of eight lanes, folded pairwise, then across the vector.
+float dot_f16_row(int64_t n, const uint16_t* x, const uint16_t* y) {
+    __m256 sum[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const int64_t np = n & ~int64_t(31);
+    for (int64_t i = 0; i < np; i += 32)
+        for (int j = 0; j < 4; ++j) {
+            const __m256 ax = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i + 8 * j)));
+            const __m256 ay = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(y + i + 8 * j)));
+            sum[j] = _mm256_fmadd_ps(ax, ay, sum[j]);
+        }
+    sum[0] = _mm256_add_ps(sum[0], sum[2]);
+    sum[1] = _mm256_add_ps(sum[1], sum[3]);
+    sum[0] = _mm256_add_ps(sum[0], sum[1]);
+    const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(sum[0]), _mm256_extractf128_ps(sum[0], 1));
+    const __m128 t1 = _mm_hadd_ps(t0, t0);
+    double s = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+    for (int64_t i = np; i < n; ++i) s += static_cast<double>(h2f(x[i]) * h2f(y[i]));
+    return static_cast<float>(s);
+}
+
+float dot_f16_row_v(int64_t n, const void* w, const void* x) {
+    return dot_f16_row(n, static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(x));
+}
+
 }  // namespace
+
+void dot_f16_f16(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_rows_k<dot_f16_row_v>(n, w, ws, wr, x, xr, out, os);
+}
 
 void dot_q4_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
     dot_rows_k<dot_q4_K_row>(n, w, ws, wr, x, xr, out, os);
