@@ -309,3 +309,15 @@ TEST_CASE("book round trip") {
         CHECK_MESSAGE(tok.decode(tok.encode(text, false, false)) == text, name);
     }
 }
+
+TEST_CASE("falcon pre-tokenizer: backticks split off, digits in threes") {
+    // llama.cpp's falcon list: [\p{P}$+<=>^~|`]+, then the GPT-2 pattern, then [0-9][0-9][0-9].
+    // Words come back GPT-2 byte-encoded: a space is U+0120 (Ġ).
+    using ember::detail::PreType;
+    using ember::detail::pretokenize;
+    const std::string sp = "\xC4\xA0";
+    CHECK(pretokenize("a `b", PreType::Falcon) == std::vector<std::string>{"a", sp, "`", "b"});
+    CHECK(pretokenize("a `b", PreType::Default) == std::vector<std::string>{"a", sp + "`", "b"});
+    CHECK(pretokenize("Hello, world!! 12345", PreType::Falcon) ==
+          std::vector<std::string>{"Hello", ",", sp + "world", "!!", sp, "123", "45"});
+}

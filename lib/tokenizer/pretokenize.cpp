@@ -307,17 +307,21 @@ std::vector<std::string> pretokenize(std::string_view text, PreType pre) {
             o = sp.single(o, rx_N);
             break;
         case PreType::Default:
-            o = sp.run(o, [](uint32_t c) {
+        case PreType::Falcon: {
+            // Default and Falcon differ only in the backtick and in Default's \p{N}+ pass.
+            const bool falcon = pre == PreType::Falcon;
+            o = sp.run(o, [falcon](uint32_t c) {
                 return rx_P(c) || c == '$' || c == '+' || c == '<' || c == '=' || c == '>' || c == '^' ||
-                       c == '~' || c == '|';
+                       c == '~' || c == '|' || (falcon && c == '`');
             });
             o = sp.gpt2(o);
-            o = sp.run(o, rx_N);
+            if (!falcon) o = sp.run(o, rx_N);
             o = split_matches(o, [&](size_t p, size_t e) -> size_t {
                 auto d = [&](size_t q) { return q < e && cpts[q] >= '0' && cpts[q] <= '9'; };
                 return d(p) && d(p + 1) && d(p + 2) ? 3 : 0;
             });
             break;
+        }
     }
     return to_words(cpts, o);
 }

@@ -17,6 +17,7 @@ enum class PreType {
     Qwen2,          // Llama-3 pattern with single digits
     Starcoder,      // \p{N} then the GPT-2 pattern (starcoder, refact, smollm, command-r, ...)
     DeepseekCoder,  // [\r\n], \s?\p{L}+, \s?\p{P}+, CJK runs, \p{N}
+    Falcon,         // [\p{P}$+<=>^~|`]+, the GPT-2 pattern, [0-9]{3}
 };
 
 // Splits `text` into pre-tokenizer words, each returned GPT-2 byte-encoded (every UTF-8 byte

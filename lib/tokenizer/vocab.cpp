@@ -275,6 +275,8 @@ void apply_pre_type(Vocab& v, std::string_view pre) {
         v.clean_spaces = false;
     } else if (any({"stablelm2", "megrez"})) {
         v.pre = PreType::Qwen2;
+    } else if (pre == "falcon") {
+        v.pre = PreType::Falcon;
     } else if (pre == "deepseek-coder") {
         v.pre = PreType::DeepseekCoder;
         v.clean_spaces = false;
