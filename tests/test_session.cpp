@@ -69,6 +69,23 @@ TEST_CASE("token by token equals one batch; rewind replays exactly") {
     CHECK_THROWS_AS(step.rewind(1), Error);
 }
 
+TEST_CASE("bit-identical logits whatever the thread count") {
+    // Every output element is computed by one thread in a fixed order, so threads only change speed.
+    const Model& m = stories();
+    const auto prompt = m.tokenizer().encode("One day, a little fox found a shiny stone");
+    std::vector<std::vector<float>> runs;
+    for (int threads : {1, 2, 3}) {
+        SessionParams p;
+        p.n_threads = threads;
+        Session s(m, p);
+        s.prefill(prompt);
+        s.decode(42);
+        runs.emplace_back(s.logits().begin(), s.logits().end());
+    }
+    CHECK(runs[0] == runs[1]);
+    CHECK(runs[0] == runs[2]);
+}
+
 TEST_CASE("small batches give the same result as one big batch") {
     const Model& m = stories();
     const auto prompt = m.tokenizer().encode("The little bird flew over the tall green tree and sang a song");
