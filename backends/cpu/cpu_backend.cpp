@@ -208,7 +208,8 @@ public:
                 const int64_t n_kv = pos + 1 - first;
                 // q rounded to F16 as llama.cpp's F16 K·q product does.
                 const float* qsrc = f32(q) + t * q.ne[0] + h * hd;
-                for (int64_t d = 0; d < hd; ++d) qh[d] = tensor::fp16_to_f32(tensor::f32_to_fp16(qsrc[d]));
+                for (int64_t d = 0; d < hd; ++d) qh[d] = qsrc[d];
+                round_to_f16(qh.data(), hd);
                 scores.resize(static_cast<size_t>(n_kv));
                 float mx = -INFINITY;
                 for (int64_t j = 0; j < n_kv; ++j) {
@@ -218,11 +219,7 @@ public:
                     scores[j] = s;
                     mx = std::max(mx, s);
                 }
-                double sum = 0.0;
-                for (int64_t j = 0; j < n_kv; ++j) {
-                    scores[j] = std::exp(scores[j] - mx);
-                    sum += scores[j];
-                }
+                const double sum = exp_shifted(scores.data(), n_kv, mx);
                 float* o = f32(out) + t * out.ne[0] + h * hd;
                 std::fill(o, o + hd, 0.f);
                 const float inv = static_cast<float>(1.0 / sum);

@@ -1,5 +1,7 @@
 #include "kernels.hpp"
 
+#include <cmath>
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 #endif
@@ -67,6 +69,27 @@ void to_f16(const float* x, uint16_t* y, int64_t n) noexcept {
     if (cpu_features().avx2) return avx2::to_f16(x, y, n);
 #endif
     for (int64_t i = 0; i < n; ++i) y[i] = tensor::f32_to_fp16(x[i]);
+}
+
+void round_to_f16(float* x, int64_t n) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::round_to_f16(x, n);
+#endif
+    for (int64_t i = 0; i < n; ++i) x[i] = tensor::fp16_to_f32(tensor::f32_to_fp16(x[i]));
+}
+
+double exp_shifted(float* x, int64_t n, float max) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) {
+        avx2::exp_shifted(x, n, max);
+        double sum = 0;
+        for (int64_t i = 0; i < n; ++i) sum += x[i];
+        return sum;
+    }
+#endif
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += x[i] = std::exp(x[i] - max);
+    return sum;
 }
 
 float dot_f32(const float* a, const float* b, int64_t n) noexcept {

@@ -44,6 +44,10 @@ void quantize_activations(TensorType type, const float* x, void* dst, int64_t n)
 
 // F32 → F16, round to nearest even (the KV cache store).
 void to_f16(const float* x, uint16_t* y, int64_t n) noexcept;
+// x[i] rounded to the nearest F16 value, in place (the query before its F16 product with K).
+void round_to_f16(float* x, int64_t n) noexcept;
+// x[i] = exp(x[i] - max) in place; returns Σ x[i] (the softmax numerator and denominator).
+double exp_shifted(float* x, int64_t n, float max) noexcept;
 
 float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 // y += a·x
@@ -58,6 +62,8 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
 void to_f16(const float* x, uint16_t* y, int64_t n) noexcept;
+void exp_shifted(float* x, int64_t n, float max) noexcept;
+void round_to_f16(float* x, int64_t n) noexcept;
 void quantize_q8_0(const float* x, void* dst, int64_t n) noexcept;
 void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept;
 void dot_q4_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);

@@ -95,6 +95,46 @@ void to_f16(const float* x, uint16_t* y, int64_t n) noexcept {
 }
 
 namespace {
+// exp on eight lanes: 2^k · p(r) with x = k·ln2 + r, |r| ≤ ln2/2, and Cephes' degree-6 polynomial for
+// e^r (about 1 ulp). Inputs below -87 flush towards zero, as softmax weights that small do not matter.
+inline __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    const __m256 e = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
+    const __m256i pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(e, _mm256_castsi256_ps(pow2));
+}
+}  // namespace
+
+void round_to_f16(float* x, int64_t n) noexcept {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; ++i) x[i] = h2f(_cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT));
+}
+
+void exp_shifted(float* x, int64_t n, float max) noexcept {
+    const __m256 m = _mm256_set1_ps(max);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), m)));
+    if (i < n) {  // the tail through a padded lane buffer
+        alignas(32) float t[8] = {};
+        for (int64_t j = i; j < n; ++j) t[j - i] = x[j] - max;
+        _mm256_store_ps(t, exp8(_mm256_load_ps(t)));
+        for (int64_t j = i; j < n; ++j) x[j] = t[j - i];
+    }
+}
+
+namespace {
 // One block of 32: scale 127/amax, products rounded to nearest even, packed to int8. Returns Σ q.
 inline int quantize_block(const float* x, int8_t* q, float* d_out) {
     __m256 v[4];
