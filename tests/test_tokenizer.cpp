@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "ember/error.hpp"
@@ -320,4 +321,28 @@ TEST_CASE("falcon pre-tokenizer: backticks split off, digits in threes") {
     CHECK(pretokenize("a `b", PreType::Default) == std::vector<std::string>{"a", sp + "`", "b"});
     CHECK(pretokenize("Hello, world!! 12345", PreType::Falcon) ==
           std::vector<std::string>{"Hello", ",", sp + "world", "!!", sp, "123", "45"});
+}
+
+TEST_CASE("one tokenizer, many threads: the same tokens as one thread") {
+    // The vocabulary is immutable after load and encode keeps its state on the stack, so concurrent use
+    // needs no locks. Run under the asan preset (or TSan) this also checks for data races' symptoms.
+    for (const char* name : {"llama-spm", "gpt-2"}) {
+        CAPTURE(name);
+        const Tokenizer tok = Tokenizer::from_gguf(ember::test::testdata(std::string("vocab/ggml-vocab-") + name + ".gguf"));
+        std::vector<std::string> texts;
+        for (int i = 0; i < 64; ++i)
+            texts.push_back("Thread " + std::to_string(i) + ": the quick brown fox — jumps over 1234 lazy dogs! 你好 🙂");
+        std::vector<std::vector<Token>> expected;
+        for (const auto& t : texts) expected.push_back(tok.encode(t));
+        std::vector<std::vector<std::vector<Token>>> got(4, std::vector<std::vector<Token>>(texts.size()));
+        std::vector<std::thread> threads;
+        for (size_t w = 0; w < got.size(); ++w)
+            threads.emplace_back([&, w] {
+                for (int rep = 0; rep < 5; ++rep)
+                    for (size_t i = 0; i < texts.size(); ++i) got[w][i] = tok.encode(texts[(i + w) % texts.size()]);
+            });
+        for (auto& t : threads) t.join();
+        for (size_t w = 0; w < got.size(); ++w)
+            for (size_t i = 0; i < texts.size(); ++i) CHECK(got[w][i] == expected[(i + w) % texts.size()]);
+    }
 }
