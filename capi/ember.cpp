@@ -47,10 +47,7 @@ struct ember_model {
 };
 
 struct ember_session {
-    std::optional<ember::Session> session;  // built once the handle has a stable address
-    std::atomic<bool> cancelled{false};
-    ember_abort_fn abort = nullptr;
-    void* abort_user_data = nullptr;
+    std::optional<ember::Session> session;
 };
 
 struct ember_sampler {
@@ -387,16 +384,11 @@ EMBER_API ember_status ember_session_create(const ember_model* model, const embe
     EMBER_REQUIRE(p.n_threads >= 0, "params->n_threads is negative");
 
     auto h = std::make_unique<ember_session>();
-    h->abort = p.abort;
-    h->abort_user_data = p.abort_user_data;
     ember::SessionParams sp;
     sp.n_ctx = p.n_ctx;
     sp.n_batch = p.n_batch;
     sp.n_threads = p.n_threads;
-    // Our own flag, not Session::cancel: it stays set for a whole generate call, across its decodes.
-    sp.abort = [s = h.get()] {
-        return s->cancelled.load(std::memory_order_relaxed) || (s->abort && s->abort(s->abort_user_data));
-    };
+    if (p.abort) sp.abort = [fn = p.abort, ud = p.abort_user_data] { return fn(ud); };
     h->session.emplace(model->model, sp);
     *out = h.release();
     return EMBER_OK;
@@ -410,7 +402,6 @@ EMBER_API ember_status ember_session_prefill(ember_session* session, const int32
     EMBER_REQUIRE_PTR(session);
     EMBER_REQUIRE_PTR(tokens);
     EMBER_REQUIRE(n > 0, "n must be positive");
-    session->cancelled.store(false, std::memory_order_relaxed);
     session->session->prefill(std::span<const ember::Token>(tokens, static_cast<size_t>(n)));
     return EMBER_OK;
     EMBER_CATCH
@@ -419,7 +410,6 @@ EMBER_API ember_status ember_session_prefill(ember_session* session, const int32
 EMBER_API ember_status ember_session_decode(ember_session* session, int32_t token) {
     EMBER_TRY
     EMBER_REQUIRE_PTR(session);
-    session->cancelled.store(false, std::memory_order_relaxed);
     session->session->decode(token);
     return EMBER_OK;
     EMBER_CATCH
@@ -461,7 +451,7 @@ EMBER_API ember_status ember_session_reset(ember_session* session) {
 EMBER_API ember_status ember_session_cancel(ember_session* session) {
     clear_error();
     EMBER_REQUIRE_PTR(session);
-    session->cancelled.store(true, std::memory_order_relaxed);
+    session->session->cancel();  // thread-safe; stops the call running now, including a whole generate
     return EMBER_OK;
 }
 
@@ -471,7 +461,6 @@ EMBER_API ember_status ember_session_generate(ember_session* session, ember_samp
     EMBER_TRY
     EMBER_REQUIRE_PTR(session);
     EMBER_REQUIRE_PTR(sampler);
-    session->cancelled.store(false, std::memory_order_relaxed);
     ember::GenerateParams gp;
     gp.max_tokens = max_tokens;
     std::function<bool(std::string_view, ember::Token)> on_text;
