@@ -137,6 +137,12 @@ TEST_CASE("get_rows, rms_norm, add, swiglu, geglu") {
     f.stream->add(ta, tb, o);
     auto r = f.download(o);
     for (int i = 0; i < 200; ++i) CHECK(r[i] == a[i] + b[i]);
+    // A one-row b is a bias added to every row.
+    Tensor rows = f.upload(a, 20), bias = f.upload(std::vector<float>(b.begin(), b.begin() + 20), 20),
+           sum = f.make(TensorType::F32, 20, 10);
+    f.stream->add(rows, bias, sum);
+    const auto bs = f.download(sum);
+    for (int i = 0; i < 200; ++i) CHECK(bs[i] == a[i] + b[i % 20]);
     f.stream->swiglu(ta, tb, o);
     r = f.download(o);
     std::vector<double> sw(200), gg(200);

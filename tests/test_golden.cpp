@@ -151,14 +151,28 @@ TEST_CASE("SmolLM2: the first prompt position matches llama.cpp to the last digi
     }
 }
 
-TEST_CASE("llama GQA in every weight type (arch goldens)") {
-    // ../shared/testdata/arch/README.md: F32/F16 within 0.1; quantized within 1.0 (activation
-    // quantization alone moves these sharp random models' logits by up to ~0.9 against exact math).
-    struct File { const char* stem; float tol; };
-    for (File f : {File{"llama-gqa-f32", 0.1f}, File{"llama-gqa-f16", 0.1f}, File{"llama-gqa-q8_0", 1.0f},
-                   File{"llama-gqa-q4_0", 1.0f}, File{"llama-gqa-q4_k_m", 1.0f}, File{"llama-gqa-q6_k", 1.0f}}) {
+// ../shared/testdata/arch/README.md: F32/F16 within 0.1; quantized within 1.0 (activation quantization
+// alone moves these sharp random models' logits by up to ~0.9 against exact math).
+struct ArchFile {
+    const char* stem;
+    float tol;
+};
+
+void check_arch(std::initializer_list<ArchFile> files) {
+    for (ArchFile f : files) {
         CAPTURE(f.stem);
         check_golden(test::testdata(std::string("arch/") + f.stem + ".json"), test::testdata(std::string("arch/") + f.stem + ".gguf"),
                      f.tol, f.tol);
     }
+}
+
+TEST_CASE("llama GQA in every weight type (arch goldens)") {
+    check_arch({{"llama-gqa-f32", 0.1f}, {"llama-gqa-f16", 0.1f}, {"llama-gqa-q8_0", 1.0f}, {"llama-gqa-q4_0", 1.0f},
+                {"llama-gqa-q4_k_m", 1.0f}, {"llama-gqa-q6_k", 1.0f}});
+}
+
+TEST_CASE("qwen2: Q/K/V biases, NeoX RoPE, tied embeddings (arch golden)") { check_arch({{"qwen2-f16", 0.1f}}); }
+
+TEST_CASE("qwen3: per-head Q/K norms, head size 128, every weight type (arch goldens)") {
+    check_arch({{"qwen3-f32", 0.1f}, {"qwen3-q8_0", 1.0f}, {"qwen3-q4_0", 1.0f}, {"qwen3-q4_k_m", 1.0f}, {"qwen3-q6_k", 1.0f}});
 }

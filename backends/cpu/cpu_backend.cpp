@@ -232,8 +232,15 @@ public:
     }
 
     void add(const Tensor& a, const Tensor& b, Tensor& out) override {
-        if (a.n_elements() != b.n_elements() || out.n_elements() != a.n_elements()) shape_error("add");
-        elementwise(out, [&](int64_t i) { return f32(a)[i] + f32(b)[i]; });
+        if (out.n_elements() != a.n_elements()) shape_error("add");
+        if (b.n_elements() == a.n_elements()) {
+            elementwise(out, [&](int64_t i) { return f32(a)[i] + f32(b)[i]; });
+        } else if (b.n_rows() == 1 && b.ne[0] == a.ne[0]) {
+            const int64_t n = a.ne[0];
+            elementwise(out, [&](int64_t i) { return f32(a)[i] + f32(b)[i % n]; });
+        } else {
+            shape_error("add");
+        }
     }
 
     void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {

@@ -8,6 +8,8 @@ using tensor::TensorType;
 
 // One row per architecture: the name GGUF uses and the factory (each defined in its own file).
 std::unique_ptr<Architecture> load_llama(const gguf::File& f, WeightLoader& w);
+std::unique_ptr<Architecture> load_qwen2(const gguf::File& f, WeightLoader& w);
+std::unique_ptr<Architecture> load_qwen3(const gguf::File& f, WeightLoader& w);
 
 namespace {
 struct Entry {
@@ -16,6 +18,8 @@ struct Entry {
 };
 constexpr Entry kArchitectures[] = {
     {"llama", load_llama},
+    {"qwen2", load_qwen2},
+    {"qwen3", load_qwen3},
 };
 
 std::string shape_str(const std::vector<int64_t>& s) {

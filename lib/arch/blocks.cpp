@@ -12,6 +12,18 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
     s.matmul(w.wq, h, q);
     s.matmul(w.wk, h, k);
     s.matmul(w.wv, h, v);
+    if (w.bq.data) {
+        s.add(q, w.bq, q);
+        s.add(k, w.bk, k);
+        s.add(v, w.bv, v);
+    }
+    if (w.q_norm.data) {  // per head: the rows viewed as [head_dim, heads · tokens]
+        backend::Tensor qh = q, kh = k;
+        qh.ne = {hp.head_dim, n * hp.n_head, 1, 1};
+        kh.ne = {hp.head_dim, n * hp.n_head_kv, 1, 1};
+        s.rms_norm(qh, w.q_norm, hp.norm_eps, qh);
+        s.rms_norm(kh, w.k_norm, hp.norm_eps, kh);
+    }
     s.rope(q, hp.head_dim, n_past, hp.rope);
     s.rope(k, hp.head_dim, n_past, hp.rope);
     s.kv_store(k, v, ws.k_cache[layer], ws.v_cache[layer], n_past);

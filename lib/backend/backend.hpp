@@ -86,7 +86,8 @@ public:
     // out [head_dim·n_head, n_tokens] = softmax(q·Kᵀ·scale + causal mask) · V, with grouped-query heads.
     virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const AttentionParams& p,
                            Tensor& out) = 0;
-    virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;   // elementwise, same shapes
+    // out = a + b elementwise; b has a's shape, or one row that is added to every row of a (a bias).
+    virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
     virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;  // silu(gate) · up
     virtual void geglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;   // gelu(gate) · up (tanh form)
 };

@@ -1,0 +1,79 @@
+#include "arch/decoder.hpp"
+
+#include "ember/error.hpp"
+
+namespace ember::arch {
+
+Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) : spec_(spec) {
+    const std::string a = spec.prefix + ".";
+    auto u = [&](const std::string& key) { return static_cast<int>(f.get_uint(a + key)); };
+    hp_.n_layer = u("block_count");
+    hp_.n_embd = u("embedding_length");
+    hp_.n_head = u("attention.head_count");
+    hp_.n_head_kv = f.has(a + "attention.head_count_kv") ? u("attention.head_count_kv") : hp_.n_head;
+    hp_.n_ff = u("feed_forward_length");
+    hp_.n_ctx_train = static_cast<int>(f.get_uint(a + "context_length", 2048));
+    hp_.norm_eps = static_cast<float>(f.get_float(a + "attention.layer_norm_rms_epsilon", 1e-5));
+    if (hp_.n_layer <= 0 || hp_.n_embd <= 0 || hp_.n_head <= 0 || hp_.n_head_kv <= 0 || hp_.n_ff <= 0 ||
+        hp_.n_layer > 1024 || hp_.n_head % hp_.n_head_kv != 0 || hp_.n_embd % hp_.n_head != 0)
+        throw Error(Status::BadFile, spec.prefix + ": inconsistent hyperparameters");
+    hp_.head_dim = static_cast<int>(f.get_uint(a + "attention.key_length", hp_.n_embd / hp_.n_head));
+    if (f.get_uint(a + "attention.value_length", hp_.head_dim) != static_cast<uint64_t>(hp_.head_dim))
+        throw Error(Status::Unsupported, spec.prefix + ": value heads of another size than key heads");
+    hp_.rope.n_rot = static_cast<int>(f.get_uint(a + "rope.dimension_count", hp_.head_dim));
+    hp_.rope.freq_base = static_cast<float>(f.get_float(a + "rope.freq_base", 10000.0));
+    hp_.rope.mode = spec.rope;
+    if (f.get_string(a + "rope.scaling.type", "none") == "linear")
+        hp_.rope.freq_scale = 1.0f / static_cast<float>(f.get_float(a + "rope.scaling.factor", 1.0));
+    if (hp_.rope.n_rot > hp_.head_dim || hp_.rope.n_rot % 2 || hp_.rope.n_rot <= 0)
+        throw Error(Status::BadFile, spec.prefix + ": rope dimension count does not fit the head size");
+    if (f.find_tensor("rope_freqs.weight"))
+        throw Error(Status::Unsupported, spec.prefix + ": Llama 3.1-style rope frequency factors are not supported yet");
+
+    const int64_t E = hp_.n_embd, HD = hp_.head_dim, Q = HD * hp_.n_head, KV = HD * hp_.n_head_kv;
+    embd_ = w.get("token_embd.weight", {E, -1});
+    hp_.n_vocab = static_cast<int>(embd_.ne[1]);
+    auto layer = WeightLoader::layer;
+    for (int i = 0; i < hp_.n_layer; ++i) {
+        AttentionWeights at;
+        at.norm = w.get(layer(i, "attn_norm.weight"), {E});
+        at.wq = w.get(layer(i, "attn_q.weight"), {E, Q});
+        at.wk = w.get(layer(i, "attn_k.weight"), {E, KV});
+        at.wv = w.get(layer(i, "attn_v.weight"), {E, KV});
+        at.wo = w.get(layer(i, "attn_output.weight"), {Q, E});
+        if (spec.qkv_bias) {
+            at.bq = w.get(layer(i, "attn_q.bias"), {Q});
+            at.bk = w.get(layer(i, "attn_k.bias"), {KV});
+            at.bv = w.get(layer(i, "attn_v.bias"), {KV});
+        }
+        if (spec.qk_norm) {
+            at.q_norm = w.get(layer(i, "attn_q_norm.weight"), {HD});
+            at.k_norm = w.get(layer(i, "attn_k_norm.weight"), {HD});
+        }
+        FfnWeights ff;
+        ff.norm = w.get(layer(i, "ffn_norm.weight"), {E});
+        ff.gate = w.get(layer(i, "ffn_gate.weight"), {E, hp_.n_ff});
+        ff.up = w.get(layer(i, "ffn_up.weight"), {E, hp_.n_ff});
+        ff.down = w.get(layer(i, "ffn_down.weight"), {hp_.n_ff, E});
+        attn_.push_back(at);
+        ffn_.push_back(ff);
+    }
+    out_norm_ = w.get("output_norm.weight", {E});
+    output_ = w.optional("output.weight", {E, hp_.n_vocab});
+    if (!output_.data) output_ = embd_;  // tied embeddings
+}
+
+void Decoder::forward(Workspace& ws, std::span<const Token> tokens, int n_past, bool all_logits,
+                      const std::function<bool()>& aborted) const {
+    const int64_t n = static_cast<int64_t>(tokens.size());
+    backend::Tensor x = rows_of(ws.x, n);
+    ws.stream->get_rows(embd_, tokens.data(), n, x);
+    for (int l = 0; l < hp_.n_layer; ++l) {
+        if (aborted && aborted()) throw Error(Status::Cancelled, "cancelled");
+        attention_block(ws, hp_, attn_[l], l, n, n_past);
+        ffn_block(ws, hp_, ffn_[l], n);
+    }
+    output_block(ws, hp_, out_norm_, output_, n, all_logits);
+}
+
+}  // namespace ember::arch
