@@ -111,12 +111,13 @@ public:
         if (const FusedDot dot = fused_dot(w.type)) {
             // Block scales widened once here, not once per weight row in the kernel.
             const bool widen = at == TensorType::Q8_0 || at == TensorType::Q8_1;
-            const int64_t nb = widen ? K / tensor::info(at).block_size : 0;
+            const tensor::TypeInfo& ai = tensor::info(at);
+            const int64_t nb = widen ? K / ai.block_size : 0;
             xd_.resize(static_cast<size_t>(nb * T));
             xs_.resize(static_cast<size_t>(nb * T));
             for (int64_t t = 0; t < T && widen; ++t)
                 for (int64_t i = 0; i < nb; ++i) {
-                    const uint8_t* blk = xq_.data() + t * xrb + i * tensor::info(at).block_bytes;
+                    const uint8_t* blk = xq_.data() + t * xrb + i * ai.block_bytes;
                     uint16_t d, sum;
                     std::memcpy(&d, blk, 2);      // every 32-element activation block starts with d (F16)
                     std::memcpy(&sum, blk + 2, 2);  // and, in Q8_1, s = d·Σq (F16)

@@ -25,18 +25,26 @@ constexpr std::array<TypeInfo, 15> kTypes = {{
     {TensorType::Q8_K, "Q8_K", 256, 292, true},
     {TensorType::BF16, "BF16", 1, 2, false},
 }};
+
+// GGUF type number → index in kTypes (-1: unknown). info() sits under every row access in the kernels'
+// loops (Tensor::row → row_bytes), so it is a table lookup, not a search.
+constexpr uint32_t kRawLimit = 31;
+constexpr std::array<int8_t, kRawLimit> kIndex = [] {
+    std::array<int8_t, kRawLimit> a{};
+    a.fill(-1);
+    for (size_t i = 0; i < kTypes.size(); ++i) a[static_cast<uint32_t>(kTypes[i].type)] = static_cast<int8_t>(i);
+    return a;
+}();
 }  // namespace
 
 std::optional<TypeInfo> type_info(uint32_t raw) noexcept {
-    for (const auto& t : kTypes)
-        if (static_cast<uint32_t>(t.type) == raw) return t;
-    return std::nullopt;
+    if (raw >= kRawLimit || kIndex[raw] < 0) return std::nullopt;
+    return kTypes[static_cast<size_t>(kIndex[raw])];
 }
 
 const TypeInfo& info(TensorType t) noexcept {
-    for (const auto& ti : kTypes)
-        if (ti.type == t) return ti;
-    return kTypes[0];  // unreachable for valid enum values
+    const auto raw = static_cast<uint32_t>(t);
+    return raw < kRawLimit && kIndex[raw] >= 0 ? kTypes[static_cast<size_t>(kIndex[raw])] : kTypes[0];
 }
 
 std::optional<TensorType> type_from_name(std::string_view name) noexcept {

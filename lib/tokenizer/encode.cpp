@@ -32,6 +32,19 @@ void split_chars(std::string_view text, std::vector<Symbol>& syms) {
     }
 }
 
+// Merges symbol `right` into `left` if the queued pair is still current; false for a stale entry.
+// Sizes only grow, so an unchanged total means both sides are unchanged (llama.cpp compares texts).
+bool merge_pair(std::vector<Symbol>& syms, int left, int right, uint32_t size) {
+    Symbol& l = syms[static_cast<size_t>(left)];
+    Symbol& r = syms[static_cast<size_t>(right)];
+    if (l.n == 0 || r.n == 0 || l.n + r.n != size) return false;
+    l.n += r.n;
+    r.n = 0;
+    l.next = r.next;
+    if (r.next >= 0) syms[static_cast<size_t>(r.next)].prev = left;
+    return true;
+}
+
 // --- SentencePiece (llama.cpp's llm_tokenizer_spm) ----------------------------------------------
 
 struct SpmBigram {
@@ -77,15 +90,9 @@ void spm_chunk(const Vocab& v, std::string_view text, std::vector<Symbol>& syms,
     while (!queue.empty()) {
         const SpmBigram b = queue.top();
         queue.pop();
-        Symbol& l = syms[static_cast<size_t>(b.left)];
-        Symbol& r = syms[static_cast<size_t>(b.right)];
-        if (l.n == 0 || r.n == 0 || l.n + r.n != b.size) continue;  // stale
-        l.n += r.n;
-        r.n = 0;
-        l.next = r.next;
-        if (r.next >= 0) syms[static_cast<size_t>(r.next)].prev = b.left;
-        try_add(l.prev, b.left);
-        try_add(b.left, l.next);
+        if (!merge_pair(syms, b.left, b.right, b.size)) continue;
+        try_add(syms[static_cast<size_t>(b.left)].prev, b.left);
+        try_add(b.left, syms[static_cast<size_t>(b.left)].next);
     }
 
     for (int i = 0; i != -1; i = syms[static_cast<size_t>(i)].next) {
@@ -193,17 +200,9 @@ static void merge_word(const Vocab& v, const std::string& word, std::vector<Symb
             std::pop_heap(heap.begin(), heap.end(), BpeGreater{});
             const BpeBigram b = heap.back();
             heap.pop_back();
-            Symbol& l = syms[static_cast<size_t>(b.left)];
-            Symbol& r = syms[static_cast<size_t>(b.right)];
-            // Sizes only grow, so an unchanged total means both sides are unchanged (llama.cpp
-            // compares the texts).
-            if (l.n == 0 || r.n == 0 || l.n + r.n != b.size) continue;
-            l.n += r.n;
-            r.n = 0;
-            l.next = r.next;
-            if (r.next >= 0) syms[static_cast<size_t>(r.next)].prev = b.left;
-            try_add(l.prev, b.left);
-            try_add(b.left, l.next);
+            if (!merge_pair(syms, b.left, b.right, b.size)) continue;
+            try_add(syms[static_cast<size_t>(b.left)].prev, b.left);
+            try_add(b.left, syms[static_cast<size_t>(b.left)].next);
         }
 
         for (int i = syms.empty() ? -1 : 0; i != -1; i = syms[static_cast<size_t>(i)].next) {
