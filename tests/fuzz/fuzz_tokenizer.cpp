@@ -1,5 +1,5 @@
 // libFuzzer target: arbitrary bytes into Tokenizer::encode and arbitrary token ids into decode/piece,
-// over the vocabularies in $EMBER_TESTDATA/vocab (default ../shared/testdata, relative to the cwd).
+// over the vocabularies in tests/data/vocab.
 //
 // Which vocabulary: EMBER_FUZZ_VOCAB names one (the part of ggml-vocab-NAME.gguf, e.g. llama-spm,
 // gpt-2, starcoder, deepseek-coder, bert-bge) so each vocabulary type gets its own run and corpus;
@@ -52,8 +52,7 @@ struct Loaded {
 };
 
 std::string vocab_path(const std::string& name) {
-    const char* root = std::getenv("EMBER_TESTDATA");
-    return std::string(root ? root : "../shared/testdata") + "/vocab/ggml-vocab-" + name + ".gguf";
+    return std::string(EMBER_TEST_DATA_DIR) + "/vocab/ggml-vocab-" + name + ".gguf";
 }
 
 const Loaded& loaded() {
@@ -75,7 +74,7 @@ const Loaded& loaded() {
                 }
                 r.has_byte.push_back(std::move(has));
             } catch (const std::exception& e) {
-                std::fprintf(stderr, "fuzz_tokenizer: cannot load %s: %s (set EMBER_TESTDATA)\n", vocab_path(n).c_str(),
+                std::fprintf(stderr, "fuzz_tokenizer: cannot load %s: %s \n", vocab_path(n).c_str(),
                              e.what());
                 std::abort();
             }
@@ -218,6 +217,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
 // Seed corpus: every case of the .inp files, each written as <flags byte><text>, e.g. with Python:
 //   import glob, os; d = "fuzz-corpus/tokenizer-seed"; os.makedirs(d, exist_ok=True)
-//   for f in glob.glob("../shared/testdata/vocab/*.inp"):
+//   for f in glob.glob("tests/data/vocab/*.inp"):
 //       for i, c in enumerate(open(f, "rb").read().split(b"\n__ggml_vocab_test__\n")):
 //           for fl in (0, 1): open(f"{d}/{os.path.basename(f)}-{i}-{fl}", "wb").write(bytes([fl]) + c)
