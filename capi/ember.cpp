@@ -4,11 +4,13 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <functional>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <optional>
 #include <span>
@@ -46,11 +48,21 @@ struct ember_model {
     ember_tokenizer tokenizer;  // borrowed view handed out by ember_model_tokenizer
 };
 
-struct ember_session {
+// A handle whose running call may call back into the caller (abort, token callbacks): a free from inside
+// such a callback is deferred to the end of the call, which it cancels, instead of pulling the object out
+// from under it.
+struct ember_deferred_free {
+    std::mutex mutex;
+    int running = 0;        // calls in progress on this handle
+    bool free_asked = false;
+};
+
+struct ember_session : ember_deferred_free {
     std::optional<ember::Session> session;
 };
 
-struct ember_sampler {
+struct ember_sampler : ember_deferred_free {
+    explicit ember_sampler(ember::Sampler s) : sampler(std::move(s)) {}
     ember::Sampler sampler;
 };
 
@@ -80,6 +92,46 @@ ember_status fail(ember_status status, const char* where, const char* message) n
     return status;
 }
 
+// Marks a handle in use for one call; the last call to end frees it if a free was asked meanwhile.
+template <typename Handle>
+class InUse {
+public:
+    explicit InUse(Handle* h) : h_(h) {
+        if (!h_) return;
+        std::lock_guard lock(h_->mutex);
+        ++h_->running;
+    }
+    ~InUse() {
+        if (!h_) return;
+        bool free_now;
+        {
+            std::lock_guard lock(h_->mutex);
+            free_now = --h_->running == 0 && h_->free_asked;
+        }
+        if (free_now) delete h_;
+    }
+    InUse(const InUse&) = delete;
+    InUse& operator=(const InUse&) = delete;
+
+private:
+    Handle* h_;
+};
+
+// Frees h now, or, when a call is running on it (a free from its own callback), when that call ends.
+template <typename Handle, typename OnDefer>
+void free_or_defer(Handle* h, OnDefer on_defer) noexcept {
+    if (!h) return;
+    {
+        std::lock_guard lock(h->mutex);
+        if (h->running > 0) {
+            h->free_asked = true;
+            on_defer(*h);
+            return;
+        }
+    }
+    delete h;
+}
+
 ember_status from_cpp(ember::Status s) noexcept {
     const int v = static_cast<int>(s);
     return v >= EMBER_OK && v <= EMBER_ERR_IO ? static_cast<ember_status>(v) : EMBER_ERR_INTERNAL;
@@ -101,10 +153,10 @@ template <typename T>
 ember_status read_params(const T* in, T& out, size_t min_size, const char* where) noexcept {
     if (!in) return EMBER_OK;
     if (in->struct_size < min_size || in->struct_size > sizeof(T)) {
-        const std::string msg = "struct_size " + std::to_string(in->struct_size) + " is outside [" +
-                                std::to_string(min_size) + ", " + std::to_string(sizeof(T)) +
-                                "]; initialise the struct with its *_params_init function";
-        return fail(EMBER_ERR_INVALID_ARGUMENT, where, msg.c_str());
+        char msg[160];  // no allocation: this function must not throw
+        std::snprintf(msg, sizeof msg, "struct_size %u is outside [%zu, %zu]; initialise the struct with its *_params_init function",
+                      static_cast<unsigned>(in->struct_size), min_size, sizeof(T));
+        return fail(EMBER_ERR_INVALID_ARGUMENT, where, msg);
     }
     std::memcpy(static_cast<void*>(&out), in, in->struct_size);
     out.struct_size = sizeof(T);
@@ -120,9 +172,9 @@ ember_status write_text(std::string_view text, char* buf, size_t cap, size_t* ne
     if (!buf && cap == 0) return EMBER_OK;  // size query
     if (!buf) return fail(EMBER_ERR_INVALID_ARGUMENT, where, "buf is NULL but cap is not 0");
     if (cap < text.size() + 1) {
-        const std::string msg = "buffer too small: " + std::to_string(text.size() + 1) + " bytes needed (with the NUL), " +
-                                std::to_string(cap) + " given";
-        return fail(EMBER_ERR_INVALID_ARGUMENT, where, msg.c_str());
+        char msg[128];  // no allocation: this function must not throw
+        std::snprintf(msg, sizeof msg, "buffer too small: %zu bytes needed (with the NUL), %zu given", text.size() + 1, cap);
+        return fail(EMBER_ERR_INVALID_ARGUMENT, where, msg);
     }
     if (!text.empty()) std::memcpy(buf, text.data(), text.size());
     buf[text.size()] = '\0';
@@ -395,11 +447,14 @@ EMBER_API ember_status ember_session_create(const ember_model* model, const embe
     EMBER_CATCH
 }
 
-EMBER_API void ember_session_free(ember_session* session) { delete session; }
+EMBER_API void ember_session_free(ember_session* session) {
+    free_or_defer(session, [](ember_session& s) { s.session->cancel(); });
+}
 
 EMBER_API ember_status ember_session_prefill(ember_session* session, const int32_t* tokens, int32_t n) {
     EMBER_TRY
     EMBER_REQUIRE_PTR(session);
+    const InUse<ember_session> in_use(session);
     EMBER_REQUIRE_PTR(tokens);
     EMBER_REQUIRE(n > 0, "n must be positive");
     session->session->prefill(std::span<const ember::Token>(tokens, static_cast<size_t>(n)));
@@ -410,6 +465,7 @@ EMBER_API ember_status ember_session_prefill(ember_session* session, const int32
 EMBER_API ember_status ember_session_decode(ember_session* session, int32_t token) {
     EMBER_TRY
     EMBER_REQUIRE_PTR(session);
+    const InUse<ember_session> in_use(session);
     session->session->decode(token);
     return EMBER_OK;
     EMBER_CATCH
@@ -451,7 +507,14 @@ EMBER_API ember_status ember_session_reset(ember_session* session) {
 EMBER_API ember_status ember_session_cancel(ember_session* session) {
     clear_error();
     EMBER_REQUIRE_PTR(session);
-    session->session->cancel();  // thread-safe; stops the call running now, including a whole generate
+    session->session->cancel();  // thread-safe and sticky until ember_session_clear_cancel
+    return EMBER_OK;
+}
+
+EMBER_API ember_status ember_session_clear_cancel(ember_session* session) {
+    clear_error();
+    EMBER_REQUIRE_PTR(session);
+    session->session->clear_cancel();
     return EMBER_OK;
 }
 
@@ -461,6 +524,8 @@ EMBER_API ember_status ember_session_generate(ember_session* session, ember_samp
     EMBER_TRY
     EMBER_REQUIRE_PTR(session);
     EMBER_REQUIRE_PTR(sampler);
+    const InUse<ember_session> session_in_use(session);
+    const InUse<ember_sampler> sampler_in_use(sampler);
     ember::GenerateParams gp;
     gp.max_tokens = max_tokens;
     std::function<bool(std::string_view, ember::Token)> on_text;
@@ -520,7 +585,7 @@ EMBER_API ember_status ember_sampler_create(const ember_sampler_params* params, 
     sp.frequency_penalty = p.frequency_penalty;
     sp.presence_penalty = p.presence_penalty;
     sp.seed = p.seed;
-    *out = new ember_sampler{ember::Sampler(sp)};
+    *out = new ember_sampler(ember::Sampler(sp));
     return EMBER_OK;
     EMBER_CATCH
 }
@@ -529,12 +594,14 @@ EMBER_API ember_status ember_sampler_create_greedy(ember_sampler** out) {
     EMBER_TRY
     if (out) *out = nullptr;
     EMBER_REQUIRE_PTR(out);
-    *out = new ember_sampler{ember::Sampler::greedy()};
+    *out = new ember_sampler(ember::Sampler::greedy());
     return EMBER_OK;
     EMBER_CATCH
 }
 
-EMBER_API void ember_sampler_free(ember_sampler* sampler) { delete sampler; }
+EMBER_API void ember_sampler_free(ember_sampler* sampler) {
+    free_or_defer(sampler, [](ember_sampler&) {});  // the generate using it is cancelled through its session
+}
 
 EMBER_API ember_status ember_sampler_sample(ember_sampler* sampler, const float* logits, int32_t n, int32_t* token) {
     EMBER_TRY

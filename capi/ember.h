@@ -25,7 +25,20 @@
  *    required size and the buffer left untouched; call again with a buffer that large.
  *  - Flags: unknown bits are EMBER_ERR_INVALID_ARGUMENT, so new flags can be added safely.
  *  - Threads: a model and a tokenizer may be used from any number of threads at once; a session or a sampler
- *    by one thread at a time (ember_session_cancel alone may be called from any thread).
+ *    by one thread at a time (ember_session_cancel and ember_session_clear_cancel may be called from any
+ *    thread). A second call on a session while one runs is refused with EMBER_ERR_INVALID_ARGUMENT. All
+ *    sessions of a model share one pool of worker threads, so many sessions cost no more threads than one.
+ *  - Callbacks (progress, abort, token) run inside an ember call. From a callback you may read the session
+ *    (position, n_ctx, logits), use tokenizers, call ember_session_cancel, and free the session or sampler
+ *    the call is using: that free is deferred until the running call returns, and a freed session's call
+ *    stops with EMBER_ERR_CANCELLED. Any other call on the session running the callback (prefill, decode,
+ *    generate, rewind, reset) returns EMBER_ERR_INVALID_ARGUMENT ("the session is busy").
+ *  - fork(): a child process may go on using models and sessions made before fork(); its first call starts
+ *    fresh worker threads (the parent's do not exist in the child), leaving the parent's small pool state
+ *    unfreed in the child.
+ *  - Numbers are bounded: thread counts above 4 x the hardware threads are clamped to that; a context whose
+ *    KV cache would not fit in the memory the machine has available is EMBER_ERR_OUT_OF_MEMORY at session
+ *    creation; non-finite sampler parameters are EMBER_ERR_INVALID_ARGUMENT.
  */
 #ifndef EMBER_H
 #define EMBER_H
@@ -111,18 +124,22 @@ typedef bool (*ember_token_callback)(const char* text, size_t len, int32_t token
 
 typedef struct ember_model_params {
     uint32_t struct_size;        /* sizeof(ember_model_params), set by ember_model_params_init */
-    int32_t n_threads;           /* default threads for sessions; 0: all cores */
+    int32_t n_threads;           /* default threads for sessions; 0: the hardware threads; at most 4x those */
     const char* backend;         /* "cpu", "cuda", or NULL / "auto" for the best usable one; copied */
     ember_progress_fn progress;  /* optional, called on the loading thread */
     void* progress_user_data;
     /* Appended after the first version (callers with the shorter struct get the default, true). */
-    bool use_mmap;               /* map the file, zero copy (default); false reads it into memory once */
+    bool use_mmap;               /* map the file, zero copy (default); false reads it into memory once.
+                                  * A mapped file that shrinks while the model is loaded (truncated or rewritten
+                                  * in place) raises SIGBUS when its lost pages are read, killing the process, as
+                                  * with any mmap-based loader. If the file may change under you, use false. */
 } ember_model_params;
 
 /* Fills *params with defaults and sets struct_size. */
 EMBER_API ember_status ember_model_params_init(ember_model_params* params);
 
-/* Loads a GGUF model. params may be NULL (defaults). On success *out is a new model the caller owns: free it
+/* Loads a GGUF model from a regular file (a FIFO, device or directory is EMBER_ERR_IO, without blocking).
+ * params may be NULL (defaults). On success *out is a new model the caller owns: free it
  * with ember_model_free. Fails with EMBER_ERR_IO, BAD_FILE, UNSUPPORTED, OUT_OF_MEMORY or CANCELLED; *out is
  * NULL then. */
 EMBER_API ember_status ember_model_load(const char* path, const ember_model_params* params, ember_model** out);
@@ -197,9 +214,10 @@ EMBER_API bool ember_token_is_eog(const ember_tokenizer* tokenizer, int32_t toke
 
 typedef struct ember_session_params {
     uint32_t struct_size;   /* sizeof(ember_session_params), set by ember_session_params_init */
-    int32_t n_ctx;          /* KV cache size in tokens; 0: the model's training context, at most 4096 */
+    int32_t n_ctx;          /* KV cache size in tokens; 0: the model's training context, at most 4096.
+                             * More than the machine's available memory holds: EMBER_ERR_OUT_OF_MEMORY */
     int32_t n_batch;        /* prompt tokens per forward pass; default 512 */
-    int32_t n_threads;      /* 0: the model's default */
+    int32_t n_threads;      /* 0: the model's default; at most 4x the hardware threads */
     ember_abort_fn abort;   /* optional, called on the thread running the session call */
     void* abort_user_data;
 } ember_session_params;
@@ -239,9 +257,13 @@ EMBER_API ember_status ember_session_rewind(ember_session* session, int32_t posi
 /* ember_session_rewind(session, 0). */
 EMBER_API ember_status ember_session_reset(ember_session* session);
 
-/* Thread-safe: the prefill/decode/generate call running on the session stops with EMBER_ERR_CANCELLED.
- * A cancel issued while no such call runs has no effect (every such call starts uncancelled). */
+/* Thread-safe and sticky: the prefill/decode/generate call running on the session stops with
+ * EMBER_ERR_CANCELLED, and so does every later one until ember_session_clear_cancel, so a Stop button
+ * pressed just before a call starts is not lost. Rewind and reset still work on a cancelled session. */
 EMBER_API ember_status ember_session_cancel(ember_session* session);
+
+/* Thread-safe: lets the session run again after ember_session_cancel. */
+EMBER_API ember_status ember_session_clear_cancel(ember_session* session);
 
 /* Samples, evaluates and streams up to max_tokens tokens (< 0: until the context is full) from the current
  * logits (so prefill first). Stops early at an end-of-generation token, when the context is full, or when
@@ -273,7 +295,8 @@ typedef struct ember_sampler_params {
 
 EMBER_API ember_status ember_sampler_params_init(ember_sampler_params* params);
 
-/* Creates a sampler; params may be NULL (defaults). EMBER_ERR_INVALID_ARGUMENT for values out of range.
+/* Creates a sampler; params may be NULL (defaults). EMBER_ERR_INVALID_ARGUMENT for values out of range or not
+ * finite (NaN, infinities).
  * On success *out is owned by the caller: free it with ember_sampler_free. */
 EMBER_API ember_status ember_sampler_create(const ember_sampler_params* params, ember_sampler** out);
 

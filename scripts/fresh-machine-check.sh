@@ -77,7 +77,10 @@ test_rc=0; in_root scripts/test.sh >"$work/test.log" 2>&1 || test_rc=$?
 phase_done test.sh
 
 # Lines of ctest's closing lists ("The following tests ...:") look like "<tab> 12 - name (Skipped)".
-ctest_list() { awk -v h="$1" 'index($0, h) { on = 1; next } on && /^[ \t]+[0-9]+ - / { print; next } { on = 0 }' "$work/test.log"; }
+ctest_list() {
+    awk -v h="$1" 'index($0, h) { on = 1; next } on && /^[ \t]+[0-9]+ - / { sub(/^[ \t]+/, ""); print "    " $0; n++; next }
+                   { on = 0 } END { if (!n) print "    (none)" }' "$work/test.log"
+}
 echo
 echo "=== fresh-machine check: $commit"
 echo "phases:"; printf '%s' "$phases"

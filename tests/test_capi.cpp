@@ -752,7 +752,10 @@ TEST_CASE("cancellation: abort callback, ember_session_cancel, progress callback
         CHECK(sync.calls == 1);
         CHECK(n_gen == 0);
         CHECK(ember_session_position(s.s) == 5);
-        // A cancel only stops the call that is running: the next call starts afresh.
+        // The cancel sticks until cleared; then the session runs again.
+        CHECK(ember_session_generate(s.s, greedy.s, 3, nullptr, nullptr, &n_gen) == EMBER_ERR_CANCELLED);
+        CHECK(n_gen == 0);
+        REQUIRE(ember_session_clear_cancel(s.s) == EMBER_OK);
         REQUIRE(ember_session_generate(s.s, greedy.s, 3, nullptr, nullptr, &n_gen) == EMBER_OK);
         CHECK(n_gen == 3);
     }

@@ -1,8 +1,11 @@
-// The CPU backend: weights stay in the file mapping (zero copy), ops run on a per-stream thread pool.
+// The CPU backend: weights stay in the file mapping (zero copy), ops run on the device's one worker pool,
+// which every stream (session) shares.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <new>
 #include <thread>
 
@@ -13,6 +16,7 @@
 #include "tensor/fp16.hpp"
 #include "tensor/quantize.hpp"
 #include "thread_pool.hpp"
+#include "util/host_memory.hpp"
 
 namespace ember::cpu {
 
@@ -52,7 +56,7 @@ int64_t grain_for(int64_t cost_per_item) { return std::max<int64_t>(1, kMinOpsPe
 
 class CpuStream final : public backend::Stream {
 public:
-    explicit CpuStream(int n_threads) : pool_(n_threads) {}
+    CpuStream(std::shared_ptr<ThreadPool> pool, int n_threads) : pool_(std::move(pool)), n_threads_(n_threads) {}
 
     void write(const Tensor& dst, const void* src, size_t n, size_t offset) override {
         std::memcpy(static_cast<char*>(dst.data) + offset, src, n);
@@ -68,7 +72,7 @@ public:
         for (int64_t i = 0; i < n; ++i)
             if (ids[i] < 0 || ids[i] >= rows)
                 throw Error(Status::InvalidArgument, "token id " + std::to_string(ids[i]) + " is out of range");
-        pool_.parallel_for(n, [&](int64_t b, int64_t e) {
+        parallel_for(n, [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i)
                 tensor::dequantize_row(table.type, table.row(ids[i]), f32(out) + i * out.ne[0], table.ne[0]);
         }, grain_for(table.ne[0]));
@@ -77,7 +81,7 @@ public:
     void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override {
         const int64_t n = x.ne[0];
         if (w.ne[0] != n || out.ne[0] != n || out.n_rows() != x.n_rows()) shape_error("rms_norm");
-        pool_.parallel_for(x.n_rows(), [&](int64_t b, int64_t e) {
+        parallel_for(x.n_rows(), [&](int64_t b, int64_t e) {
             for (int64_t r = b; r < e; ++r) {
                 const float* xr = f32(x) + r * n;
                 float* o = f32(out) + r * n;
@@ -94,7 +98,7 @@ public:
         if (x.ne[0] != K || out.ne[0] != N || out.n_rows() != T) shape_error("matmul");
         float* o = f32(out);
         if (w.type == TensorType::F32) {
-            pool_.parallel_for(N, [&](int64_t b, int64_t e) {
+            parallel_for(N, [&](int64_t b, int64_t e) {
                 for (int64_t n = b; n < e; ++n)
                     for (int64_t t = 0; t < T; ++t)
                         o[t * N + n] = dot_f32(static_cast<const float*>(w.row(n)), f32(x) + t * K, K);
@@ -105,7 +109,7 @@ public:
         const TensorType at = activation_type(w.type);
         const size_t xrb = tensor::row_bytes(at, K);
         xq_.resize(xrb * T);
-        pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+        parallel_for(T, [&](int64_t b, int64_t e) {
             for (int64_t t = b; t < e; ++t) quantize_activations(at, f32(x) + t * K, xq_.data() + t * xrb, K);
         }, grain_for(2 * K));
         if (const FusedDot dot = fused_dot(w.type)) {
@@ -125,7 +129,7 @@ public:
                     xs_[t * nb + i] = at == TensorType::Q8_1 ? tensor::fp16_to_f32(sum) : 0.f;
                 }
             const size_t wrb = w.row_bytes();
-            pool_.parallel_for((N + kMaxTileRows - 1) / kMaxTileRows, [&](int64_t b, int64_t e) {
+            parallel_for((N + kMaxTileRows - 1) / kMaxTileRows, [&](int64_t b, int64_t e) {
                 for (int64_t n = b * kMaxTileRows; n < std::min(N, e * kMaxTileRows); n += kMaxTileRows) {
                     const int wr = static_cast<int>(std::min<int64_t>(kMaxTileRows, N - n));
                     for (int64_t t = 0; t < T; t += kMaxTileRows) {
@@ -139,10 +143,10 @@ public:
         }
         // Reference path: both sides dequantized to F32 (same products, other summation order).
         xf_.resize(static_cast<size_t>(K * T));
-        pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+        parallel_for(T, [&](int64_t b, int64_t e) {
             for (int64_t t = b; t < e; ++t) tensor::dequantize_row(at, xq_.data() + t * xrb, xf_.data() + t * K, K);
         }, grain_for(2 * K));
-        pool_.parallel_for(N, [&](int64_t b, int64_t e) {
+        parallel_for(N, [&](int64_t b, int64_t e) {
             thread_local std::vector<float> wrow;
             wrow.resize(static_cast<size_t>(K));
             for (int64_t n = b; n < e; ++n) {
@@ -156,7 +160,7 @@ public:
         if (x.ne[0] % head_dim != 0 || p.n_rot > head_dim || p.n_rot % 2) shape_error("rope");
         const int64_t n_heads = x.ne[0] / head_dim, T = x.n_rows();
         const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
-        pool_.parallel_for(T, [&](int64_t b, int64_t e) {
+        parallel_for(T, [&](int64_t b, int64_t e) {
             std::vector<float> cs(static_cast<size_t>(p.n_rot));
             for (int64_t t = b; t < e; ++t) {
                 // cos/sin per pair, built as llama.cpp does: theta multiplied by theta_scale step by step.
@@ -199,7 +203,7 @@ public:
             k_cache.type != TensorType::F16 || v_cache.type != TensorType::F16 || p.n_head % p.n_head_kv)
             shape_error("attention");
         const int group = p.n_head / p.n_head_kv;
-        pool_.parallel_for(T * p.n_head, [&](int64_t b, int64_t e) {
+        parallel_for(T * p.n_head, [&](int64_t b, int64_t e) {
             thread_local std::vector<float> scores, qh;
             qh.resize(static_cast<size_t>(hd));
             for (int64_t i = b; i < e; ++i) {
@@ -265,12 +269,17 @@ private:
     template <typename F>
     void elementwise(Tensor& out, F&& f) {
         float* o = f32(out);
-        pool_.parallel_for(out.n_elements(), [&](int64_t b, int64_t e) {
+        parallel_for(out.n_elements(), [&](int64_t b, int64_t e) {
             for (int64_t i = b; i < e; ++i) o[i] = f(i);
         }, grain_for(8));
     }
 
-    ThreadPool pool_;
+    void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+        pool_->parallel_for(n_threads_, n, fn, grain);
+    }
+
+    std::shared_ptr<ThreadPool> pool_;
+    int n_threads_;
     std::vector<uint8_t> xq_;
     std::vector<float> xf_, xd_, xs_;
 };
@@ -283,12 +292,17 @@ public:
                (cpu_features().avx2 ? ", AVX2" : ", scalar kernels");
     }
     std::unique_ptr<Buffer> alloc(size_t n) override { return std::make_unique<HostBuffer>(n); }
+    size_t available_memory() const override { return host_memory_available(); }
     Tensor weight(const Tensor& host) override { return host; }  // the mapping is already host memory
     bool supports(TensorType t) const override { return t != TensorType::Q8_1 && t != TensorType::Q8_K; }
     std::unique_ptr<backend::Stream> stream(const backend::StreamParams& p) override {
-        int n = p.n_threads > 0 ? p.n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-        return std::make_unique<CpuStream>(n);
+        const int n = ThreadPool::clamp(p.n_threads);
+        pool_->reserve(n);
+        return std::make_unique<CpuStream>(pool_, n);
     }
+
+private:
+    std::shared_ptr<ThreadPool> pool_ = std::make_shared<ThreadPool>();
 };
 
 }  // namespace

@@ -1,6 +1,18 @@
 #include "thread_pool.hpp"
 
 #include <algorithm>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <pthread.h>
+
+#include "ember/error.hpp"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
@@ -12,67 +24,157 @@
 namespace ember::cpu {
 
 namespace {
+
 constexpr int kSpinsBeforeSleep = 1 << 15;
+
+// Counts fork()s in this process: a pool made before the latest one belongs to the parent.
+std::atomic<uint64_t> g_forks{0};
+uint64_t forks_seen() {
+    static const int registered = pthread_atfork(nullptr, nullptr, [] { g_forks.fetch_add(1); });
+    (void)registered;
+    return g_forks.load();
 }
 
-ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-    for (int i = 1; i < n_threads_; ++i) threads_.emplace_back([this, i] { worker(i); });
-}
+int hardware_threads() noexcept { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
+}  // namespace
+
+struct ThreadPool::State {
+    const uint64_t forks = forks_seen();
+    std::mutex turn;                    // one job at a time; also guards `workers`
+    std::vector<std::thread> workers;   // worker i runs as thread index i + 1
+    std::mutex mutex;                   // pairs with `wake` for sleeping workers
+    std::condition_variable wake;
+    const std::function<void(int, int)>* job = nullptr;
+    int job_threads = 0;
+    std::atomic<uint64_t> generation{0};
+    std::atomic<int> pending{0};
+    std::atomic<bool> stop{false};
+    std::mutex error_mutex;
+    std::exception_ptr error;
+
+    void record(std::exception_ptr e) {
+        std::lock_guard lock(error_mutex);
+        if (!error) error = std::move(e);
+    }
+
+    void worker(int index, uint64_t seen) {
+        for (;;) {
+            int spins = 0;
+            while (generation.load(std::memory_order_acquire) == seen) {
+                if (++spins < kSpinsBeforeSleep) {
+                    EMBER_PAUSE();
+                    continue;
+                }
+                std::unique_lock lock(mutex);
+                wake.wait(lock, [&] { return generation.load(std::memory_order_acquire) != seen; });
+            }
+            seen = generation.load(std::memory_order_acquire);
+            if (stop.load(std::memory_order_acquire)) return;
+            if (index >= job_threads) continue;  // this job uses fewer threads
+            try {
+                (*job)(index, job_threads);
+            } catch (...) {
+                record(std::current_exception());
+            }
+            pending.fetch_sub(1, std::memory_order_acq_rel);
+        }
+    }
+};
+
+int ThreadPool::max_threads() noexcept { return 4 * hardware_threads(); }
+
+int ThreadPool::clamp(int n) noexcept { return n <= 0 ? hardware_threads() : std::min(n, max_threads()); }
+
+ThreadPool::ThreadPool() : state_(new State) {}
 
 ThreadPool::~ThreadPool() {
+    State* s = state_.load();
+    if (s->forks != forks_seen()) return;  // the parent's workers: not ours to join in this child
     {
-        std::lock_guard lock(mutex_);
-        stop_ = true;
-        generation_.fetch_add(1);
+        std::lock_guard lock(s->mutex);
+        s->stop = true;
+        s->generation.fetch_add(1);
     }
-    wake_.notify_all();
-    for (auto& t : threads_) t.join();
+    s->wake.notify_all();
+    for (auto& t : s->workers) t.join();
+    delete s;
 }
 
-void ThreadPool::worker(int index) {
-    uint64_t seen = 0;
-    for (;;) {
-        int spins = 0;
-        while (generation_.load(std::memory_order_acquire) == seen) {
-            if (++spins < kSpinsBeforeSleep) {
-                EMBER_PAUSE();
-                continue;
-            }
-            std::unique_lock lock(mutex_);
-            wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+ThreadPool::State& ThreadPool::state() {
+    State* s = state_.load(std::memory_order_acquire);
+    if (s->forks == forks_seen()) return *s;
+    // In a child after fork(): the workers, and any lock a parent thread held, stay behind with the old state.
+    auto* fresh = new State;
+    if (!state_.compare_exchange_strong(s, fresh)) {
+        delete fresh;  // another thread of the child replaced it first
+        return *state_.load();
+    }
+    return *fresh;
+}
+
+void ThreadPool::reserve(int n_threads) {
+    const int want = clamp(n_threads) - 1;
+    State& s = state();
+    std::lock_guard turn(s.turn);
+    while (static_cast<int>(s.workers.size()) < want) {
+        const int index = static_cast<int>(s.workers.size()) + 1;
+        try {
+            s.workers.emplace_back([&s, index, seen = s.generation.load()] { s.worker(index, seen); });
+        } catch (const std::system_error& e) {
+            throw Error(Status::OutOfMemory, "cpu backend: cannot start worker thread " + std::to_string(index) +
+                                                 " of " + std::to_string(want + 1) + ": " + e.what());
         }
-        seen = generation_.load(std::memory_order_acquire);
-        if (stop_) return;
-        (*job_)(index, n_threads_);
-        pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
 }
 
-void ThreadPool::run(const std::function<void(int, int)>& fn) {
-    if (n_threads_ == 1) {
+int ThreadPool::size() const noexcept {
+    State* s = state_.load();
+    std::lock_guard turn(s->turn);
+    return static_cast<int>(s->workers.size()) + 1;
+}
+
+void ThreadPool::run(int n_threads, const std::function<void(int, int)>& fn) {
+    if (n_threads <= 1) {
         fn(0, 1);
         return;
     }
-    job_ = &fn;
-    pending_.store(n_threads_ - 1, std::memory_order_release);
-    {
-        std::lock_guard lock(mutex_);  // pairs with the sleepers' wait
-        generation_.fetch_add(1, std::memory_order_acq_rel);
+    State& s = state();
+    std::lock_guard turn(s.turn);
+    const int n = std::min(n_threads, static_cast<int>(s.workers.size()) + 1);
+    if (n == 1) {
+        fn(0, 1);
+        return;
     }
-    wake_.notify_all();
-    fn(0, n_threads_);
+    s.job = &fn;
+    s.job_threads = n;
+    s.error = nullptr;
+    s.pending.store(n - 1, std::memory_order_release);
+    {
+        std::lock_guard lock(s.mutex);  // pairs with the sleepers' wait
+        s.generation.fetch_add(1, std::memory_order_acq_rel);
+    }
+    s.wake.notify_all();
+    try {
+        fn(0, n);
+    } catch (...) {
+        s.record(std::current_exception());
+    }
+    // Every participant finishes before this frame (which `fn` may refer to) can unwind.
     // Spin briefly, then yield: on a busy machine a worker may be waiting for this very core.
-    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+    for (int spins = 0; s.pending.load(std::memory_order_acquire) != 0; ++spins) {
         if (spins < kSpinsBeforeSleep) EMBER_PAUSE();
         else std::this_thread::yield();
     }
+    s.job = nullptr;
+    if (s.error) std::rethrow_exception(std::exchange(s.error, nullptr));
 }
 
-void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
+void ThreadPool::parallel_for(int n_threads, int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
     if (n <= 0) return;
     grain = std::max<int64_t>(grain, 1);
     const int64_t max_chunks = (n + grain - 1) / grain;
-    const int nt = static_cast<int>(std::min<int64_t>(n_threads_, max_chunks));
+    const int nt = static_cast<int>(std::min<int64_t>(std::max(1, n_threads), max_chunks));
     if (nt == 1) {
         fn(0, n);
         return;
@@ -82,8 +184,7 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64
     // changes a result: chunks write disjoint outputs.
     const int64_t n_chunks = std::min<int64_t>(max_chunks, int64_t(nt) * 4);
     std::atomic<int64_t> next{0};
-    run([&](int i, int) {
-        if (i >= nt) return;
+    run(nt, [&](int, int) {
         for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
             fn(n * c / n_chunks, n * (c + 1) / n_chunks);
     });

@@ -19,8 +19,14 @@ class ModelImpl;
 
 struct ModelParams {
     std::string backend = "auto";  // "cpu", "cuda", or "auto" for the best usable one
-    int n_threads = 0;             // default thread count for sessions (0: all cores)
-    bool use_mmap = true;          // map the file (zero copy); false reads it into memory once
+    // Default threads for sessions (0: the hardware threads). Values above 4× the hardware threads are
+    // clamped to that. All sessions of a model share one pool of workers: more sessions, not more threads.
+    int n_threads = 0;
+    // Map the file (zero copy). A mapped file that shrinks while the model is loaded (truncated or
+    // rewritten in place by another program) raises SIGBUS in whatever thread next reads the lost pages,
+    // which kills the process — as with every mmap-based loader. If the file may change under you, use
+    // false: the weights are read into memory once and the file is not touched again.
+    bool use_mmap = true;
     // Called with a fraction in [0, 1] while weights load; return false to cancel (load throws Cancelled).
     std::function<bool(float)> progress;
 };
@@ -34,7 +40,7 @@ public:
     const Tokenizer& tokenizer() const noexcept;
     const ModelInfo& info() const noexcept;
     std::string backend() const;         // the device the weights live on, e.g. "cpu"
-    int n_vocab() const noexcept;
+    int n_vocab() const noexcept;        // tokens; logits have this many (embedding padding rows stay inside)
     int n_ctx_train() const noexcept;
     int n_embd() const noexcept;
     int n_layers() const noexcept;

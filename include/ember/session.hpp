@@ -1,5 +1,10 @@
 // ember — one conversation: a KV cache, a position, the latest logits. Use from one thread at a time
-// (cancel() alone may be called from any thread).
+// (cancel() and clear_cancel() may be called from any thread).
+//
+// Callbacks (SessionParams::abort, generate's on_text) run inside a call of the session. From there they may
+// read it (position, tokens, logits) and call cancel(); any other call on the session (prefill, decode,
+// generate, rewind, reset) throws InvalidArgument ("the session is busy"), as does a second thread calling
+// while a call runs. A callback must not destroy the session it runs in.
 #pragma once
 
 #include <atomic>
@@ -24,7 +29,7 @@ class SessionImpl;
 struct SessionParams {
     int n_ctx = 0;       // KV cache size in tokens (0: the model's training context, capped at 4096)
     int n_batch = 512;   // prompt tokens evaluated per forward pass
-    int n_threads = 0;   // 0: the model's default
+    int n_threads = 0;   // threads for this session's steps; 0: the model's default (at most 4× hardware threads)
     // Polled between forward passes and layers; return true to stop (the call throws Cancelled).
     std::function<bool()> abort;
 };
@@ -67,7 +72,11 @@ public:
     const std::vector<Token>& tokens() const noexcept;  // the cached tokens, in order
     void rewind(int position);                    // forget tokens from `position` on
     void reset();                                 // rewind(0)
-    void cancel() noexcept;                       // thread-safe: the running call stops with Cancelled
+    // Thread-safe. The running call stops with Cancelled, and so does every later prefill/decode/generate
+    // until clear_cancel(): a Stop button pressed just before a call starts is not lost.
+    void cancel() noexcept;
+    void clear_cancel() noexcept;
+    bool cancelled() const noexcept;
 
     const Model& model() const noexcept;
 

@@ -88,11 +88,22 @@ Workspace Architecture::make_workspace(backend::Device& dev, backend::Stream& st
         return t;
     };
     const int64_t kv = static_cast<int64_t>(hp_.head_dim) * hp_.n_head_kv;
+    const int64_t qw = static_cast<int64_t>(hp_.head_dim) * hp_.n_head;
+    // Refuse now what the machine cannot hold: reserving more than it has would succeed (overcommit) and
+    // end in the kernel's OOM killer once the cache fills, taking the host process with it.
+    const double kv_bytes = 2.0 * hp_.n_layer * static_cast<double>(tensor::row_bytes(TensorType::F16, kv)) * n_ctx;
+    const double act_bytes = 4.0 * n_batch * (2.0 * hp_.n_embd + 2.0 * qw + 2.0 * kv + 2.0 * hp_.n_ff) + 4.0 * hp_.n_vocab;
+    const double available = static_cast<double>(dev.available_memory());
+    if (kv_bytes + act_bytes > available) {
+        auto mib = [](double b) { return std::to_string(static_cast<long long>(b / (1 << 20))); };
+        throw Error(Status::OutOfMemory, "a context of " + std::to_string(n_ctx) + " tokens needs " + mib(kv_bytes) +
+                                             " MiB of KV cache (+" + mib(act_bytes) + " MiB of buffers), but " +
+                                             dev.name() + " has " + mib(available) + " MiB available");
+    }
     for (int l = 0; l < hp_.n_layer; ++l) {
         ws.k_cache.push_back(make(TensorType::F16, kv, n_ctx));
         ws.v_cache.push_back(make(TensorType::F16, kv, n_ctx));
     }
-    const int64_t qw = static_cast<int64_t>(hp_.head_dim) * hp_.n_head;
     ws.x = make(TensorType::F32, hp_.n_embd, n_batch);
     ws.h = make(TensorType::F32, hp_.n_embd, n_batch);
     ws.q = make(TensorType::F32, qw, n_batch);

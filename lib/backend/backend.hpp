@@ -93,7 +93,7 @@ public:
 };
 
 struct StreamParams {
-    int n_threads = 0;  // CPU: worker threads (0 = all cores)
+    int n_threads = 0;  // CPU: threads this stream's ops use (0: the hardware threads; at most 4× those)
 };
 
 class Device {
@@ -103,6 +103,8 @@ public:
     virtual std::string description() const = 0;
 
     virtual std::unique_ptr<Buffer> alloc(size_t n_bytes) = 0;  // throws ember::Error(OutOfMemory)
+    // Bytes this device can still allocate without trouble (for a host: memory available to this process).
+    virtual size_t available_memory() const = 0;
     // Makes a weight usable by this device. `host` points at the file mapping, which outlives the model:
     // a host device may keep the pointer, others copy (and may repack) into memory they own.
     virtual Tensor weight(const Tensor& host) = 0;

@@ -36,7 +36,7 @@ Model Model::load_model(const std::string& path, const ModelParams& params) {
 const Tokenizer& Model::tokenizer() const noexcept { return *impl_->tokenizer; }
 const ModelInfo& Model::info() const noexcept { return impl_->info; }
 std::string Model::backend() const { return impl_->device->name(); }
-int Model::n_vocab() const noexcept { return impl_->arch->hparams().n_vocab; }
+int Model::n_vocab() const noexcept { return impl_->tokenizer->n_vocab(); }
 int Model::n_ctx_train() const noexcept { return impl_->arch->hparams().n_ctx_train; }
 int Model::n_embd() const noexcept { return impl_->arch->hparams().n_embd; }
 int Model::n_layers() const noexcept { return impl_->arch->hparams().n_layer; }

@@ -24,7 +24,8 @@ public:
         sp.n_threads = p.n_threads > 0 ? p.n_threads : mi.n_threads;
         stream = mi.device->stream(sp);
         ws = mi.arch->make_workspace(*mi.device, *stream, n_ctx, n_batch);
-        n_vocab = hp.n_vocab;
+        n_vocab = m.n_vocab();  // the tokenizer's tokens; a padded embedding has more rows
+        row_width = hp.n_vocab;
     }
 
     bool aborted() const { return cancel_flag.load(std::memory_order_relaxed) || (params.abort && params.abort()); }
@@ -36,7 +37,7 @@ public:
                                                  std::to_string(position()) + " of " + std::to_string(n_ctx) +
                                                  " context positions are used");
         for (Token t : toks)
-            if (t < 0 || t >= n_vocab)
+            if (t < 0 || static_cast<size_t>(t) >= n_vocab)
                 throw Error(Status::InvalidArgument, "token id " + std::to_string(t) + " is out of range [0, " +
                                                          std::to_string(n_vocab) + ")");
         const int start = position();
@@ -53,8 +54,11 @@ public:
             const bool is_last = off + n == toks.size();
             if (aborted()) throw Error(Status::Cancelled, "cancelled");
             arch.forward(ws, toks.subspan(off, n), start + static_cast<int>(off), all_logits, check);
+            // Only the first n_vocab logits of a row belong to tokens: padding rows are never sampled.
             if (all_logits) {
-                stream->read(arch::rows_of(ws.logits, n), all.data() + off * n_vocab, n * n_vocab * sizeof(float));
+                for (size_t i = 0; i < n; ++i)
+                    stream->read(ws.logits, all.data() + (off + i) * n_vocab, n_vocab * sizeof(float),
+                                 i * row_width * sizeof(float));
                 if (is_last) std::copy_n(all.data() + (off + n - 1) * n_vocab, n_vocab, last.data());
             } else if (is_last) {
                 stream->read(ws.logits, last.data(), last.size() * sizeof(float));
@@ -70,16 +74,43 @@ public:
 
     Model model;
     SessionParams params;
-    int n_ctx = 0, n_batch = 0, n_vocab = 0;
+    int n_ctx = 0, n_batch = 0;
+    size_t n_vocab = 0, row_width = 0;  // logits per position; floats per row of ws.logits
     std::unique_ptr<backend::Stream> stream;
     arch::Workspace ws;
     std::vector<Token> cached;
     std::vector<float> logits_last, logits_all, spare_last, spare_all;
     int n_all = 0;
-    std::atomic<bool> cancel_flag{false};
+    std::atomic<bool> cancel_flag{false};  // sticky: set by cancel(), cleared only by clear_cancel()
+    std::atomic<bool> busy{false};         // a call is running (re-entry from its callbacks is refused)
 };
 
 }  // namespace detail
+
+namespace {
+// Marks the session busy for one public call. A second call while one runs — from the running call's own
+// callback (abort, on_text) or from another thread — is refused rather than corrupting the cache. A call
+// on a cancelled session fails at once: a cancel stays until clear_cancel().
+class Call {
+public:
+    Call(detail::SessionImpl& s, const char* what, bool refuse_if_cancelled = true) : s_(s) {
+        if (s.busy.exchange(true, std::memory_order_acquire))
+            throw Error(Status::InvalidArgument, std::string(what) +
+                                                     ": the session is busy (called from one of its own callbacks, or "
+                                                     "from a second thread while a call runs)");
+        if (refuse_if_cancelled && s.cancel_flag.load(std::memory_order_relaxed)) {
+            s.busy.store(false, std::memory_order_release);
+            throw Error(Status::Cancelled, std::string(what) + ": the session is cancelled (clear_cancel() resumes it)");
+        }
+    }
+    ~Call() { s_.busy.store(false, std::memory_order_release); }
+    Call(const Call&) = delete;
+    Call& operator=(const Call&) = delete;
+
+private:
+    detail::SessionImpl& s_;
+};
+}  // namespace
 
 namespace {
 // Length of the longest prefix of s that ends on a UTF-8 character boundary.
@@ -104,14 +135,12 @@ Session::~Session() = default;
 Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
-// Each public call starts uncancelled; cancel() then stops the call that is running. generate() clears the
-// flag once, so a cancel between two of its tokens is not lost.
 void Session::prefill(std::span<const Token> tokens, bool all_logits) {
-    impl_->cancel_flag.store(false, std::memory_order_relaxed);
+    Call call(*impl_, "prefill");
     as_ember_error("prefill", [&] { impl_->prefill(tokens, all_logits); });
 }
 void Session::decode(Token token) {
-    impl_->cancel_flag.store(false, std::memory_order_relaxed);
+    Call call(*impl_, "decode");
     as_ember_error("decode", [&] { impl_->prefill(std::span<const Token>(&token, 1), false); });
 }
 
@@ -128,7 +157,7 @@ std::span<const float> Session::logits_at(int i) const {
 
 GenerateResult Session::generate(Sampler& sampler, const GenerateParams& params,
                                  const std::function<bool(std::string_view, Token)>& on_text) {
-    impl_->cancel_flag.store(false, std::memory_order_relaxed);
+    Call call(*impl_, "generate");
     GenerateResult r;
     const Tokenizer& tok = impl_->model.tokenizer();
     std::string pending;  // bytes of an incomplete UTF-8 character
@@ -168,6 +197,7 @@ int Session::n_ctx() const noexcept { return impl_->n_ctx; }
 const std::vector<Token>& Session::tokens() const noexcept { return impl_->cached; }
 
 void Session::rewind(int position) {
+    Call call(*impl_, "rewind", false);  // evaluates nothing: allowed on a cancelled session
     if (position < 0 || position > impl_->position())
         throw Error(Status::InvalidArgument, "rewind: position " + std::to_string(position) + " is outside [0, " +
                                                  std::to_string(impl_->position()) + "]");
@@ -179,6 +209,8 @@ void Session::rewind(int position) {
 
 void Session::reset() { rewind(0); }
 void Session::cancel() noexcept { impl_->cancel_flag.store(true, std::memory_order_relaxed); }
+void Session::clear_cancel() noexcept { impl_->cancel_flag.store(false, std::memory_order_relaxed); }
+bool Session::cancelled() const noexcept { return impl_->cancel_flag.load(std::memory_order_relaxed); }
 const Model& Session::model() const noexcept { return impl_->model; }
 
 }  // namespace ember

@@ -28,8 +28,11 @@ struct Sampler::State {
 };
 
 Sampler::Sampler(const SamplerParams& params) : s_(std::make_unique<State>()) {
-    if (!(params.top_p >= 0.f) || !(params.min_p >= 0.f) || !(params.repeat_penalty > 0.f) || params.penalty_last_n < 0 ||
-        std::isnan(params.temperature))
+    const auto finite = [](float v) { return std::isfinite(v); };
+    if (!finite(params.temperature) || !finite(params.top_p) || !finite(params.min_p) || !finite(params.repeat_penalty) ||
+        !finite(params.frequency_penalty) || !finite(params.presence_penalty))
+        throw Error(Status::InvalidArgument, "sampler: parameters must be finite numbers (no NaN or infinity)");
+    if (params.top_p < 0.f || params.min_p < 0.f || params.repeat_penalty <= 0.f || params.penalty_last_n < 0)
         throw Error(Status::InvalidArgument, "sampler: parameters out of range");
     s_->p = params;
     s_->seed();
@@ -63,7 +66,14 @@ Token Sampler::sample(std::span<const float> logits) {
     const SamplerParams& p = s_->p;
     auto& c = s_->cand;
     c.resize(logits.size());
-    for (size_t i = 0; i < logits.size(); ++i) c[i] = {logits[i], static_cast<Token>(i)};
+    // A NaN logit (a broken model) is never chosen: it would break the orderings below.
+    size_t n_nan = 0;
+    for (size_t i = 0; i < logits.size(); ++i) {
+        const float l = logits[i];
+        n_nan += std::isnan(l);
+        c[i] = {std::isnan(l) ? -INFINITY : l, static_cast<Token>(i)};
+    }
+    if (n_nan == logits.size()) throw Error(Status::InvalidArgument, "sampler: every logit is NaN");
 
     // Penalties over the recent history (llama.cpp's repetition/frequency/presence rule).
     if (!s_->history.empty() && (p.repeat_penalty != 1.f || p.frequency_penalty != 0.f || p.presence_penalty != 0.f)) {

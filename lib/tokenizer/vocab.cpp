@@ -2,13 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <limits>
-#include <sstream>
 
 #include "ember/error.hpp"
 #include "gguf/reader.hpp"
 #include "tokenizer/unicode.hpp"
+#include "util/mapped_file.hpp"
 
 namespace ember::detail {
 namespace {
@@ -222,11 +221,8 @@ private:
 };
 
 std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(Status::Io, "tokenizer: cannot open " + path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return std::move(ss).str();
+    const MappedFile f(path, false);  // regular files only, never blocking on a FIFO
+    return std::string(reinterpret_cast<const char*>(f.bytes().data()), f.bytes().size());
 }
 
 }  // namespace
