@@ -1,6 +1,8 @@
 // ember-bench: prefill and decode speed in llama-bench's style, each figure set beside a limit measured
 // in the same run: decode against memory read bandwidth, prefill against the FP32 FMA peak.
-//   ember-bench [-m MODEL] [-t 1,2] [-p 512] [-n 128] [-r 5]
+//   ember-bench [-m MODEL] [-t 1,2] [-p 512] [-n 128] [-r 5] [-s 8]
+// -s N adds a line per thread count: N sessions decoding at once, each on a thread of its own (they share
+// the model's one worker pool), with their total tokens/s and the CPU time they cost.
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -10,6 +12,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <sys/resource.h>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -119,12 +123,38 @@ double fma_peak(int n_threads, int reps) {
 #endif
 }
 
+double cpu_seconds() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// n_sessions sessions decode `gen` at once from threads of their own; prints total t/s and CPU cost.
+void concurrent_decode(const Model& model, int n_threads, int n_sessions, const std::vector<Token>& gen) {
+    SessionParams sp;
+    sp.n_threads = n_threads;
+    sp.n_ctx = static_cast<int>(gen.size()) + 1;
+    std::vector<Session> sessions;
+    for (int i = 0; i < n_sessions; ++i) sessions.emplace_back(model, sp);
+    const double cpu0 = cpu_seconds(), t0 = now_ms();
+    std::vector<std::thread> th;
+    for (auto& s : sessions)
+        th.emplace_back([&s, &gen] {
+            for (Token t : gen) s.decode(t);
+        });
+    for (auto& t : th) t.join();
+    const double wall = (now_ms() - t0) / 1e3, cpu = cpu_seconds() - cpu0;
+    const double total = static_cast<double>(gen.size()) * n_sessions;
+    std::printf("%d sessions at once, %d threads each: tg%zu %.1f t/s in total, %.2f s wall, %.2f s CPU (%.1f ms CPU a token)\n",
+                n_sessions, n_threads, gen.size(), total / wall, wall, cpu, 1e3 * cpu / total);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::string model_path = default_model(), backend = "auto";
     std::vector<int> threads{1, 2};
-    int n_prompt = 512, n_gen = 128, reps = 5;
+    int n_prompt = 512, n_gen = 128, reps = 5, n_sessions = 0;
     try {
         for (int i = 1; i < argc; ++i) {
             const std::string a = argv[i];
@@ -137,9 +167,10 @@ int main(int argc, char** argv) {
             else if (a == "-p") n_prompt = std::stoi(next());
             else if (a == "-n") n_gen = std::stoi(next());
             else if (a == "-r") reps = std::stoi(next());
+            else if (a == "-s") n_sessions = std::stoi(next());
             else if (a == "--backend") backend = next();
             else {
-                std::fprintf(stderr, "usage: %s [-m MODEL] [-t 1,2] [-p 512] [-n 128] [-r 5] [--backend NAME]\n", argv[0]);
+                std::fprintf(stderr, "usage: %s [-m MODEL] [-t 1,2] [-p 512] [-n 128] [-r 5] [-s SESSIONS] [--backend NAME]\n", argv[0]);
                 return a == "-h" || a == "--help" ? 0 : 2;
             }
         }
@@ -190,6 +221,10 @@ int main(int argc, char** argv) {
                         peak > 0 ? 100.0 * pp_gflops / peak : 0.0);
             std::snprintf(limit, sizeof limit, "%.1f GB/s read = %.0f t/s", bw, tg_bound);
             std::printf("| %7d | tg%-4d | %7.1f | %-27s | %7.1f%% |\n", nt, n_gen, tg_tps, limit, 100.0 * tg_tps / tg_bound);
+        }
+        if (n_sessions > 0) {
+            std::printf("\n");
+            for (int nt : threads) concurrent_decode(model, nt, n_sessions, gen);
         }
     } catch (const std::exception& e) {
         return ember_examples::fail(e);

@@ -15,6 +15,19 @@
 
 namespace ember::test {
 
+// Sanitizers reserve terabytes of address space for their shadow memory: no RLIMIT_AS fits them.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 struct ChildResult {
     int exit_code = -1;  // when the child exited
     int signal = 0;      // when a signal ended it (SIGALRM: it timed out)
@@ -27,13 +40,13 @@ struct ChildResult {
     }
 };
 
-// fn returns the child's exit code. address_space_bytes = 0: no limit.
+// fn returns the child's exit code. address_space_bytes = 0: no limit (nor under a sanitizer; see above).
 inline ChildResult run_in_child(const std::function<int()>& fn, unsigned timeout_s, size_t address_space_bytes = 0) {
     std::fflush(nullptr);
     const pid_t pid = fork();
     if (pid < 0) return {};
     if (pid == 0) {
-        if (address_space_bytes) {
+        if (address_space_bytes && !kSanitized) {
             const rlimit lim{address_space_bytes, address_space_bytes};
             if (setrlimit(RLIMIT_AS, &lim) != 0) _exit(100);
         }

@@ -207,6 +207,30 @@ TEST_CASE("cancellation: abort callback and cancel()") {
     CHECK(g.position() < g.n_ctx());
 }
 
+TEST_CASE("cancel() sticks until clear_cancel(); callbacks cannot re-enter their session") {
+    const Model& m = stories();
+    Session s(m);
+    s.cancel();
+    CHECK(s.cancelled());
+    CHECK_THROWS_AS(s.prefill(m.tokenizer().encode("Once")), Error);
+    CHECK(s.position() == 0);
+    s.reset();  // evaluates nothing: allowed while cancelled
+    s.clear_cancel();
+    s.prefill(m.tokenizer().encode("Once upon a time"));
+    Sampler greedy = Sampler::greedy();
+    Status nested = Status::Ok;
+    const auto r = s.generate(greedy, {.max_tokens = 4}, [&](std::string_view, Token) {
+        try {
+            s.rewind(0);
+        } catch (const Error& e) {
+            nested = e.status();
+        }
+        return true;
+    });
+    CHECK(nested == Status::InvalidArgument);
+    CHECK(r.tokens.size() == 4);
+}
+
 TEST_CASE("sessions on one model from several threads agree") {
     const Model& m = stories();
     const auto prompt = m.tokenizer().encode("Lily and Ben went to the park");
