@@ -600,7 +600,7 @@ EMBER_API ember_status ember_sampler_create_greedy(ember_sampler** out) {
 }
 
 EMBER_API void ember_sampler_free(ember_sampler* sampler) {
-    free_or_defer(sampler, [](ember_sampler&) {});  // the generate using it is cancelled through its session
+    free_or_defer(sampler, [](ember_sampler&) {});  // a generate using it runs to its end, then frees it
 }
 
 EMBER_API ember_status ember_sampler_sample(ember_sampler* sampler, const float* logits, int32_t n, int32_t* token) {

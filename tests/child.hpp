@@ -15,17 +15,29 @@
 
 namespace ember::test {
 
-// Sanitizers reserve terabytes of address space for their shadow memory: no RLIMIT_AS fits them.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
+// Sanitizers reserve terabytes of address space for their shadow memory: no RLIMIT_AS fits them. And
+// ThreadSanitizer does not follow a multithreaded process through fork().
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitized = true;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-constexpr bool kSanitized = true;
+#if __has_feature(thread_sanitizer)
+constexpr bool kThreadSanitized = true;
 #else
-constexpr bool kSanitized = false;
+constexpr bool kThreadSanitized = false;
 #endif
 #else
-constexpr bool kSanitized = false;
+constexpr bool kThreadSanitized = false;
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = kThreadSanitized;
+#endif
+#else
+constexpr bool kSanitized = kThreadSanitized;
 #endif
 
 struct ChildResult {

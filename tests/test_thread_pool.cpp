@@ -73,7 +73,8 @@ TEST_CASE("a thread the system refuses is ember::Error(OutOfMemory), never a han
     CHECK_MESSAGE(r.ok(), r.describe());
 }
 
-TEST_CASE("after fork() the child's pool works (the parent's workers do not exist there)") {
+TEST_CASE("after fork() the child's pool works (the parent's workers do not exist there)" *
+          doctest::skip(ember::test::kThreadSanitized)) {
     ThreadPool pool;
     pool.reserve(2);
     std::atomic<int> ran{0};

@@ -27,6 +27,12 @@ namespace {
 
 constexpr int kSpinsBeforeSleep = 1 << 15;
 
+// The job word: a job counter above, the job's thread count in the low bits. A worker learns both from one
+// load, so a worker late to notice a job it takes no part in never reads the next job's parameters.
+constexpr int kThreadBits = 16;
+constexpr uint64_t kThreadMask = (uint64_t(1) << kThreadBits) - 1;
+uint64_t next_job(uint64_t word, int n_threads) { return ((word >> kThreadBits) + 1) << kThreadBits | uint64_t(n_threads); }
+
 // Counts fork()s in this process: a pool made before the latest one belongs to the parent.
 std::atomic<uint64_t> g_forks{0};
 uint64_t forks_seen() {
@@ -45,9 +51,8 @@ struct ThreadPool::State {
     std::vector<std::thread> workers;   // worker i runs as thread index i + 1
     std::mutex mutex;                   // pairs with `wake` for sleeping workers
     std::condition_variable wake;
-    const std::function<void(int, int)>* job = nullptr;
-    int job_threads = 0;
-    std::atomic<uint64_t> generation{0};
+    const std::function<void(int, int)>* job = nullptr;  // written only while no participant runs
+    std::atomic<uint64_t> job_word{0};                    // see next_job
     std::atomic<int> pending{0};
     std::atomic<bool> stop{false};
     std::mutex error_mutex;
@@ -61,19 +66,21 @@ struct ThreadPool::State {
     void worker(int index, uint64_t seen) {
         for (;;) {
             int spins = 0;
-            while (generation.load(std::memory_order_acquire) == seen) {
+            uint64_t word;
+            while ((word = job_word.load(std::memory_order_acquire)) == seen) {
                 if (++spins < kSpinsBeforeSleep) {
                     EMBER_PAUSE();
                     continue;
                 }
                 std::unique_lock lock(mutex);
-                wake.wait(lock, [&] { return generation.load(std::memory_order_acquire) != seen; });
+                wake.wait(lock, [&] { return job_word.load(std::memory_order_acquire) != seen; });
             }
-            seen = generation.load(std::memory_order_acquire);
+            seen = word;
             if (stop.load(std::memory_order_acquire)) return;
-            if (index >= job_threads) continue;  // this job uses fewer threads
+            const int n = static_cast<int>(word & kThreadMask);
+            if (index >= n) continue;  // this job uses fewer threads
             try {
-                (*job)(index, job_threads);
+                (*job)(index, n);
             } catch (...) {
                 record(std::current_exception());
             }
@@ -82,7 +89,7 @@ struct ThreadPool::State {
     }
 };
 
-int ThreadPool::max_threads() noexcept { return 4 * hardware_threads(); }
+int ThreadPool::max_threads() noexcept { return std::min(4 * hardware_threads(), 4096); }
 
 int ThreadPool::clamp(int n) noexcept { return n <= 0 ? hardware_threads() : std::min(n, max_threads()); }
 
@@ -94,7 +101,7 @@ ThreadPool::~ThreadPool() {
     {
         std::lock_guard lock(s->mutex);
         s->stop = true;
-        s->generation.fetch_add(1);
+        s->job_word.store(next_job(s->job_word.load(), 0));
     }
     s->wake.notify_all();
     for (auto& t : s->workers) t.join();
@@ -120,7 +127,7 @@ void ThreadPool::reserve(int n_threads) {
     while (static_cast<int>(s.workers.size()) < want) {
         const int index = static_cast<int>(s.workers.size()) + 1;
         try {
-            s.workers.emplace_back([&s, index, seen = s.generation.load()] { s.worker(index, seen); });
+            s.workers.emplace_back([&s, index, seen = s.job_word.load()] { s.worker(index, seen); });
         } catch (const std::system_error& e) {
             throw Error(Status::OutOfMemory, "cpu backend: cannot start worker thread " + std::to_string(index) +
                                                  " of " + std::to_string(want + 1) + ": " + e.what());
@@ -147,12 +154,11 @@ void ThreadPool::run(int n_threads, const std::function<void(int, int)>& fn) {
         return;
     }
     s.job = &fn;
-    s.job_threads = n;
     s.error = nullptr;
     s.pending.store(n - 1, std::memory_order_release);
     {
         std::lock_guard lock(s.mutex);  // pairs with the sleepers' wait
-        s.generation.fetch_add(1, std::memory_order_acq_rel);
+        s.job_word.store(next_job(s.job_word.load(std::memory_order_relaxed), n), std::memory_order_release);
     }
     s.wake.notify_all();
     try {
