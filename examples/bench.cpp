@@ -209,8 +209,9 @@ int main(int argc, char** argv) {
                     tg.push_back(n_gen / tg_s);
                 }
             }
-            const double bw = read_bandwidth(nt, 3);
-            const double peak = fma_peak(nt, 3);
+            const int hw_threads = nt > 0 ? nt : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+            const double bw = read_bandwidth(hw_threads, 3);
+            const double peak = fma_peak(hw_threads, 3);
             const double pp_tps = median(pp), tg_tps = median(tg);
             // Decode reads every weight once per token; prefill does 2 FLOPs per parameter per token.
             const double tg_bound = bw * 1e9 / static_cast<double>(info.n_tensor_bytes);
