@@ -58,24 +58,25 @@ PY
     mv "$DEFAULT_MODEL.part" "$DEFAULT_MODEL"
 }
 
-# Configures and builds; one progress line on a terminal (one summary line otherwise).
+# Configures and builds; one progress line on a terminal, one summary line when something was built.
 ember_build() {
     ember_logged configure cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@"
-    local log=$LOGS/build.log tty=false
-    [ -t 2 ] && tty=true
+    local log=$LOGS/build.log
     if ! NINJA_STATUS="[%f/%t] " cmake --build "$BUILD" -j "$(nproc)" 2>&1 | tee "$log" | {
-        steps=""
-        while IFS= read -r line; do
-            if [[ $line =~ ^\[([0-9]+)/([0-9]+)\] ]]; then
-                steps="${BASH_REMATCH[1]}/${BASH_REMATCH[2]}"
-                $tty && printf '\rember: building %s ' "$steps" >&2
-            fi
-        done
-        if $tty; then printf '\r\033[K' >&2; fi
-        [ -n "$steps" ] && echo "ember: built ($steps steps)" >&2 || true
+        if [ -t 2 ]; then
+            while IFS= read -r line; do
+                [[ $line =~ ^\[([1-9][0-9]*/[0-9]+)\] ]] && printf '\rember: building %s ' "${BASH_REMATCH[1]}" >&2
+            done
+            printf '\r\033[K' >&2
+        else
+            cat >/dev/null
+        fi
     }; then
         echo "ember: build failed; the last lines of $log:" >&2
         tail -n 25 "$log" >&2
         return 1
     fi
+    # "[0/N]" is ninja re-checking its inputs: nothing was built.
+    local steps; steps=$(grep -oE '^\[[1-9][0-9]*/[0-9]+\]' "$log" | tail -n 1 | tr -d '[]' || true)
+    if [ -n "$steps" ]; then echo "ember: built (${steps#*/} steps)" >&2; fi
 }
