@@ -17,25 +17,18 @@ namespace ember::test {
 
 // Sanitizers reserve terabytes of address space for their shadow memory: no RLIMIT_AS fits them. And
 // ThreadSanitizer does not follow a multithreaded process through fork().
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+#if defined(__has_feature)  // clang
+#define EMBER_TEST_HAS(feature) __has_feature(feature)
+#else
+#define EMBER_TEST_HAS(feature) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || EMBER_TEST_HAS(thread_sanitizer)
 constexpr bool kThreadSanitized = true;
 #else
 constexpr bool kThreadSanitized = false;
 #endif
-#else
-constexpr bool kThreadSanitized = false;
-#endif
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || EMBER_TEST_HAS(address_sanitizer)
 constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = kThreadSanitized;
-#endif
 #else
 constexpr bool kSanitized = kThreadSanitized;
 #endif

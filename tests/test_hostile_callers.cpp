@@ -227,17 +227,22 @@ bool reenter(const char*, size_t, int32_t, void* ud) {
     }
     return true;
 }
+// A session after its prompt, a greedy sampler, and what the callback will do on its second call.
+Reentry start_reentry(ember_model* m, decltype(Reentry::what) what) {
+    Reentry r;
+    r.what = what;
+    r.s = session(m);
+    REQUIRE(ember_sampler_create_greedy(&r.sampler) == EMBER_OK);
+    REQUIRE(ember_session_prefill(r.s, kOnceUponATime.data(), 5) == EMBER_OK);
+    return r;
+}
 }  // namespace
 
 TEST_CASE("re-entering a session from its own streaming callback") {
     ember_model* m = load(kStories);
     for (auto what : {Reentry::Reset, Reentry::Prefill, Reentry::Generate}) {
         CAPTURE(static_cast<int>(what));
-        Reentry r;
-        r.what = what;
-        r.s = session(m);
-        REQUIRE(ember_sampler_create_greedy(&r.sampler) == EMBER_OK);
-        REQUIRE(ember_session_prefill(r.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        Reentry r = start_reentry(m, what);
         int32_t n_gen = 0;
         CHECK(ember_session_generate(r.s, r.sampler, 6, reenter, &r, &n_gen) == EMBER_OK);
         CHECK(r.nested == EMBER_ERR_INVALID_ARGUMENT);
@@ -247,21 +252,13 @@ TEST_CASE("re-entering a session from its own streaming callback") {
         ember_sampler_free(r.sampler);
     }
     SUBCASE("freeing the session from its callback: deferred, the call stops with CANCELLED") {
-        Reentry r;
-        r.what = Reentry::FreeSession;
-        r.s = session(m);
-        REQUIRE(ember_sampler_create_greedy(&r.sampler) == EMBER_OK);
-        REQUIRE(ember_session_prefill(r.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        Reentry r = start_reentry(m, Reentry::FreeSession);
         CHECK(ember_session_generate(r.s, r.sampler, 20, reenter, &r, nullptr) == EMBER_ERR_CANCELLED);
         CHECK(r.calls == 2);  // no callback after the free
         ember_sampler_free(r.sampler);
     }
     SUBCASE("freeing the sampler from the callback: deferred until generate returns") {
-        Reentry r;
-        r.what = Reentry::FreeSampler;
-        r.s = session(m);
-        REQUIRE(ember_sampler_create_greedy(&r.sampler) == EMBER_OK);
-        REQUIRE(ember_session_prefill(r.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        Reentry r = start_reentry(m, Reentry::FreeSampler);
         int32_t n_gen = 0;
         CHECK(ember_session_generate(r.s, r.sampler, 6, reenter, &r, &n_gen) == EMBER_OK);
         CHECK(n_gen == 6);
