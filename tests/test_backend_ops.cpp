@@ -155,6 +155,31 @@ TEST_CASE("get_rows, rms_norm, add, swiglu, geglu") {
     CHECK(nmse(f.download(o), gg) < 1e-12);
 }
 
+TEST_CASE("scale, softcap, add_rows_scaled") {
+    Fixture f;
+    const auto a = randn(120, 7);
+    Tensor ta = f.upload(a, 12), o = f.make(TensorType::F32, 12, 10);
+    f.stream->scale(ta, 3.5f, o);
+    std::vector<double> ref(120);
+    for (int i = 0; i < 120; ++i) ref[i] = 3.5 * a[i];
+    CHECK(nmse(f.download(o), ref) < 1e-14);
+    f.stream->softcap(ta, 0.7f, o);
+    for (int i = 0; i < 120; ++i) ref[i] = 0.7 * std::tanh(a[i] / 0.7);
+    CHECK(nmse(f.download(o), ref) < 1e-12);
+    // Rows 0..2 of src scattered into rows 7, 2 and 9 of dst with weights.
+    const auto d0 = randn(120, 8);
+    Tensor dst = f.upload(d0, 12);
+    const int32_t ids[3] = {7, 2, 9};
+    const float w[3] = {0.25f, -1.5f, 2.f};
+    f.stream->add_rows_scaled(ta, ids, w, 3, dst);
+    for (int i = 0; i < 120; ++i) ref[i] = d0[i];
+    for (int k = 0; k < 3; ++k)
+        for (int j = 0; j < 12; ++j) ref[ids[k] * 12 + j] += double(w[k]) * a[k * 12 + j];
+    CHECK(nmse(f.download(dst), ref) < 1e-12);
+    const int32_t bad[1] = {10};
+    CHECK_THROWS_AS(f.stream->add_rows_scaled(ta, bad, w, 1, dst), Error);
+}
+
 TEST_CASE("rope: normal and NeoX pairs, partial rotation") {
     Fixture f;
     const int hd = 16, heads = 3, T = 4, pos0 = 5;

@@ -168,3 +168,13 @@ TEST_CASE("arch: qwen2, Q/K/V biases, NeoX RoPE, tied embeddings") { check_arch(
 TEST_CASE("arch: qwen3, per-head Q/K norms, head size 128, every weight type") {
     check_arch({{"qwen3-f32", 0.1f}, {"qwen3-q8_0", 1.0f}, {"qwen3-q4_0", 1.0f}, {"qwen3-q4_k_m", 1.0f}, {"qwen3-q6_k", 1.0f}});
 }
+
+TEST_CASE("arch: gemma2, soft-capping, sliding window, post-norms, GELU") { check_arch({{"gemma2-f16", 0.1f}}); }
+
+TEST_CASE("arch: gemma3, local/global layers with their own RoPE bases, Q/K norms") { check_arch({{"gemma3-f16", 0.1f}}); }
+
+TEST_CASE("arch: phi3, fused QKV and gate/up weights") { check_arch({{"phi3-f16", 0.1f}}); }
+
+TEST_CASE("arch: mixture of experts, Mixtral-style llama and qwen3moe") {
+    check_arch({{"llama-moe-f16", 0.1f}, {"qwen3moe-f16", 0.1f}});
+}

@@ -2,6 +2,7 @@
 // problem, before any session could run on it.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -61,6 +62,10 @@ TEST_CASE("hyperparameters that contradict the tensors") {
         {"llama.rope.dimension_count", gguf::Value::u32(9), "rope"},
         {"llama.block_count", gguf::Value::string("five"), "llama.block_count"},
         {"general.architecture", gguf::Value::string("no-such-arch"), "not supported"},
+        {"llama.expert_count", gguf::Value::u32(4), "expert"},         // no expert_used_count, no expert tensors
+        {"llama.expert_count", gguf::Value::u32(1u << 30), "expert"},
+        {"llama.attn_logit_softcapping", gguf::Value::f32(-1.f), "soft-capping"},
+        {"llama.final_logit_softcapping", gguf::Value::f32(NAN), "soft-capping"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.key);

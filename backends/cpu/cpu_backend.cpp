@@ -265,6 +265,30 @@ public:
         });
     }
 
+    void scale(const Tensor& x, float sc, Tensor& out) override {
+        if (out.n_elements() != x.n_elements()) shape_error("scale");
+        elementwise(out, [&](int64_t i) { return sc * f32(x)[i]; });
+    }
+
+    void softcap(const Tensor& x, float cap, Tensor& out) override {
+        if (out.n_elements() != x.n_elements() || !(cap > 0.f)) shape_error("softcap");
+        elementwise(out, [&](int64_t i) { return cap * std::tanh(f32(x)[i] / cap); });
+    }
+
+    void add_rows_scaled(const Tensor& src, const int32_t* ids, const float* weights, int64_t n, Tensor& dst) override {
+        const int64_t E = src.ne[0];
+        if (dst.ne[0] != E || src.n_rows() < n) shape_error("add_rows_scaled");
+        for (int64_t i = 0; i < n; ++i)
+            if (ids[i] < 0 || ids[i] >= dst.n_rows()) shape_error("add_rows_scaled");
+        parallel_for(n, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) {
+                float* d = f32(dst) + ids[i] * E;
+                const float* r = f32(src) + i * E;
+                for (int64_t j = 0; j < E; ++j) d[j] += weights[i] * r[j];
+            }
+        }, grain_for(2 * E));
+    }
+
 private:
     template <typename F>
     void elementwise(Tensor& out, F&& f) {

@@ -1,5 +1,7 @@
 #include "arch/arch.hpp"
 
+#include <algorithm>
+
 #include "ember/error.hpp"
 
 namespace ember::arch {
@@ -10,6 +12,10 @@ using tensor::TensorType;
 std::unique_ptr<Architecture> load_llama(const gguf::File& f, WeightLoader& w);
 std::unique_ptr<Architecture> load_qwen2(const gguf::File& f, WeightLoader& w);
 std::unique_ptr<Architecture> load_qwen3(const gguf::File& f, WeightLoader& w);
+std::unique_ptr<Architecture> load_qwen3moe(const gguf::File& f, WeightLoader& w);
+std::unique_ptr<Architecture> load_gemma2(const gguf::File& f, WeightLoader& w);
+std::unique_ptr<Architecture> load_gemma3(const gguf::File& f, WeightLoader& w);
+std::unique_ptr<Architecture> load_phi3(const gguf::File& f, WeightLoader& w);
 
 namespace {
 struct Entry {
@@ -20,6 +26,10 @@ constexpr Entry kArchitectures[] = {
     {"llama", load_llama},
     {"qwen2", load_qwen2},
     {"qwen3", load_qwen3},
+    {"qwen3moe", load_qwen3moe},
+    {"gemma2", load_gemma2},
+    {"gemma3", load_gemma3},
+    {"phi3", load_phi3},
 };
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -92,7 +102,9 @@ Workspace Architecture::make_workspace(backend::Device& dev, backend::Stream& st
     // Refuse now what the machine cannot hold: reserving more than it has would succeed (overcommit) and
     // end in the kernel's OOM killer once the cache fills, taking the host process with it.
     const double kv_bytes = 2.0 * hp_.n_layer * static_cast<double>(tensor::row_bytes(TensorType::F16, kv)) * n_ctx;
-    const double act_bytes = 4.0 * n_batch * (2.0 * hp_.n_embd + 2.0 * qw + 2.0 * kv + 2.0 * hp_.n_ff) + 4.0 * hp_.n_vocab;
+    const int64_t ff = std::max(hp_.n_ff, hp_.n_ff_exp);
+    const double act_bytes = 4.0 * n_batch * (3.0 * hp_.n_embd + 2.0 * qw + 2.0 * kv + 2.0 * ff + hp_.n_expert) +
+                             4.0 * hp_.n_vocab;
     const double available = static_cast<double>(dev.available_memory());
     if (kv_bytes + act_bytes > available) {
         auto mib = [](double b) { return std::to_string(static_cast<long long>(b / (1 << 20))); };
@@ -110,8 +122,12 @@ Workspace Architecture::make_workspace(backend::Device& dev, backend::Stream& st
     ws.k = make(TensorType::F32, kv, n_batch);
     ws.v = make(TensorType::F32, kv, n_batch);
     ws.attn = make(TensorType::F32, qw, n_batch);
-    ws.gate = make(TensorType::F32, hp_.n_ff, n_batch);
-    ws.up = make(TensorType::F32, hp_.n_ff, n_batch);
+    ws.gate = make(TensorType::F32, ff, n_batch);
+    ws.up = make(TensorType::F32, ff, n_batch);
+    if (hp_.n_expert > 0) {
+        ws.router = make(TensorType::F32, hp_.n_expert, n_batch);
+        ws.moe_rows = make(TensorType::F32, hp_.n_embd, n_batch);
+    }
     ws.device = &dev;
     ws.logits.ne = {hp_.n_vocab, 0, 1, 1};
     ws.ensure_logit_rows(1);

@@ -25,6 +25,21 @@ struct HParams {
     int n_ctx_train = 0;
     float norm_eps = 1e-5f;
     backend::RopeParams rope;
+    bool gelu_ffn = false;          // GELU(tanh)-gated feed-forward instead of SwiGLU (Gemma)
+    float embd_scale = 0.f;         // 0: none; Gemma multiplies the embeddings by √n_embd
+    float attn_softcap = 0.f;       // 0: none; Gemma 2 caps attention logits: c·tanh(s/c)
+    float final_softcap = 0.f;      // 0: none; Gemma 2 caps the output logits the same way
+    int swa_window = 0;             // sliding-window size of the local layers (0: every layer global)
+    int swa_pattern = 0;            // layer l is local when l % swa_pattern < swa_pattern - 1
+    backend::RopeParams rope_swa;   // RoPE of the local layers (Gemma 3 gives them their own base)
+    int n_expert = 0;               // mixture of experts: experts per layer (0: a dense FFN)
+    int n_expert_used = 0;          // experts each token is routed to
+    int n_ff_exp = 0;               // an expert's FFN width
+    bool expert_weights_norm = true;  // the chosen experts' router weights renormalized to sum 1
+
+    bool is_swa(int layer) const noexcept {
+        return swa_window > 0 && swa_pattern > 0 && layer % swa_pattern < swa_pattern - 1;
+    }
 };
 
 // Per-session buffers the forward pass works in: activations for one batch and the KV cache.
@@ -35,12 +50,22 @@ struct Workspace {
     int n_batch = 0;
     std::vector<backend::Tensor> k_cache, v_cache;  // per layer, [head_dim·n_head_kv, n_ctx] F16
     backend::Tensor x, h, q, k, v, attn, gate, up;  // [width, n_batch] F32
+    backend::Tensor router, moe_rows;               // MoE only: router logits, one expert's gathered rows
     backend::Tensor logits;                         // [n_vocab, rows] F32, grown on demand
     std::vector<std::unique_ptr<backend::Buffer>> buffers;
     std::unique_ptr<backend::Buffer> logits_buffer;
 
     void ensure_logit_rows(int64_t rows);
 };
+
+// A [ne0, count] view of rows first .. first + count - 1 of t (rows counted over ne[1..3]): a slice of a
+// fused weight, or one expert's matrix in a 3-D expert tensor.
+inline backend::Tensor row_slice(const backend::Tensor& t, int64_t first, int64_t count) {
+    backend::Tensor v = t;
+    v.data = t.row(first);
+    v.ne = {t.ne[0], count, 1, 1};
+    return v;
+}
 
 // A [ne0, rows] view of the first rows of a workspace tensor.
 inline backend::Tensor rows_of(const backend::Tensor& t, int64_t rows) {

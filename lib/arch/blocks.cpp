@@ -1,13 +1,79 @@
 #include "arch/blocks.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <numeric>
+#include <vector>
 
 namespace ember::arch {
+
+namespace {
+
+// A block's output h joins the residual x, through the post-norm when the architecture has one.
+void add_residual(backend::Stream& s, const HParams& hp, const backend::Tensor& post_norm, backend::Tensor& h,
+                  backend::Tensor& x) {
+    if (post_norm.data) s.rms_norm(h, post_norm, hp.norm_eps, h);
+    s.add(x, h, x);
+}
+
+void gated(backend::Stream& s, const HParams& hp, backend::Tensor& g, const backend::Tensor& u) {
+    if (hp.gelu_ffn) s.geglu(g, u, g);
+    else s.swiglu(g, u, g);
+}
+
+// Mixture of experts over the normed rows h (n tokens): router → softmax → top-k → (renormalized)
+// weights; each expert runs once over the tokens routed to it, and its weighted output is added to x.
+void moe(Workspace& ws, const HParams& hp, const FfnWeights& w, const backend::Tensor& h, backend::Tensor& x,
+         int64_t n) {
+    auto& s = *ws.stream;
+    const int n_exp = hp.n_expert, k = hp.n_expert_used;
+    backend::Tensor logits = rows_of(ws.router, n);
+    s.matmul(w.router, h, logits);
+    std::vector<float> r(static_cast<size_t>(n * n_exp));
+    s.read(logits, r.data(), r.size() * sizeof(float));  // routing is decided on the host
+
+    std::vector<std::vector<int32_t>> tokens(static_cast<size_t>(n_exp));
+    std::vector<std::vector<float>> weights(static_cast<size_t>(n_exp));
+    std::vector<int> order(static_cast<size_t>(n_exp));
+    for (int64_t t = 0; t < n; ++t) {
+        float* p = r.data() + t * n_exp;
+        const float mx = *std::max_element(p, p + n_exp);
+        float sum = 0.f;
+        for (int e = 0; e < n_exp; ++e) sum += p[e] = std::exp(p[e] - mx);
+        for (int e = 0; e < n_exp; ++e) p[e] /= sum;
+        std::iota(order.begin(), order.end(), 0);
+        std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                          [&](int a, int b) { return p[a] > p[b] || (p[a] == p[b] && a < b); });
+        float chosen = 0.f;
+        for (int i = 0; i < k; ++i) chosen += p[order[i]];
+        for (int i = 0; i < k; ++i) {
+            const int e = order[i];
+            tokens[e].push_back(static_cast<int32_t>(t));
+            weights[e].push_back(hp.expert_weights_norm ? p[e] / chosen : p[e]);
+        }
+    }
+    const int64_t ff = hp.n_ff_exp;
+    for (int e = 0; e < n_exp; ++e) {
+        const int64_t m = static_cast<int64_t>(tokens[e].size());
+        if (m == 0) continue;
+        backend::Tensor in = rows_of(ws.moe_rows, m), g = rows_of(ws.gate, m), u = rows_of(ws.up, m);
+        g.ne[0] = u.ne[0] = ff;
+        s.get_rows(h, tokens[e].data(), m, in);  // this expert's tokens, gathered
+        s.matmul(row_slice(w.gate, e * ff, ff), in, g);
+        s.matmul(row_slice(w.up, e * ff, ff), in, u);
+        gated(s, hp, g, u);
+        s.matmul(row_slice(w.down, e * hp.n_embd, hp.n_embd), g, in);
+        s.add_rows_scaled(in, tokens[e].data(), weights[e].data(), m, x);
+    }
+}
+
+}  // namespace
 
 void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w, int layer, int64_t n, int n_past) {
     auto& s = *ws.stream;
     backend::Tensor x = rows_of(ws.x, n), h = rows_of(ws.h, n), q = rows_of(ws.q, n), k = rows_of(ws.k, n),
                     v = rows_of(ws.v, n), a = rows_of(ws.attn, n);
+    const bool local = hp.is_swa(layer);
     s.rms_norm(x, w.norm, hp.norm_eps, h);
     s.matmul(w.wq, h, q);
     s.matmul(w.wk, h, k);
@@ -24,8 +90,9 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
         s.rms_norm(qh, w.q_norm, hp.norm_eps, qh);
         s.rms_norm(kh, w.k_norm, hp.norm_eps, kh);
     }
-    s.rope(q, hp.head_dim, n_past, hp.rope);
-    s.rope(k, hp.head_dim, n_past, hp.rope);
+    const backend::RopeParams& rope = local ? hp.rope_swa : hp.rope;
+    s.rope(q, hp.head_dim, n_past, rope);
+    s.rope(k, hp.head_dim, n_past, rope);
     s.kv_store(k, v, ws.k_cache[layer], ws.v_cache[layer], n_past);
     backend::AttentionParams p;
     p.n_head = hp.n_head;
@@ -33,20 +100,27 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
     p.head_dim = hp.head_dim;
     p.n_past = n_past;
     p.scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
+    p.softcap = hp.attn_softcap;
+    p.window = local ? hp.swa_window : 0;
     s.attention(q, ws.k_cache[layer], ws.v_cache[layer], p, a);
     s.matmul(w.wo, a, h);
-    s.add(x, h, x);
+    add_residual(s, hp, w.post_norm, h, x);
 }
 
 void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int64_t n) {
     auto& s = *ws.stream;
     backend::Tensor x = rows_of(ws.x, n), h = rows_of(ws.h, n), g = rows_of(ws.gate, n), u = rows_of(ws.up, n);
     s.rms_norm(x, w.norm, hp.norm_eps, h);
+    if (w.router.data) {
+        moe(ws, hp, w, h, x, n);
+        return;
+    }
+    g.ne[0] = u.ne[0] = hp.n_ff;
     s.matmul(w.gate, h, g);
     s.matmul(w.up, h, u);
-    s.swiglu(g, u, g);
+    gated(s, hp, g, u);
     s.matmul(w.down, g, h);
-    s.add(x, h, x);
+    add_residual(s, hp, w.post_norm, h, x);
 }
 
 void output_block(Workspace& ws, const HParams& hp, const backend::Tensor& norm, const backend::Tensor& output,
@@ -63,6 +137,7 @@ void output_block(Workspace& ws, const HParams& hp, const backend::Tensor& norm,
     ws.ensure_logit_rows(rows);
     backend::Tensor logits = rows_of(ws.logits, rows);
     s.matmul(output, h, logits);
+    if (hp.final_softcap > 0.f) s.softcap(logits, hp.final_softcap, logits);
 }
 
 }  // namespace ember::arch

@@ -9,15 +9,20 @@ struct AttentionWeights {
     backend::Tensor norm, wq, wk, wv, wo;
     backend::Tensor q_norm, k_norm;        // optional per-head RMSNorm (Qwen3, Gemma 3)
     backend::Tensor bq, bk, bv;            // optional biases (Qwen2)
+    backend::Tensor post_norm;             // optional RMSNorm of the block's output (Gemma 2/3)
 };
 
 struct FfnWeights {
-    backend::Tensor norm, gate, up, down;
+    backend::Tensor norm, gate, up, down;  // dense; gate/up/down are 3-D [.., .., n_expert] with a router
+    backend::Tensor router;                // mixture of experts: [n_embd, n_expert]
+    backend::Tensor post_norm;             // optional RMSNorm of the block's output (Gemma 2/3)
 };
 
-// x += Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x)) for `n` tokens at n_past.
+// x += post_norm(Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))) for `n` tokens at n_past;
+// local layers (hp.is_swa) see a sliding window and use their own RoPE.
 void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w, int layer, int64_t n, int n_past);
-// x += down(swiglu(gate·norm(x), up·norm(x)))
+// x += post_norm(down(act(gate·norm(x)) · up·norm(x))), act = SiLU or GELU(tanh); with a router, the
+// mixture of experts: each token through its top experts, their outputs weighted by the router.
 void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int64_t n);
 // logits = output · norm(x) for the last token, or all `n` when all_logits.
 void output_block(Workspace& ws, const HParams& hp, const backend::Tensor& norm, const backend::Tensor& output,

@@ -1,5 +1,7 @@
 #include "arch/decoder.hpp"
 
+#include <cmath>
+
 #include "ember/error.hpp"
 
 namespace ember::arch {
@@ -29,6 +31,30 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
         throw Error(Status::BadFile, spec.prefix + ": rope dimension count does not fit the head size");
     if (f.find_tensor("rope_freqs.weight"))
         throw Error(Status::Unsupported, spec.prefix + ": Llama 3.1-style rope frequency factors are not supported yet");
+    if (f.find_tensor("rope_factors_long.weight") || f.find_tensor("rope_factors_short.weight"))
+        throw Error(Status::Unsupported, spec.prefix + ": long/short rope scaling factors are not supported yet");
+    hp_.rope_swa = hp_.rope;
+    if (spec.swa_pattern > 0) {
+        hp_.swa_window = static_cast<int>(f.get_uint(a + "attention.sliding_window", 0));
+        hp_.swa_pattern = static_cast<int>(f.get_uint(a + "attention.sliding_window_pattern", spec.swa_pattern));
+        if (spec.rope_base_swa) hp_.rope_swa.freq_base = static_cast<float>(f.get_float(a + "rope.freq_base_swa", 10000.0));
+        if (hp_.swa_window < 0 || hp_.swa_pattern < 0) throw Error(Status::BadFile, spec.prefix + ": bad sliding window");
+    }
+    hp_.attn_softcap = static_cast<float>(f.get_float(a + "attn_logit_softcapping", 0.0));
+    hp_.final_softcap = static_cast<float>(f.get_float(a + "final_logit_softcapping", 0.0));
+    if (!(hp_.attn_softcap >= 0.f) || !(hp_.final_softcap >= 0.f) || !std::isfinite(hp_.attn_softcap) ||
+        !std::isfinite(hp_.final_softcap))
+        throw Error(Status::BadFile, spec.prefix + ": soft-capping values must be finite and not negative");
+    hp_.gelu_ffn = spec.gemma;
+    if (spec.gemma) hp_.embd_scale = std::sqrt(static_cast<float>(hp_.n_embd));
+    hp_.n_expert = static_cast<int>(f.get_uint(a + "expert_count", 0));
+    if (hp_.n_expert > 0) {
+        hp_.n_expert_used = static_cast<int>(f.get_uint(a + "expert_used_count"));
+        hp_.n_ff_exp = static_cast<int>(f.get_uint(a + "expert_feed_forward_length", static_cast<uint64_t>(hp_.n_ff)));
+        hp_.expert_weights_norm = f.get_bool(a + "expert_weights_norm", true);
+        if (hp_.n_expert > 1024 || hp_.n_expert_used < 1 || hp_.n_expert_used > hp_.n_expert || hp_.n_ff_exp <= 0)
+            throw Error(Status::BadFile, spec.prefix + ": inconsistent expert counts");
+    }
 
     const int64_t E = hp_.n_embd, HD = hp_.head_dim, Q = HD * hp_.n_head, KV = HD * hp_.n_head_kv;
     embd_ = w.get("token_embd.weight", {E, -1});
@@ -37,9 +63,16 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
     for (int i = 0; i < hp_.n_layer; ++i) {
         AttentionWeights at;
         at.norm = w.get(layer(i, "attn_norm.weight"), {E});
-        at.wq = w.get(layer(i, "attn_q.weight"), {E, Q});
-        at.wk = w.get(layer(i, "attn_k.weight"), {E, KV});
-        at.wv = w.get(layer(i, "attn_v.weight"), {E, KV});
+        if (spec.fused_qkv) {  // views into the one tensor: the forward pass never knows it was fused
+            const backend::Tensor qkv = w.get(layer(i, "attn_qkv.weight"), {E, Q + 2 * KV});
+            at.wq = row_slice(qkv, 0, Q);
+            at.wk = row_slice(qkv, Q, KV);
+            at.wv = row_slice(qkv, Q + KV, KV);
+        } else {
+            at.wq = w.get(layer(i, "attn_q.weight"), {E, Q});
+            at.wk = w.get(layer(i, "attn_k.weight"), {E, KV});
+            at.wv = w.get(layer(i, "attn_v.weight"), {E, KV});
+        }
         at.wo = w.get(layer(i, "attn_output.weight"), {Q, E});
         if (spec.qkv_bias) {
             at.bq = w.get(layer(i, "attn_q.bias"), {Q});
@@ -50,11 +83,26 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
             at.q_norm = w.get(layer(i, "attn_q_norm.weight"), {HD});
             at.k_norm = w.get(layer(i, "attn_k_norm.weight"), {HD});
         }
+        if (spec.post_norms) at.post_norm = w.get(layer(i, "post_attention_norm.weight"), {E});
         FfnWeights ff;
         ff.norm = w.get(layer(i, "ffn_norm.weight"), {E});
-        ff.gate = w.get(layer(i, "ffn_gate.weight"), {E, hp_.n_ff});
-        ff.up = w.get(layer(i, "ffn_up.weight"), {E, hp_.n_ff});
-        ff.down = w.get(layer(i, "ffn_down.weight"), {hp_.n_ff, E});
+        if (hp_.n_expert > 0) {
+            const int64_t X = hp_.n_expert, FE = hp_.n_ff_exp;
+            ff.router = w.get(layer(i, "ffn_gate_inp.weight"), {E, X});
+            ff.gate = w.get(layer(i, "ffn_gate_exps.weight"), {E, FE, X});
+            ff.up = w.get(layer(i, "ffn_up_exps.weight"), {E, FE, X});
+            ff.down = w.get(layer(i, "ffn_down_exps.weight"), {FE, E, X});
+        } else if (spec.fused_gate_up) {
+            const backend::Tensor gate_up = w.get(layer(i, "ffn_up.weight"), {E, 2 * hp_.n_ff});
+            ff.gate = row_slice(gate_up, 0, hp_.n_ff);
+            ff.up = row_slice(gate_up, hp_.n_ff, hp_.n_ff);
+            ff.down = w.get(layer(i, "ffn_down.weight"), {hp_.n_ff, E});
+        } else {
+            ff.gate = w.get(layer(i, "ffn_gate.weight"), {E, hp_.n_ff});
+            ff.up = w.get(layer(i, "ffn_up.weight"), {E, hp_.n_ff});
+            ff.down = w.get(layer(i, "ffn_down.weight"), {hp_.n_ff, E});
+        }
+        if (spec.post_norms) ff.post_norm = w.get(layer(i, "post_ffw_norm.weight"), {E});
         attn_.push_back(at);
         ffn_.push_back(ff);
     }
@@ -68,6 +116,7 @@ void Decoder::forward(Workspace& ws, std::span<const Token> tokens, int n_past, 
     const int64_t n = static_cast<int64_t>(tokens.size());
     backend::Tensor x = rows_of(ws.x, n);
     ws.stream->get_rows(embd_, tokens.data(), n, x);
+    if (hp_.embd_scale > 0.f) ws.stream->scale(x, hp_.embd_scale, x);
     for (int l = 0; l < hp_.n_layer; ++l) {
         if (aborted && aborted()) throw Error(Status::Cancelled, "cancelled");
         attention_block(ws, hp_, attn_[l], l, n, n_past);

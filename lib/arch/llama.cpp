@@ -1,5 +1,6 @@
-// Llama 1–3, SmolLM/SmolLM2, Mistral: RoPE on adjacent pairs (the converter already permuted Q/K for
-// it), grouped-query attention, SwiGLU feed-forward, optional tied output.
+// Llama 1–3, SmolLM/SmolLM2, Mistral, Mixtral: RoPE on adjacent pairs (the converter already permuted
+// Q/K for it), grouped-query attention, SwiGLU feed-forward (experts when the file has expert_count),
+// optional tied output.
 #include "arch/decoder.hpp"
 
 namespace ember::arch {

@@ -90,6 +90,12 @@ public:
     virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
     virtual void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;  // silu(gate) · up
     virtual void geglu(const Tensor& gate, const Tensor& up, Tensor& out) = 0;   // gelu(gate) · up (tanh form)
+    virtual void scale(const Tensor& x, float s, Tensor& out) = 0;                 // out = s · x
+    virtual void softcap(const Tensor& x, float cap, Tensor& out) = 0;             // out = cap · tanh(x / cap)
+    // dst[ids[i]] += weights[i] · src[i] for rows i < n (ids distinct; host values, as get_rows): the
+    // scatter back of rows a mixture-of-experts block gathered for one expert.
+    virtual void add_rows_scaled(const Tensor& src, const int32_t* ids, const float* weights, int64_t n,
+                                 Tensor& dst) = 0;
 };
 
 struct StreamParams {
