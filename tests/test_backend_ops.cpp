@@ -148,7 +148,10 @@ TEST_CASE("get_rows, rms_norm, add, swiglu, geglu") {
     std::vector<double> sw(200), gg(200);
     for (int i = 0; i < 200; ++i) {
         sw[i] = a[i] / (1 + std::exp(-double(a[i]))) * b[i];
-        gg[i] = 0.5 * a[i] * (1 + std::tanh(std::sqrt(2 / M_PI) * (a[i] + 0.044715 * a[i] * a[i] * a[i]))) * b[i];
+        // GELU as llama.cpp's CPU table gives it: input and result rounded to F16, exact outside ±10.
+        const double x = ember::tensor::fp16_to_f32(ember::tensor::f32_to_fp16(a[i]));
+        const double g = 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x)));
+        gg[i] = double(ember::tensor::fp16_to_f32(ember::tensor::f32_to_fp16(static_cast<float>(g)))) * b[i];
     }
     CHECK(nmse(r, sw) < 1e-12);
     f.stream->geglu(ta, tb, o);
