@@ -2,6 +2,8 @@
 // calls into it only after cpu_features() has seen them.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "kernels.hpp"
 #include "tensor/blocks.hpp"
 #include "tensor/fp16.hpp"
@@ -26,6 +28,17 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
     const __m256i both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
     return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
+}
+
+// The 32 bits at qh → 32 bytes, 0xFF where element k's bit is set (element k: byte k / 8, bit k % 8).
+inline __m256i bits_to_bytes(const uint8_t* qh) {
+    uint32_t bits;
+    std::memcpy(&bits, qh, 4);
+    const __m256i spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(static_cast<int>(bits)),
+        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
+    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
 }
 
 // Σ of signed bytes a·b as 8 floats (maddubs needs one unsigned side: move the signs onto b).
@@ -209,6 +222,30 @@ struct Q41 {
     static __m256 dot(__m256i q, __m256i x) { return dot_u4_i8(q, x); }
     static constexpr bool kHasMin = true;
 };
+// Q5_0: the nibble with a fifth bit from qh, minus 16 (a clear bit leaves the nibble minus 16: 0xF0 | nibble).
+struct Q50 {
+    using Act = block_q8_0;
+    static __m256i load(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q5_0*>(w)[i];
+        *d = h2f(b.d);
+        *m = 0.f;
+        return _mm256_or_si256(unpack_nibbles(b.qs), _mm256_andnot_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(char(0xF0))));
+    }
+    static __m256 dot(__m256i q, __m256i x) { return dot_i8(q, x); }
+    static constexpr bool kHasMin = false;
+};
+// Q5_1: the nibble with a fifth bit from qh (0..31), scale and min.
+struct Q51 {
+    using Act = block_q8_1;
+    static __m256i load(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q5_1*>(w)[i];
+        *d = h2f(b.d);
+        *m = h2f(b.m);
+        return _mm256_or_si256(unpack_nibbles(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(0x10)));
+    }
+    static __m256 dot(__m256i q, __m256i x) { return dot_u4_i8(q, x); }
+    static constexpr bool kHasMin = true;
+};
 struct Q80 {
     using Act = block_q8_0;
     static __m256i load(const void* w, int64_t i, float* d, float* m) {
@@ -277,6 +314,12 @@ void dot_q4_1_q8_1(int64_t n, const void* w, size_t ws, int wr, const ActRows& x
 }
 void dot_q8_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
     dot_any<Q80>(n, w, ws, wr, x, xr, out, os);
+}
+void dot_q5_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_any<Q50>(n, w, ws, wr, x, xr, out, os);
+}
+void dot_q5_1_q8_1(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_any<Q51>(n, w, ws, wr, x, xr, out, os);
 }
 
 namespace {
