@@ -209,6 +209,29 @@ TEST_CASE("rope: normal and NeoX pairs, partial rotation") {
             CHECK(nmse(f.download(x), ref) < 1e-10);  // float angles vs double: ~1e-7 relative
         }
     }
+    // Llama 3.1's frequency factors divide each pair's angle; linear scaling multiplies every angle.
+    const int n_rot = 16;
+    const auto xv = randn(static_cast<size_t>(hd * heads * T), 9);
+    const std::vector<float> factors = {1.f, 1.f, 1.5f, 2.f, 4.f, 8.f, 8.f, 32.f};
+    Tensor x = f.upload(xv, hd * heads), ff = f.upload(factors, n_rot / 2);
+    RopeParams p;
+    p.n_rot = n_rot;
+    p.freq_base = 500000.f;
+    p.freq_scale = 0.25f;
+    p.mode = RopeMode::Normal;
+    p.freq_factors = ff;
+    f.stream->rope(x, hd, pos0, p);
+    std::vector<double> ref(xv.begin(), xv.end());
+    for (int t = 0; t < T; ++t)
+        for (int h = 0; h < heads; ++h)
+            for (int i = 0; i < n_rot / 2; ++i) {
+                const double theta = 0.25 * (pos0 + t) * std::pow(500000.0, -2.0 * i / n_rot) / factors[i];
+                const size_t base = static_cast<size_t>(t * hd * heads + h * hd);
+                const double x0 = xv[base + 2 * i], x1 = xv[base + 2 * i + 1];
+                ref[base + 2 * i] = x0 * std::cos(theta) - x1 * std::sin(theta);
+                ref[base + 2 * i + 1] = x0 * std::sin(theta) + x1 * std::cos(theta);
+            }
+    CHECK(nmse(f.download(x), ref) < 1e-10);
 }
 
 TEST_CASE("attention: causal, grouped-query, sliding window, softcap") {

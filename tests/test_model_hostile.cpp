@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <functional>
+#include <vector>
 
 #include "ember/ember.hpp"
 #include "gguf/reader.hpp"
@@ -62,6 +63,7 @@ TEST_CASE("hyperparameters that contradict the tensors") {
         {"llama.rope.dimension_count", gguf::Value::u32(9), "rope"},
         {"llama.block_count", gguf::Value::string("five"), "llama.block_count"},
         {"general.architecture", gguf::Value::string("no-such-arch"), "not supported"},
+        {"llama.rope.scaling.type", gguf::Value::string("yarn"), "not supported"},
         {"llama.expert_count", gguf::Value::u32(4), "expert"},         // no expert_used_count, no expert tensors
         {"llama.expert_count", gguf::Value::u32(1u << 30), "expert"},
         {"llama.attn_logit_softcapping", gguf::Value::f32(-1.f), "soft-capping"},
@@ -107,4 +109,36 @@ TEST_CASE("tensors missing, misshapen or of a type the backend cannot use") {
         },
         false);
     CHECK_MESSAGE(!err.empty(), "a Q8_K weight of the wrong shape loaded");
+}
+
+TEST_CASE("Llama 3.1 frequency factors: rope_freqs of 2 turn RoPE exactly as linear scaling by 2") {
+    auto logits_of = [](const std::function<void(gguf::Writer&)>& change) {
+        const gguf::File f = gguf::File::open(test::testdata("models/stories260K.gguf"));
+        gguf::Writer w(f.alignment());
+        for (const auto& [k, v] : f.metadata())
+            if (k != "general.alignment") w.set(k, v);
+        for (const auto& t : f.tensors())
+            w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims), t.data, t.n_bytes);
+        change(w);
+        const auto path = (std::filesystem::temp_directory_path() / "ember-rope-model.gguf").string();
+        w.write(path);
+        Model m = Model::load(path);
+        Session s(m);
+        s.prefill(m.tokenizer().encode("Once upon a time, there was a little girl"));
+        std::vector<float> out(s.logits().begin(), s.logits().end());
+        std::filesystem::remove(path);
+        return out;
+    };
+    const auto plain = logits_of([](gguf::Writer&) {});
+    const auto linear = logits_of([](gguf::Writer& w) {
+        w.set("llama.rope.scaling.type", gguf::Value::string("linear"));
+        w.set("llama.rope.scaling.factor", gguf::Value::f32(2.f));
+    });
+    const auto factors = logits_of([](gguf::Writer& w) {
+        const std::vector<float> two(4, 2.f);  // head size 8: 4 pairs
+        w.add_tensor("rope_freqs.weight", tensor::TensorType::F32, {4}, two.data(), two.size() * sizeof(float));
+        w.set("llama.rope.scaling.type", gguf::Value::string("llama3"));
+    });
+    CHECK(linear != plain);    // the scaling changes something
+    CHECK(factors == linear);  // p·0.5 and p/2 are the same float
 }

@@ -158,16 +158,20 @@ public:
 
     void rope(Tensor& x, int head_dim, int pos0, const RopeParams& p) override {
         if (x.ne[0] % head_dim != 0 || p.n_rot > head_dim || p.n_rot % 2) shape_error("rope");
+        const float* factors = p.freq_factors.data ? f32(p.freq_factors) : nullptr;
+        if (factors && p.freq_factors.n_elements() < p.n_rot / 2) shape_error("rope");
         const int64_t n_heads = x.ne[0] / head_dim, T = x.n_rows();
         const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
         parallel_for(T, [&](int64_t b, int64_t e) {
             std::vector<float> cs(static_cast<size_t>(p.n_rot));
             for (int64_t t = b; t < e; ++t) {
-                // cos/sin per pair, built as llama.cpp does: theta multiplied by theta_scale step by step.
-                float theta = static_cast<float>(pos0 + t) * p.freq_scale;
+                // cos/sin per pair, built as llama.cpp does: theta multiplied by theta_scale step by step,
+                // divided by the pair's frequency factor, then scaled.
+                float theta = static_cast<float>(pos0 + t);
                 for (int i = 0; i < p.n_rot; i += 2) {
-                    cs[i] = std::cos(theta);
-                    cs[i + 1] = std::sin(theta);
+                    const float angle = p.freq_scale * (factors ? theta / factors[i / 2] : theta);
+                    cs[i] = std::cos(angle);
+                    cs[i + 1] = std::sin(angle);
                     theta *= theta_scale;
                 }
                 for (int64_t h = 0; h < n_heads; ++h) {

@@ -25,12 +25,21 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
     hp_.rope.n_rot = static_cast<int>(f.get_uint(a + "rope.dimension_count", hp_.head_dim));
     hp_.rope.freq_base = static_cast<float>(f.get_float(a + "rope.freq_base", 10000.0));
     hp_.rope.mode = spec.rope;
-    if (f.get_string(a + "rope.scaling.type", "none") == "linear")
-        hp_.rope.freq_scale = 1.0f / static_cast<float>(f.get_float(a + "rope.scaling.factor", 1.0));
     if (hp_.rope.n_rot > hp_.head_dim || hp_.rope.n_rot % 2 || hp_.rope.n_rot <= 0)
         throw Error(Status::BadFile, spec.prefix + ": rope dimension count does not fit the head size");
-    if (f.find_tensor("rope_freqs.weight"))
-        throw Error(Status::Unsupported, spec.prefix + ": Llama 3.1-style rope frequency factors are not supported yet");
+    // RoPE scaling: linear (positions × 1/factor), or Llama 3.1's per-frequency factors, which the
+    // converter bakes into rope_freqs.weight whatever rope.scaling.type says. Others are refused.
+    const std::string scaling = f.get_string(a + "rope.scaling.type", "none");
+    if (scaling == "linear") {
+        const double factor = f.get_float(a + "rope.scaling.factor", 1.0);
+        if (!(factor > 0.0) || !std::isfinite(factor)) throw Error(Status::BadFile, spec.prefix + ": bad rope.scaling.factor");
+        hp_.rope.freq_scale = static_cast<float>(1.0 / factor);
+    } else if (scaling != "none" && scaling != "llama3") {
+        throw Error(Status::Unsupported, spec.prefix + ": rope scaling '" + scaling + "' is not supported yet");
+    }
+    hp_.rope.freq_factors = w.optional("rope_freqs.weight", {hp_.rope.n_rot / 2});
+    if (hp_.rope.freq_factors.data && hp_.rope.freq_factors.type != tensor::TensorType::F32)
+        throw Error(Status::BadFile, "rope_freqs.weight must be F32");
     if (f.find_tensor("rope_factors_long.weight") || f.find_tensor("rope_factors_short.weight"))
         throw Error(Status::Unsupported, spec.prefix + ": long/short rope scaling factors are not supported yet");
     hp_.rope_swa = hp_.rope;

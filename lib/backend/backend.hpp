@@ -46,11 +46,13 @@ public:
 
 enum class RopeMode { Normal, NeoX };  // pairs (2i, 2i+1) or (i, i + n_rot/2)
 
+// Pair i of a head turns by freq_scale · p · freq_base^(-2i/n_rot) / freq_factors[i] at position p.
 struct RopeParams {
     int n_rot = 0;              // rotated dimensions per head (≤ head size)
     float freq_base = 10000.f;
     float freq_scale = 1.f;     // linear scaling: position × freq_scale
     RopeMode mode = RopeMode::Normal;
+    Tensor freq_factors;        // optional, F32 [n_rot / 2] (Llama 3.1's rope_freqs); data == nullptr: none
 };
 
 // Attention of n_tokens queries at positions n_past.. over the cache rows 0 .. n_past + n_tokens - 1.
