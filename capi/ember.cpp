@@ -318,6 +318,26 @@ EMBER_API ember_status ember_model_chat_template(const ember_model* model, char*
     EMBER_CATCH
 }
 
+EMBER_API ember_status ember_estimate_memory(const char* path, int32_t n_ctx, int32_t n_batch, ember_memory_estimate* out) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(out);
+    EMBER_REQUIRE_PTR(path);
+    constexpr size_t kV1 = EMBER_FIELD_END(ember_memory_estimate, total);
+    EMBER_REQUIRE(out->struct_size >= kV1 && out->struct_size <= sizeof(ember_memory_estimate),
+                  "out->struct_size must be sizeof(ember_memory_estimate)");
+    EMBER_REQUIRE(n_batch >= 0, "n_batch is negative");
+    const ember::MemoryEstimate e = ember::estimate_memory(ember::inspect_model(path), n_ctx, n_batch ? n_batch : 512);
+    ember_memory_estimate full;
+    full.struct_size = out->struct_size;
+    full.weights = e.weights;
+    full.kv_cache = e.kv_cache;
+    full.scratch = e.scratch;
+    full.total = e.total;
+    std::memcpy(static_cast<void*>(out), &full, out->struct_size);  // only what the caller's struct holds
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
 // ----------------------------------------------------------------------------------------------------------
 // Tokenizers
 // ----------------------------------------------------------------------------------------------------------

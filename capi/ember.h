@@ -166,6 +166,19 @@ EMBER_API ember_status ember_model_meta(const ember_model* model, const char* ke
 /* The chat template (tokenizer.chat_template), two-call pattern; "" (needed = 1) when the file has none. */
 EMBER_API ember_status ember_model_chat_template(const ember_model* model, char* buf, size_t cap, size_t* needed);
 
+/* What a model costs in memory on the CPU backend, in bytes, read from its header alone (before loading). */
+typedef struct ember_memory_estimate {
+    uint32_t struct_size; /* set by the caller to sizeof(ember_memory_estimate); ember fills what fits */
+    uint64_t weights;     /* the tensors (mapped from the file) */
+    uint64_t kv_cache;    /* one session's KV cache of n_ctx tokens (F16) */
+    uint64_t scratch;     /* that session's activations for n_batch tokens and a row of logits */
+    uint64_t total;       /* the sum; each further session adds kv_cache + scratch */
+} ember_memory_estimate;
+
+/* Estimates memory for a GGUF file and a session of n_ctx tokens (1 .. 2^24), evaluating n_batch tokens per
+ * pass (0: the default, 512). Reads the header only. */
+EMBER_API ember_status ember_estimate_memory(const char* path, int32_t n_ctx, int32_t n_batch, ember_memory_estimate* out);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Tokenizers
  * ------------------------------------------------------------------------------------------------------- */

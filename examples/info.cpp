@@ -1,6 +1,8 @@
 // ember-info: a model file's summary, like llama.cpp's model loading banner or gguf-dump.
-//   ember-info MODEL.gguf [--all]
+//   ember-info MODEL.gguf [--all] [--ctx N [--batch N]]   (--ctx: memory needed for N tokens of context)
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 
@@ -9,13 +11,22 @@
 #include "ember/model_info.hpp"
 
 int main(int argc, char** argv) {
-    if (argc < 2 || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
-        std::fprintf(stderr, "usage: %s MODEL.gguf [--all]\n", argv[0]);
-        return argc < 2 ? 2 : 0;
+    const char* path = nullptr;
+    bool all = false;
+    int n_ctx = 0, n_batch = 512;
+    for (int i = 1; i < argc; ++i) {
+        if (!std::strcmp(argv[i], "--all")) all = true;
+        else if (!std::strcmp(argv[i], "--ctx") && i + 1 < argc) n_ctx = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) n_batch = std::atoi(argv[++i]);
+        else if (argv[i][0] != '-' && !path) path = argv[i];
+        else path = nullptr, i = argc;  // anything else: usage
     }
-    const bool all = argc > 2 && !std::strcmp(argv[2], "--all");
+    if (!path) {
+        std::fprintf(stderr, "usage: %s MODEL.gguf [--all] [--ctx N [--batch N]]\n", argv[0]);
+        return argc > 1 && (!std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) ? 0 : 2;
+    }
     try {
-        const ember::ModelInfo m = ember::inspect_model(argv[1]);
+        const ember::ModelInfo m = ember::inspect_model(path);
         std::printf("file          %s (GGUF v%u)\n", m.path.c_str(), m.gguf_version);
         std::printf("architecture  %s\n", m.architecture.c_str());
         if (!m.name.empty()) std::printf("name          %s\n", m.name.c_str());
@@ -24,10 +35,18 @@ int main(int argc, char** argv) {
                     static_cast<unsigned long long>(m.n_tensors));
         for (const auto& [type, n] : m.tensor_types) std::printf(" %s x%llu", type.c_str(), static_cast<unsigned long long>(n));
         std::printf("\nlayers        %u\n", m.n_layers);
-        std::printf("embedding     %u (heads %u, kv heads %u, ffn %u)\n", m.n_embd, m.n_head, m.n_head_kv, m.n_ff);
+        std::printf("embedding     %u (heads %u, kv heads %u, head size %u, ffn %u)\n", m.n_embd, m.n_head, m.n_head_kv,
+                    m.head_dim, m.n_ff);
+        if (m.n_expert) std::printf("experts       %u of ffn %u\n", m.n_expert, m.n_ff_exp);
         std::printf("context       %u tokens (trained)\n", m.n_ctx_train);
         std::printf("vocabulary    %u tokens (%s)\n", m.n_vocab, m.tokenizer.c_str());
         std::printf("chat template %s\n", m.chat_template.empty() ? "none" : "present");
+        if (n_ctx) {
+            const ember::MemoryEstimate e = ember::estimate_memory(m, n_ctx, n_batch);
+            auto mib = [](uint64_t b) { return b / 1048576.0; };
+            std::printf("memory        %.1f MiB at %d tokens of context: weights %.1f + KV cache %.1f (F16) + scratch %.1f"
+                        " (batch %d)\n", mib(e.total), n_ctx, mib(e.weights), mib(e.kv_cache), mib(e.scratch), std::min(n_batch, n_ctx));
+        }
         if (all)
             for (const auto& [k, v] : m.metadata) std::printf("  %-40s %s\n", k.c_str(), v.c_str());
     } catch (const std::exception& e) {

@@ -362,3 +362,29 @@ TEST_CASE("a context larger than the machine's memory is OUT_OF_MEMORY at sessio
     ember_model_free(m);
     fs::remove(path);
 }
+
+TEST_CASE("memory estimate before loading: the KV cache a session of n_ctx tokens will allocate") {
+    ember_memory_estimate e;
+    std::memset(&e, 0, sizeof e);
+    e.struct_size = sizeof e;
+    REQUIRE(ember_estimate_memory(kStories.c_str(), 1000, 0, &e) == EMBER_OK);
+    // stories260K: 5 layers, 4 KV heads of 8: K and V of 32 F16 values per layer and token.
+    CHECK(e.kv_cache == uint64_t(2) * 5 * 32 * 2 * 1000);
+    uint64_t tensor_bytes = 0;
+    for (const auto& t : ember::gguf::File::open(kStories).tensors()) tensor_bytes += t.n_bytes;
+    CHECK(e.weights == tensor_bytes);
+    CHECK(e.scratch > 0);
+    CHECK(e.total == e.weights + e.kv_cache + e.scratch);
+    ember_memory_estimate twice = e;
+    REQUIRE(ember_estimate_memory(kStories.c_str(), 2000, 0, &twice) == EMBER_OK);
+    CHECK(twice.kv_cache == 2 * e.kv_cache);
+    // Bad arguments: a status, never a crash.
+    CHECK(ember_estimate_memory(kStories.c_str(), 0, 0, &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_estimate_memory(kStories.c_str(), 1 << 25, 0, &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_estimate_memory(kStories.c_str(), 100, -1, &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_estimate_memory(nullptr, 100, 0, &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_estimate_memory(kStories.c_str(), 100, 0, nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_estimate_memory("/nonexistent.gguf", 100, 0, &e) == EMBER_ERR_IO);
+    e.struct_size = 3;
+    CHECK(ember_estimate_memory(kStories.c_str(), 100, 0, &e) == EMBER_ERR_INVALID_ARGUMENT);
+}

@@ -23,6 +23,9 @@ struct ModelInfo {
     uint32_t n_head = 0;
     uint32_t n_head_kv = 0;
     uint32_t n_ff = 0;
+    uint32_t head_dim = 0;      // attention.key_length, else n_embd / n_head
+    uint32_t n_expert = 0;      // mixture of experts: experts per layer (0: dense)
+    uint32_t n_ff_exp = 0;      // an expert's FFN width
     uint32_t n_ctx_train = 0;   // context length the model was trained with
     uint32_t n_vocab = 0;
     std::string tokenizer;      // tokenizer.ggml.model: "llama", "gpt2", ...
@@ -32,5 +35,18 @@ struct ModelInfo {
 
 // Reads and validates a GGUF file's header. Throws ember::Error.
 ModelInfo inspect_model(const std::string& path);
+
+// What running a model costs in memory on the CPU backend, from its header alone (before loading):
+// the weights (mapped from the file), the KV cache of one session of n_ctx tokens (F16), and that
+// session's scratch (activations for n_batch tokens, a row of logits). Each extra session adds
+// kv_cache + scratch.
+struct MemoryEstimate {
+    uint64_t weights = 0;
+    uint64_t kv_cache = 0;
+    uint64_t scratch = 0;
+    uint64_t total = 0;
+};
+// Throws ember::Error(InvalidArgument) for n_ctx or n_batch outside [1, 2^24].
+MemoryEstimate estimate_memory(const ModelInfo& info, int n_ctx, int n_batch = 512);
 
 }  // namespace ember

@@ -84,6 +84,16 @@ backend::Tensor WeightLoader::get(const std::string& name, std::vector<int64_t> 
     return t;
 }
 
+SessionBytes session_bytes(const HParams& hp, int n_ctx, int n_batch) {
+    const double kv = static_cast<double>(hp.head_dim) * hp.n_head_kv, qw = static_cast<double>(hp.head_dim) * hp.n_head;
+    const double ff = std::max(hp.n_ff, hp.n_ff_exp);
+    SessionBytes b;
+    b.kv_cache = 2.0 * hp.n_layer * static_cast<double>(tensor::row_bytes(TensorType::F16, static_cast<int64_t>(kv))) * n_ctx;
+    // x, h, q, k, v, attn, gate, up (+ the expert rows and router logits) for n_batch tokens; one logits row.
+    b.scratch = 4.0 * n_batch * (3.0 * hp.n_embd + 2.0 * qw + 2.0 * kv + 2.0 * ff + hp.n_expert) + 4.0 * hp.n_vocab;
+    return b;
+}
+
 Workspace Architecture::make_workspace(backend::Device& dev, backend::Stream& stream, int n_ctx, int n_batch) const {
     Workspace ws;
     ws.stream = &stream;
@@ -101,17 +111,16 @@ Workspace Architecture::make_workspace(backend::Device& dev, backend::Stream& st
     const int64_t qw = static_cast<int64_t>(hp_.head_dim) * hp_.n_head;
     // Refuse now what the machine cannot hold: reserving more than it has would succeed (overcommit) and
     // end in the kernel's OOM killer once the cache fills, taking the host process with it.
-    const double kv_bytes = 2.0 * hp_.n_layer * static_cast<double>(tensor::row_bytes(TensorType::F16, kv)) * n_ctx;
-    const int64_t ff = std::max(hp_.n_ff, hp_.n_ff_exp);
-    const double act_bytes = 4.0 * n_batch * (3.0 * hp_.n_embd + 2.0 * qw + 2.0 * kv + 2.0 * ff + hp_.n_expert) +
-                             4.0 * hp_.n_vocab;
+    const SessionBytes need = session_bytes(hp_, n_ctx, n_batch);
     const double available = static_cast<double>(dev.available_memory());
-    if (kv_bytes + act_bytes > available) {
+    if (need.kv_cache + need.scratch > available) {
         auto mib = [](double b) { return std::to_string(static_cast<long long>(b / (1 << 20))); };
-        throw Error(Status::OutOfMemory, "a context of " + std::to_string(n_ctx) + " tokens needs " + mib(kv_bytes) +
-                                             " MiB of KV cache (+" + mib(act_bytes) + " MiB of buffers), but " +
-                                             dev.name() + " has " + mib(available) + " MiB available");
+        throw Error(Status::OutOfMemory, "a context of " + std::to_string(n_ctx) + " tokens needs " +
+                                             mib(need.kv_cache) + " MiB of KV cache (+" + mib(need.scratch) +
+                                             " MiB of buffers), but " + dev.name() + " has " + mib(available) +
+                                             " MiB available");
     }
+    const int64_t ff = std::max(hp_.n_ff, hp_.n_ff_exp);
     for (int l = 0; l < hp_.n_layer; ++l) {
         ws.k_cache.push_back(make(TensorType::F16, kv, n_ctx));
         ws.v_cache.push_back(make(TensorType::F16, kv, n_ctx));

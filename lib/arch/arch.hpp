@@ -42,6 +42,14 @@ struct HParams {
     }
 };
 
+// Bytes a session needs beside the weights: its KV cache (F16) for n_ctx tokens and its scratch
+// (activations for n_batch tokens, one row of logits). One formula for the check before allocating
+// and for the estimate a user reads before loading (estimate_memory).
+struct SessionBytes {
+    double kv_cache = 0, scratch = 0;
+};
+SessionBytes session_bytes(const HParams& hp, int n_ctx, int n_batch);
+
 // Per-session buffers the forward pass works in: activations for one batch and the KV cache.
 struct Workspace {
     backend::Device* device = nullptr;

@@ -2,9 +2,36 @@
 
 #include "runtime/model_info.hpp"
 
+#include <algorithm>
+
+#include "arch/arch.hpp"
+#include "ember/error.hpp"
+
 namespace ember {
 
 ModelInfo inspect_model(const std::string& path) { return describe_model(gguf::File::open(path), path); }
+
+MemoryEstimate estimate_memory(const ModelInfo& info, int n_ctx, int n_batch) {
+    if (n_ctx < 1 || n_ctx > (1 << 24) || n_batch < 1 || n_batch > (1 << 24))
+        throw Error(Status::InvalidArgument, "estimate_memory: n_ctx and n_batch must be in [1, 2^24]");
+    arch::HParams hp;
+    hp.n_layer = static_cast<int>(info.n_layers);
+    hp.n_embd = static_cast<int>(info.n_embd);
+    hp.n_head = static_cast<int>(info.n_head);
+    hp.n_head_kv = static_cast<int>(info.n_head_kv);
+    hp.head_dim = static_cast<int>(info.head_dim);
+    hp.n_ff = static_cast<int>(info.n_ff);
+    hp.n_expert = static_cast<int>(info.n_expert);
+    hp.n_ff_exp = static_cast<int>(info.n_ff_exp);
+    hp.n_vocab = static_cast<int>(info.n_vocab);
+    const arch::SessionBytes b = arch::session_bytes(hp, n_ctx, std::min(n_batch, n_ctx));
+    MemoryEstimate e;
+    e.weights = info.n_tensor_bytes;
+    e.kv_cache = static_cast<uint64_t>(b.kv_cache);
+    e.scratch = static_cast<uint64_t>(b.scratch);
+    e.total = e.weights + e.kv_cache + e.scratch;
+    return e;
+}
 
 ModelInfo describe_model(const gguf::File& f, const std::string& path) {
     ModelInfo m;
@@ -25,6 +52,9 @@ ModelInfo describe_model(const gguf::File& f, const std::string& path) {
     m.n_head = u32(a + "attention.head_count");
     m.n_head_kv = f.has(a + "attention.head_count_kv") ? u32(a + "attention.head_count_kv") : m.n_head;
     m.n_ff = u32(a + "feed_forward_length");
+    m.head_dim = f.has(a + "attention.key_length") ? u32(a + "attention.key_length") : m.n_head ? m.n_embd / m.n_head : 0;
+    m.n_expert = u32(a + "expert_count");
+    m.n_ff_exp = f.has(a + "expert_feed_forward_length") ? u32(a + "expert_feed_forward_length") : m.n_ff;
     m.n_ctx_train = u32(a + "context_length");
     m.tokenizer = f.get_string("tokenizer.ggml.model", "");
     if (const auto* tok = f.find("tokenizer.ggml.tokens")) m.n_vocab = static_cast<uint32_t>(tok->size());
