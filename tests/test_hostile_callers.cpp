@@ -371,7 +371,8 @@ TEST_CASE("memory estimate before loading: the KV cache a session of n_ctx token
     // stories260K: 5 layers, 4 KV heads of 8: K and V of 32 F16 values per layer and token.
     CHECK(e.kv_cache == uint64_t(2) * 5 * 32 * 2 * 1000);
     uint64_t tensor_bytes = 0;
-    for (const auto& t : ember::gguf::File::open(kStories).tensors()) tensor_bytes += t.n_bytes;
+    const auto file = ember::gguf::File::open(kStories);
+    for (const auto& t : file.tensors()) tensor_bytes += t.n_bytes;
     CHECK(e.weights == tensor_bytes);
     CHECK(e.scratch > 0);
     CHECK(e.total == e.weights + e.kv_cache + e.scratch);
