@@ -47,7 +47,9 @@ FusedDot fused_dot(TensorType w) noexcept {
             case TensorType::Q5_0: return avx2::dot_q5_0_q8_0;
             case TensorType::Q5_1: return avx2::dot_q5_1_q8_1;
             case TensorType::F16: return avx2::dot_f16_f16;
+            case TensorType::BF16: return avx2::dot_bf16_bf16;
             case TensorType::Q4_K: return avx2::dot_q4_K_q8_K;
+            case TensorType::Q5_K: return avx2::dot_q5_K_q8_K;
             case TensorType::Q6_K: return avx2::dot_q6_K_q8_K;
             default: break;
         }

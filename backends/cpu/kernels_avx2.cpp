@@ -337,15 +337,17 @@ inline int hsum_i32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-// Q4_K · Q8_K over one row: per 256-block, d·dx·Σ_j sc_j·Σ q·x − dmin·dx·Σ_j m_j·Σ x (the x sums from bsums).
-float dot_q4_K_row(int64_t n, const void* w, const void* x) {
-    const auto* bw = static_cast<const block_q4_K*>(w);
+// Q4_K / Q5_K · Q8_K over one row: per 256-block, d·dx·Σ_j sc_j·Σ q·x − dmin·dx·Σ_j m_j·Σ x (the x sums
+// from bsums). Q5_K adds a fifth bit to each value: bit j of qh[l] for element l of sub-block j.
+template <typename Block, bool kFifthBit>
+float dot_k_row(int64_t n, const void* w, const void* x) {
+    const auto* bw = static_cast<const Block*>(w);
     const auto* bx = static_cast<const block_q8_K*>(x);
-    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     __m256 acc = _mm256_setzero_ps();
     float mins = 0.f;
     for (int64_t i = 0; i < n / kQK_K; ++i) {
-        const block_q4_K& b = bw[i];
+        const Block& b = bw[i];
         const block_q8_K& a = bx[i];
         __m256i isum = _mm256_setzero_si256();
         int msum = 0;
@@ -354,8 +356,14 @@ float dot_q4_K_row(int64_t n, const void* w, const void* x) {
             const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * k));
             const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * k));
             const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * k + 32));
-            isum = _mm256_add_epi32(isum, scaled_pairs(_mm256_and_si256(q, low4), x0, s0.scale, s0.scale));
-            isum = _mm256_add_epi32(isum, scaled_pairs(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), x1, s1.scale, s1.scale));
+            __m256i q0 = _mm256_and_si256(q, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            if constexpr (kFifthBit) {
+                const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
+                q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), one), 4));
+                q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k + 1), one), 4));
+            }
+            isum = _mm256_add_epi32(isum, scaled_pairs(q0, x0, s0.scale, s0.scale));
+            isum = _mm256_add_epi32(isum, scaled_pairs(q1, x1, s1.scale, s1.scale));
             msum += s0.min * (a.bsums[4 * k] + a.bsums[4 * k + 1]) + s1.min * (a.bsums[4 * k + 2] + a.bsums[4 * k + 3]);
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b.d) * a.d), _mm256_cvtepi32_ps(isum), acc);
@@ -428,14 +436,39 @@ float dot_f16_row_v(int64_t n, const void* w, const void* x) {
     return dot_f16_row(n, static_cast<const uint16_t*>(w), static_cast<const uint16_t*>(x));
 }
 
+// 8 BF16 values → 8 floats: BF16 is the top half of an F32.
+inline __m256 load_bf16(const uint16_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+
+// BF16 · BF16 (activations rounded to BF16 as llama.cpp does): four chains of eight lanes, as for F16.
+float dot_bf16_row_v(int64_t n, const void* w, const void* x) {
+    const auto* a = static_cast<const uint16_t*>(w);
+    const auto* b = static_cast<const uint16_t*>(x);
+    __m256 sum[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    const int64_t np = n & ~int64_t(31);
+    for (int64_t i = 0; i < np; i += 32)
+        for (int j = 0; j < 4; ++j) sum[j] = _mm256_fmadd_ps(load_bf16(a + i + 8 * j), load_bf16(b + i + 8 * j), sum[j]);
+    const __m256 s = _mm256_add_ps(_mm256_add_ps(sum[0], sum[2]), _mm256_add_ps(sum[1], sum[3]));
+    double r = hsum(s);
+    for (int64_t i = np; i < n; ++i) r += static_cast<double>(tensor::bf16_to_f32(a[i]) * tensor::bf16_to_f32(b[i]));
+    return static_cast<float>(r);
+}
+
 }  // namespace
 
 void dot_f16_f16(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
     dot_rows_k<dot_f16_row_v>(n, w, ws, wr, x, xr, out, os);
 }
+void dot_bf16_bf16(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_rows_k<dot_bf16_row_v>(n, w, ws, wr, x, xr, out, os);
+}
 
 void dot_q4_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
-    dot_rows_k<dot_q4_K_row>(n, w, ws, wr, x, xr, out, os);
+    dot_rows_k<dot_k_row<block_q4_K, false>>(n, w, ws, wr, x, xr, out, os);
+}
+void dot_q5_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_rows_k<dot_k_row<block_q5_K, true>>(n, w, ws, wr, x, xr, out, os);
 }
 void dot_q6_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
     dot_rows_k<dot_q6_K_row>(n, w, ws, wr, x, xr, out, os);
