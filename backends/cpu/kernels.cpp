@@ -50,6 +50,8 @@ FusedDot fused_dot(TensorType w) noexcept {
             case TensorType::BF16: return avx2::dot_bf16_bf16;
             case TensorType::Q4_K: return avx2::dot_q4_K_q8_K;
             case TensorType::Q5_K: return avx2::dot_q5_K_q8_K;
+            case TensorType::Q2_K: return avx2::dot_q2_K_q8_K;
+            case TensorType::Q3_K: return avx2::dot_q3_K_q8_K;
             case TensorType::Q6_K: return avx2::dot_q6_K_q8_K;
             default: break;
         }

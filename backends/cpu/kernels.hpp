@@ -75,6 +75,8 @@ void dot_f16_f16(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, 
 void dot_bf16_bf16(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 void dot_q4_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 void dot_q5_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
+void dot_q2_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
+void dot_q3_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 void dot_q6_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 }  // namespace avx2
 

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "kernels.hpp"
 #include "tensor/blocks.hpp"
@@ -372,6 +373,54 @@ float dot_k_row(int64_t n, const void* w, const void* x) {
     return hsum(acc) - mins;
 }
 
+// Q2_K / Q3_K · Q8_K over one row. Per 128-element half, 32 bytes of qs hold four 32-element groups in
+// bit pairs 0-1, 2-3, 4-5, 6-7; each group spans two 16-element sub-blocks with scales of their own.
+// Q2_K: x = d·sc·q − dmin·m (4-bit sc and m per sub-block), the mins through bsums. Q3_K: q = low + 4·high
+// − 4 with high from hmask bit 4h+g, 6-bit signed scales; the −4 comes off through bsums.
+template <bool kQ3>
+float dot_k_low_row(int64_t n, const void* w, const void* x) {
+    using Block = std::conditional_t<kQ3, block_q3_K, block_q2_K>;
+    const auto* bw = static_cast<const Block*>(w);
+    const auto* bx = static_cast<const block_q8_K*>(x);
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    float sum = 0.f;
+    for (int64_t i = 0; i < n / kQK_K; ++i) {
+        const Block& b = bw[i];
+        const block_q8_K& a = bx[i];
+        int16_t sc[16];
+        int mins = 0, offset = 0;
+        for (int k = 0; k < 16; ++k) {
+            if constexpr (kQ3) {
+                sc[k] = static_cast<int16_t>(tensor::q3k_scale(b.scales, k));
+                offset += sc[k] * a.bsums[k];
+            } else {
+                sc[k] = b.scales[k] & 0x0F;
+                mins += (b.scales[k] >> 4) * a.bsums[k];
+            }
+        }
+        __m256i isum = _mm256_setzero_si256();
+        __m256i hm = _mm256_setzero_si256();
+        if constexpr (kQ3) hm = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.hmask));
+        for (int h = 0; h < 2; ++h) {
+            const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * h));
+            for (int g = 0; g < 4; ++g) {
+                __m256i v = _mm256_and_si256(_mm256_srli_epi16(q, 2 * g), three);
+                if constexpr (kQ3)
+                    v = _mm256_or_si256(v, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + g), one), 2));
+                const int k = 8 * h + 2 * g;
+                const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 128 * h + 32 * g));
+                isum = _mm256_add_epi32(isum, scaled_pairs(v, xv, sc[k], sc[k + 1]));
+            }
+        }
+        if constexpr (kQ3) {
+            sum += h2f(b.d) * a.d * static_cast<float>(hsum_i32(isum) - 4 * offset);
+        } else {
+            sum += h2f(b.d) * a.d * static_cast<float>(hsum_i32(isum)) - h2f(b.dmin) * a.d * static_cast<float>(mins);
+        }
+    }
+    return sum;
+}
+
 // Q6_K · Q8_K over one row: 6-bit values stored +32, 16 signed scales; the +32 comes off through bsums.
 float dot_q6_K_row(int64_t n, const void* w, const void* x) {
     const auto* bw = static_cast<const block_q6_K*>(w);
@@ -469,6 +518,12 @@ void dot_q4_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x
 }
 void dot_q5_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
     dot_rows_k<dot_k_row<block_q5_K, true>>(n, w, ws, wr, x, xr, out, os);
+}
+void dot_q2_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_rows_k<dot_k_low_row<false>>(n, w, ws, wr, x, xr, out, os);
+}
+void dot_q3_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
+    dot_rows_k<dot_k_low_row<true>>(n, w, ws, wr, x, xr, out, os);
 }
 void dot_q6_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
     dot_rows_k<dot_q6_K_row>(n, w, ws, wr, x, xr, out, os);
