@@ -138,12 +138,13 @@ struct Splitter {
 
     // Llama-3 (max_digits 3) and Qwen2 (max_digits 1):
     // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-    Offsets llama3(const Offsets& offsets, size_t max_digits) const {
+    // Qwen3.5 is Qwen2 with `letters` = \p{L} or \p{M}: [\p{L}\p{M}]+ and [^\s\p{L}\p{M}\p{N}].
+    Offsets llama3(const Offsets& offsets, size_t max_digits, uint16_t letters = uc::Letter) const {
         return refine(offsets, [&](size_t b, size_t e, Offsets& out) {
             auto cpt = [&](size_t p) { return p < e ? cpts[p] : kNone; };
             auto fl = [&](size_t p) -> uint16_t { return p < e ? uc::flags(cpts[p]) : 0; };
-            auto is_other = [](uint16_t f) {
-                return f != 0 && !(f & (uc::Whitespace | uc::Letter | uc::Number));
+            auto is_other = [letters](uint16_t f) {
+                return f != 0 && !(f & (uc::Whitespace | letters | uc::Number));
             };
             // Only ASCII letters lower-case to one of "stmdrevl" (checked against the UCD when
             // the tables were generated: U+0130 -> i and U+212A -> k are the only non-ASCII
@@ -176,9 +177,9 @@ struct Splitter {
                 }
                 // [^\r\n\p{L}\p{N}]?\p{L}+
                 if (!(c == '\r' || c == '\n' || (f & uc::Number))) {
-                    if ((f & uc::Letter) || (fl(pos + 1) & uc::Letter)) {
+                    if ((f & letters) || (fl(pos + 1) & letters)) {
                         ++pos;
-                        while (fl(pos) & uc::Letter) ++pos;
+                        while (fl(pos) & letters) ++pos;
                         emit(pos);
                         continue;
                     }
@@ -289,6 +290,9 @@ std::vector<std::string> pretokenize(std::string_view text, PreType pre) {
             break;
         case PreType::Qwen2:
             o = sp.llama3(o, 1);
+            break;
+        case PreType::Qwen35:
+            o = sp.llama3(o, 1, uc::Letter | uc::Mark);
             break;
         case PreType::Starcoder:
             o = sp.single(o, rx_N);

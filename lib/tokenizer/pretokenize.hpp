@@ -15,6 +15,7 @@ enum class PreType {
     Gpt2,           // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
     Llama3,         // Llama-3 pattern, \p{N}{1,3}
     Qwen2,          // Llama-3 pattern with single digits
+    Qwen35,         // Qwen2's, letter runs taking combining marks too ([\p{L}\p{M}]+)
     Starcoder,      // \p{N} then the GPT-2 pattern (starcoder, refact, smollm, command-r, ...)
     DeepseekCoder,  // [\r\n], \s?\p{L}+, \s?\p{P}+, CJK runs, \p{N}
     Falcon,         // [\p{P}$+<=>^~|`]+, the GPT-2 pattern, [0-9]{3}

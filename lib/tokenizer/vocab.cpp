@@ -269,6 +269,9 @@ void apply_pre_type(Vocab& v, std::string_view pre) {
     } else if (any({"qwen2", "deepseek-r1-qwen", "kormo", "f2llmv2", "hunyuan", "solar-open"})) {
         v.pre = PreType::Qwen2;
         v.clean_spaces = false;
+    } else if (pre == "qwen35") {
+        v.pre = PreType::Qwen35;
+        v.clean_spaces = false;
     } else if (any({"stablelm2", "megrez"})) {
         v.pre = PreType::Qwen2;
     } else if (pre == "falcon") {
