@@ -262,18 +262,9 @@ public:
 
     void geglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
         if (gate.n_elements() != up.n_elements() || out.n_elements() != gate.n_elements()) shape_error("geglu");
-        // llama.cpp's CPU GELU reads an F16 table: input and result rounded to F16, exact outside ±10.
-        // Matching it matters on Gemma, whose GELU inputs are large (position 0 of Gemma 3 270M then
-        // equals llama.cpp's logits to print precision).
-        elementwise(out, [&](int64_t i) {
-            const float x = f32(gate)[i];
-            if (x <= -10.f) return 0.f;
-            if (x >= 10.f) return x * f32(up)[i];
-            const float g = tensor::fp16_to_f32(tensor::f32_to_fp16(x));
-            constexpr float k = 0.7978845608028654f;  // sqrt(2/pi)
-            const float y = 0.5f * g * (1.0f + std::tanh(k * (g + 0.044715f * g * g * g)));
-            return tensor::fp16_to_f32(tensor::f32_to_fp16(y)) * f32(up)[i];
-        });
+        parallel_for(out.n_elements(), [&](int64_t b, int64_t e) {
+            cpu::geglu(f32(gate) + b, f32(up) + b, f32(out) + b, e - b);
+        }, grain_for(8));
     }
 
     void scale(const Tensor& x, float sc, Tensor& out) override {

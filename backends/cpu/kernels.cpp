@@ -1,5 +1,6 @@
 #include "kernels.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #if defined(__x86_64__)
@@ -75,6 +76,33 @@ void to_f16(const float* x, uint16_t* y, int64_t n) noexcept {
     if (cpu_features().avx2) return avx2::to_f16(x, y, n);
 #endif
     for (int64_t i = 0; i < n; ++i) y[i] = tensor::f32_to_fp16(x[i]);
+}
+
+namespace {
+struct GeluTable {
+    float value[1 << 16];
+    GeluTable() noexcept {
+        for (uint32_t h = 0; h < (1u << 16); ++h) {
+            const float x = tensor::fp16_to_f32(static_cast<uint16_t>(h));
+            constexpr float k = 0.7978845608028654f;  // sqrt(2/pi)
+            const float y = 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
+            value[h] = tensor::fp16_to_f32(tensor::f32_to_fp16(y));
+        }
+    }
+};
+}  // namespace
+
+void geglu(const float* gate, const float* up, float* out, int64_t n) noexcept {
+    static const GeluTable table;  // 256 KiB, built on first use
+    uint16_t h[64];
+    for (int64_t b = 0; b < n; b += 64) {
+        const int64_t m = std::min<int64_t>(64, n - b);
+        to_f16(gate + b, h, m);
+        for (int64_t i = 0; i < m; ++i) {
+            const float x = gate[b + i];
+            out[b + i] = x <= -10.f ? 0.f : x >= 10.f ? x * up[b + i] : table.value[h[i]] * up[b + i];
+        }
+    }
 }
 
 void round_to_f16(float* x, int64_t n) noexcept {

@@ -49,6 +49,11 @@ void round_to_f16(float* x, int64_t n) noexcept;
 // x[i] = exp(x[i] - max) in place; returns Σ x[i] (the softmax numerator and denominator).
 double exp_shifted(float* x, int64_t n, float max) noexcept;
 
+// out = gelu(gate) · up with llama.cpp's CPU GELU: a table over every F16 input holding the result
+// rounded to F16 (exact outside ±10). Matching it matters on Gemma, whose GELU inputs are large; the
+// table is also several times faster than evaluating tanh.
+void geglu(const float* gate, const float* up, float* out, int64_t n) noexcept;
+
 float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 // y += a·x
 void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
