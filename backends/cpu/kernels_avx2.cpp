@@ -338,40 +338,70 @@ inline int hsum_i32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-// Q4_K / Q5_K · Q8_K over one row: per 256-block, d·dx·Σ_j sc_j·Σ q·x − dmin·dx·Σ_j m_j·Σ x (the x sums
-// from bsums). Q5_K adds a fifth bit to each value: bit j of qh[l] for element l of sub-block j.
-template <typename Block, bool kFifthBit>
-float dot_k_row(int64_t n, const void* w, const void* x) {
+// Q4_K / Q5_K · Q8_K for one weight row and RX activation rows (the weight unpacked once for all): per
+// 256-block, d·dx·Σ_j sc_j·Σ q·x − dmin·dx·Σ_j m_j·Σ x (the x sums from bsums). Q5_K adds a fifth bit to
+// each value: bit j of qh[l] for element l of sub-block j. Each output keeps the one-row summation order.
+template <typename Block, bool kFifthBit, int RX>
+void dot_k_tile(int64_t n, const void* w, const ActRows& x, float* out, size_t os) {
     const auto* bw = static_cast<const Block*>(w);
-    const auto* bx = static_cast<const block_q8_K*>(x);
+    const block_q8_K* bx[RX];
+    for (int j = 0; j < RX; ++j) bx[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + j * x.stride);
     const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
-    __m256 acc = _mm256_setzero_ps();
-    float mins = 0.f;
+    __m256 acc[RX];
+    float mins[RX];
+    for (int j = 0; j < RX; ++j) {
+        acc[j] = _mm256_setzero_ps();
+        mins[j] = 0.f;
+    }
     for (int64_t i = 0; i < n / kQK_K; ++i) {
         const Block& b = bw[i];
-        const block_q8_K& a = bx[i];
-        __m256i isum = _mm256_setzero_si256();
-        int msum = 0;
+        __m256i isum[RX];
+        int msum[RX];
+        for (int j = 0; j < RX; ++j) {
+            isum[j] = _mm256_setzero_si256();
+            msum[j] = 0;
+        }
         for (int k = 0; k < 4; ++k) {  // 64 elements: low nibbles are sub-block 2k, high nibbles 2k+1
             const ScaleMin s0 = k4_scale_min(b.scales, 2 * k), s1 = k4_scale_min(b.scales, 2 * k + 1);
             const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs + 32 * k));
-            const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * k));
-            const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * k + 32));
             __m256i q0 = _mm256_and_si256(q, low4), q1 = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
             if constexpr (kFifthBit) {
                 const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh));
                 q0 = _mm256_or_si256(q0, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), one), 4));
                 q1 = _mm256_or_si256(q1, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k + 1), one), 4));
             }
-            isum = _mm256_add_epi32(isum, scaled_pairs(q0, x0, s0.scale, s0.scale));
-            isum = _mm256_add_epi32(isum, scaled_pairs(q1, x1, s1.scale, s1.scale));
-            msum += s0.min * (a.bsums[4 * k] + a.bsums[4 * k + 1]) + s1.min * (a.bsums[4 * k + 2] + a.bsums[4 * k + 3]);
+            for (int j = 0; j < RX; ++j) {
+                const block_q8_K& a = bx[j][i];
+                const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * k));
+                const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 64 * k + 32));
+                isum[j] = _mm256_add_epi32(isum[j], scaled_pairs(q0, x0, s0.scale, s0.scale));
+                isum[j] = _mm256_add_epi32(isum[j], scaled_pairs(q1, x1, s1.scale, s1.scale));
+                msum[j] += s0.min * (a.bsums[4 * k] + a.bsums[4 * k + 1]) + s1.min * (a.bsums[4 * k + 2] + a.bsums[4 * k + 3]);
+            }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b.d) * a.d), _mm256_cvtepi32_ps(isum), acc);
-        mins += h2f(b.dmin) * a.d * static_cast<float>(msum);
+        for (int j = 0; j < RX; ++j) {
+            acc[j] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b.d) * bx[j][i].d), _mm256_cvtepi32_ps(isum[j]), acc[j]);
+            mins[j] += h2f(b.dmin) * bx[j][i].d * static_cast<float>(msum[j]);
+        }
     }
-    return hsum(acc) - mins;
+    for (int j = 0; j < RX; ++j) out[j * os] = hsum(acc[j]) - mins[j];
 }
+
+// One weight row at a time over up to four activation rows (as dot_any does for the 32-blocks).
+template <template <int> class Tile>
+void dot_k_rows(int64_t n, const void* w, size_t ws, int w_rows, const ActRows& x, int x_rows, float* out, size_t os) {
+    for (int r = 0; r < w_rows; ++r) {
+        const void* wr = static_cast<const char*>(w) + r * ws;
+        switch (x_rows) {
+            case 1: Tile<1>::run(n, wr, x, out + r, os); break;
+            case 2: Tile<2>::run(n, wr, x, out + r, os); break;
+            case 3: Tile<3>::run(n, wr, x, out + r, os); break;
+            default: Tile<4>::run(n, wr, x, out + r, os); break;
+        }
+    }
+}
+template <int RX> struct Q4KTile { static void run(int64_t n, const void* w, const ActRows& x, float* o, size_t os) { dot_k_tile<block_q4_K, false, RX>(n, w, x, o, os); } };
+template <int RX> struct Q5KTile { static void run(int64_t n, const void* w, const ActRows& x, float* o, size_t os) { dot_k_tile<block_q5_K, true, RX>(n, w, x, o, os); } };
 
 // Q2_K / Q3_K · Q8_K over one row. Per 128-element half, 32 bytes of qs hold four 32-element groups in
 // bit pairs 0-1, 2-3, 4-5, 6-7; each group spans two 16-element sub-blocks with scales of their own.
@@ -421,17 +451,20 @@ float dot_k_low_row(int64_t n, const void* w, const void* x) {
     return sum;
 }
 
-// Q6_K · Q8_K over one row: 6-bit values stored +32, 16 signed scales; the +32 comes off through bsums.
-float dot_q6_K_row(int64_t n, const void* w, const void* x) {
+// Q6_K · Q8_K for one weight row and RX activation rows: 6-bit values stored +32, 16 signed scales; the
+// +32 comes off through bsums. The weight is unpacked once for all RX rows.
+template <int RX>
+void dot_q6_K_tile(int64_t n, const void* w, const ActRows& x, float* out, size_t os) {
     const auto* bw = static_cast<const block_q6_K*>(w);
-    const auto* bx = static_cast<const block_q8_K*>(x);
+    const block_q8_K* bx[RX];
+    for (int j = 0; j < RX; ++j) bx[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + j * x.stride);
     const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
-    float sum = 0.f;
+    float sum[RX] = {};
     for (int64_t i = 0; i < n / kQK_K; ++i) {
         const block_q6_K& b = bw[i];
-        const block_q8_K& a = bx[i];
-        __m256i isum = _mm256_setzero_si256();
-        int offset = 0;
+        __m256i isum[RX];
+        int offset[RX] = {};
+        for (int j = 0; j < RX; ++j) isum[j] = _mm256_setzero_si256();
         for (int h = 0; h < 2; ++h) {  // two halves of 128
             const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h));
             const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql + 64 * h + 32));
@@ -444,15 +477,20 @@ float dot_q6_K_row(int64_t n, const void* w, const void* x) {
             };
             for (int g = 0; g < 4; ++g) {  // 32 elements, sub-blocks 8h+2g and 8h+2g+1
                 const int sb = 8 * h + 2 * g;
-                const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 128 * h + 32 * g));
-                isum = _mm256_add_epi32(isum, scaled_pairs(q[g], xv, b.scales[sb], b.scales[sb + 1]));
-                offset += b.scales[sb] * a.bsums[sb] + b.scales[sb + 1] * a.bsums[sb + 1];
+                for (int j = 0; j < RX; ++j) {
+                    const block_q8_K& a = bx[j][i];
+                    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 128 * h + 32 * g));
+                    isum[j] = _mm256_add_epi32(isum[j], scaled_pairs(q[g], xv, b.scales[sb], b.scales[sb + 1]));
+                    offset[j] += b.scales[sb] * a.bsums[sb] + b.scales[sb + 1] * a.bsums[sb + 1];
+                }
             }
         }
-        sum += h2f(b.d) * a.d * static_cast<float>(hsum_i32(isum) - 32 * offset);
+        for (int j = 0; j < RX; ++j)
+            sum[j] += h2f(b.d) * bx[j][i].d * static_cast<float>(hsum_i32(isum[j]) - 32 * offset[j]);
     }
-    return sum;
+    for (int j = 0; j < RX; ++j) out[j * os] = sum[j];
 }
+template <int RX> struct Q6KTile { static void run(int64_t n, const void* w, const ActRows& x, float* o, size_t os) { dot_q6_K_tile<RX>(n, w, x, o, os); } };
 
 template <float (*Row)(int64_t, const void*, const void*)>
 void dot_rows_k(int64_t n, const void* w, size_t ws, int w_rows, const ActRows& x, int x_rows, float* out, size_t os) {
@@ -514,10 +552,10 @@ void dot_bf16_bf16(int64_t n, const void* w, size_t ws, int wr, const ActRows& x
 }
 
 void dot_q4_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
-    dot_rows_k<dot_k_row<block_q4_K, false>>(n, w, ws, wr, x, xr, out, os);
+    dot_k_rows<Q4KTile>(n, w, ws, wr, x, xr, out, os);
 }
 void dot_q5_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
-    dot_rows_k<dot_k_row<block_q5_K, true>>(n, w, ws, wr, x, xr, out, os);
+    dot_k_rows<Q5KTile>(n, w, ws, wr, x, xr, out, os);
 }
 void dot_q2_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
     dot_rows_k<dot_k_low_row<false>>(n, w, ws, wr, x, xr, out, os);
@@ -526,7 +564,7 @@ void dot_q3_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x
     dot_rows_k<dot_k_low_row<true>>(n, w, ws, wr, x, xr, out, os);
 }
 void dot_q6_K_q8_K(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os) {
-    dot_rows_k<dot_q6_K_row>(n, w, ws, wr, x, xr, out, os);
+    dot_k_rows<Q6KTile>(n, w, ws, wr, x, xr, out, os);
 }
 
 }  // namespace ember::cpu::avx2
