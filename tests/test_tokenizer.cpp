@@ -115,6 +115,7 @@ TEST_CASE("vocab refact") { vocab_test("refact", true, false); }
 TEST_CASE("vocab deepseek-coder") { vocab_test("deepseek-coder", true, false); }
 TEST_CASE("vocab bert-bge (WordPiece)") { vocab_test("bert-bge", false, false); }
 TEST_CASE("vocab qwen35 (letter runs take combining marks)") { vocab_test("qwen35", true, false); }
+TEST_CASE("vocab deepseek-llm") { vocab_test("deepseek-llm", true, false); }
 
 TEST_CASE("vocab llama-bpe via encoder.json + vocab.bpe") {
     const std::string dir = ember::test::testdata("tokenizers/llama3/");

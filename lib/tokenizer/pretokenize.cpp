@@ -1,5 +1,7 @@
 #include "tokenizer/pretokenize.hpp"
 
+#include <utility>
+
 #include "tokenizer/unicode.hpp"
 
 namespace ember::detail {
@@ -61,6 +63,32 @@ Offsets split_matches(const Offsets& offsets, M&& match) {
         if (e > gap) out.push_back(e - gap);
     });
 }
+
+// DeepSeek-LLM's letter class: the cased letters of its pre-tokenizer pattern, as codepoint ranges.
+constexpr std::pair<uint32_t, uint32_t> kDeepseekLetters[] = {
+    {0x41, 0x5A}, {0x61, 0x7A}, {0xB5, 0xB5}, {0xC0, 0xD6}, {0xD8, 0xF6}, {0xF8, 0x1BA}, {0x1BC, 0x1BF},
+    {0x1C4, 0x293}, {0x295, 0x2AF}, {0x370, 0x373}, {0x376, 0x377}, {0x37B, 0x37D}, {0x37F, 0x37F},
+    {0x386, 0x386}, {0x388, 0x38A}, {0x38C, 0x38C}, {0x38E, 0x3A1}, {0x3A3, 0x3F5}, {0x3F7, 0x481},
+    {0x48A, 0x52F}, {0x531, 0x556}, {0x10A0, 0x10C5}, {0x13A0, 0x13F5}, {0x13F8, 0x13FD}, {0x1C90, 0x1CBA},
+    {0x1CBD, 0x1CBF}, {0x1D00, 0x1D2B}, {0x1D6B, 0x1D77}, {0x1D79, 0x1D9A}, {0x1E00, 0x1F15}, {0x1F18, 0x1F1D},
+    {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59}, {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D},
+    {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4}, {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC},
+    {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4}, {0x1FF6, 0x1FFC}, {0x2102, 0x2102},
+    {0x2107, 0x2107}, {0x210A, 0x2113}, {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126},
+    {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2134}, {0x2139, 0x2139}, {0x213C, 0x213F}, {0x2145, 0x2149},
+    {0x214E, 0x214E}, {0x2183, 0x2184}, {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4}, {0x2CEB, 0x2CEE}, {0x2CF2, 0x2CF3},
+    {0xA640, 0xA66D}, {0xA680, 0xA69B}, {0xA722, 0xA76F}, {0xA771, 0xA787}, {0xA78B, 0xA78E}, {0xAB70, 0xABBF},
+    {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A}, {0x10400, 0x1044F},
+    {0x104B0, 0x104D3}, {0x104D8, 0x104FB}, {0x10C80, 0x10CB2}, {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF},
+    {0x1E900, 0x1E943}
+};
+bool deepseek_letter(uint32_t c) {
+    for (const auto& [lo, hi] : kDeepseekLetters)
+        if (c >= lo && c <= hi) return true;
+    return false;
+}
+// \s as std::wregex sees it in the C locale: ASCII whitespace only.
+bool wregex_space(uint32_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
 
 struct Splitter {
     const std::vector<uint32_t>& cpts;
@@ -245,11 +273,11 @@ struct Splitter {
         });
     }
     // \s?C+ (ECMAScript: the optional space is tried first, then dropped)
-    template <class P>
-    Offsets space_run(const Offsets& o, P pred) const {
+    template <class P, class S = bool (*)(uint32_t)>
+    Offsets space_run(const Offsets& o, P pred, S space = rx_ws) const {
         return split_matches(o, [&](size_t p, size_t e) -> size_t {
             size_t q = p;
-            if (rx_ws(cpts[q]) && q + 1 < e && pred(cpts[q + 1])) ++q;
+            if (space(cpts[q]) && q + 1 < e && pred(cpts[q + 1])) ++q;
             const size_t s = q;
             while (q < e && pred(cpts[q])) ++q;
             return q == s ? 0 : q - p;
@@ -309,6 +337,23 @@ std::vector<std::string> pretokenize(std::string_view text, PreType pre) {
                 return in && !uc::is_whitespace(c);
             });
             o = sp.single(o, rx_N);
+            break;
+        case PreType::DeepseekLlm:
+            // [\r\n], \s?<cased letters>+, \s?<ASCII and full-width punctuation>+, \s+$, CJK runs, \p{N}+.
+            // All but the last run through std::wregex on the codepoints themselves.
+            o = sp.single(o, [](uint32_t c) { return c == '\r' || c == '\n'; });
+            o = sp.space_run(o, deepseek_letter, wregex_space);
+            o = sp.space_run(o, [](uint32_t c) {
+                return (c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x7E) || (c >= 0xFF01 && c <= 0xFF0F) ||
+                       (c >= 0xFF1A && c <= 0xFF5E) || (c >= 0x2018 && c <= 0x201F) || (c >= 0x3000 && c <= 0x3002);
+            }, wregex_space);
+            o = split_matches(o, [&](size_t p, size_t e) -> size_t {  // \s+$: the segment's trailing spaces
+                for (size_t q = p; q < e; ++q)
+                    if (!wregex_space(cpts[q])) return 0;
+                return e - p;
+            });
+            o = sp.run(o, [](uint32_t c) { return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x0800 && c <= 0xD7FF && (c <= 0x4E00 || c >= 0xAC00)); });
+            o = sp.run(o, rx_N);
             break;
         case PreType::Default:
         case PreType::Falcon: {

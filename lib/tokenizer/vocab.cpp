@@ -276,6 +276,9 @@ void apply_pre_type(Vocab& v, std::string_view pre) {
         v.pre = PreType::Qwen2;
     } else if (pre == "falcon") {
         v.pre = PreType::Falcon;
+    } else if (pre == "deepseek-llm") {
+        v.pre = PreType::DeepseekLlm;
+        v.clean_spaces = false;
     } else if (pre == "deepseek-coder") {
         v.pre = PreType::DeepseekCoder;
         v.clean_spaces = false;
