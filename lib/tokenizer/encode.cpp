@@ -146,6 +146,15 @@ static void merge_word(const Vocab& v, const std::string& word, std::vector<Symb
                        std::vector<BpeBigram>& heap, std::string& scratch, std::vector<Token>& out);
 
 void bpe_tokenize(const Vocab& v, std::string_view text, std::vector<Token>& out) {
+    std::string escaped;
+    if (v.escape_spaces) {  // spaces as ▁ before the merges (Gemma 4)
+        escaped.reserve(text.size() + text.size() / 4);
+        for (char c : text) {
+            if (c == ' ') escaped += "\xE2\x96\x81";
+            else escaped.push_back(c);
+        }
+        text = escaped;
+    }
     const std::vector<std::string> words = pretokenize(text, v.pre);
     std::vector<Symbol> syms;
     std::vector<BpeBigram> heap;
@@ -175,7 +184,8 @@ void bpe_tokenize(const Vocab& v, std::string_view text, std::vector<Token>& out
 static void merge_word(const Vocab& v, const std::string& word, std::vector<Symbol>& syms,
                        std::vector<BpeBigram>& heap, std::string& scratch, std::vector<Token>& out) {
     {
-        if (v.ignore_merges) {
+        // Llama-3 takes a whole word that is a token as is; Gemma 4 a run of newlines.
+        if (v.ignore_merges || (v.escape_spaces && word.find_first_not_of('\n') == std::string::npos)) {
             const Token id = v.find(word);
             if (id >= 0) {
                 out.push_back(id);
@@ -213,9 +223,10 @@ static void merge_word(const Vocab& v, const std::string& word, std::vector<Symb
                 out.push_back(id);
                 continue;
             }
-            // llama.cpp's fallback: each byte of the (byte-encoded) piece on its own, when it is a token.
+            // llama.cpp's fallback: each byte of the piece on its own, when it is a token (the byte-encoded
+            // character, or <0xXX> for raw UTF-8 vocabularies).
             for (char c : piece) {
-                const Token bt = v.find(std::string_view(&c, 1));
+                const Token bt = v.escape_spaces ? v.byte_tokens[static_cast<uint8_t>(c)] : v.find(std::string_view(&c, 1));
                 if (bt >= 0) out.push_back(bt);
             }
         }

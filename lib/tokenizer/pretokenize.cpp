@@ -305,6 +305,17 @@ std::vector<std::string> to_words(const std::vector<uint32_t>& cpts, const Offse
 }  // namespace
 
 std::vector<std::string> pretokenize(std::string_view text, PreType pre) {
+    if (pre == PreType::Gemma4) {  // [^\n]+|[\n]+ over the raw bytes
+        std::vector<std::string> words;
+        for (size_t i = 0; i < text.size();) {
+            const bool nl = text[i] == '\n';
+            size_t j = i;
+            while (j < text.size() && (text[j] == '\n') == nl) ++j;
+            words.emplace_back(text.substr(i, j - i));
+            i = j;
+        }
+        return words;
+    }
     const std::vector<uint32_t> cpts = uc::cpts_from_utf8(text);
     if (cpts.empty()) return {};
     const Splitter sp{cpts};
@@ -338,6 +349,8 @@ std::vector<std::string> pretokenize(std::string_view text, PreType pre) {
             });
             o = sp.single(o, rx_N);
             break;
+        case PreType::Gemma4:
+            break;  // handled above
         case PreType::DeepseekLlm:
             // [\r\n], \s?<cased letters>+, \s?<ASCII and full-width punctuation>+, \s+$, CJK runs, \p{N}+.
             // All but the last run through std::wregex on the codepoints themselves.

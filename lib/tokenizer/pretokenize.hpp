@@ -18,6 +18,7 @@ enum class PreType {
     Qwen35,         // Qwen2's, letter runs taking combining marks too ([\p{L}\p{M}]+)
     Starcoder,      // \p{N} then the GPT-2 pattern (starcoder, refact, smollm, command-r, ...)
     DeepseekCoder,  // [\r\n], \s?\p{L}+, \s?\p{P}+, CJK runs, \p{N}
+    Gemma4,         // no word split: runs of non-newlines and runs of newlines, raw UTF-8 (not byte-encoded)
     DeepseekLlm,    // [\r\n], \s?<cased letters>+, \s?<punctuation>+, \s+$, CJK runs, \p{N}+
     Falcon,         // [\p{P}$+<=>^~|`]+, the GPT-2 pattern, [0-9]{3}
 };

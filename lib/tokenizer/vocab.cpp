@@ -56,7 +56,7 @@ std::string render_piece(const Vocab& v, Token id) {
         return t.text;
     }
     if (!(t.attr & AttrNormal)) return {};
-    if (v.type == VocabType::Bpe) {
+    if (v.type == VocabType::Bpe && !v.escape_spaces) {
         std::string out;
         for (uint32_t cpt : unicode::cpts_from_utf8(t.text)) {
             const int b = unicode::utf8_cpt_to_byte(cpt);
@@ -448,6 +448,13 @@ std::shared_ptr<const Vocab> load_vocab(const gguf::File& f) {
         v->type = VocabType::Bpe;
         v->pre_name = pre;
         apply_pre_type(*v, pre);
+    } else if (v->model_name == "gemma4") {
+        // SentencePiece-style BPE: spaces become ▁, merges run over raw UTF-8 split only at newlines.
+        v->type = VocabType::Bpe;
+        v->pre = PreType::Gemma4;
+        v->pre_name = "gemma4";
+        v->escape_spaces = true;
+        v->clean_spaces = true;
     } else if (v->model_name == "bert") {
         v->type = VocabType::Wpm;
         v->bos = 101;
@@ -522,6 +529,7 @@ std::shared_ptr<const Vocab> load_vocab(const gguf::File& f) {
     v->fim_sep = read_id(f, "tokenizer.ggml.fim_sep_token_id", -1, nt);
 
     v->add_bos = read_bool(f, "tokenizer.ggml.add_bos_token", v->add_bos);
+    if (v->pre == PreType::Gemma4) v->add_bos = true;  // as llama.cpp: Gemma 4 files say false but need BOS
     v->add_eos = read_bool(f, "tokenizer.ggml.add_eos_token", v->add_eos);
     v->add_sep = read_bool(f, "tokenizer.ggml.add_sep_token", v->add_sep);
 

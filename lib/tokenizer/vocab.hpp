@@ -69,6 +69,7 @@ public:
     bool add_sep = false;
     bool add_space_prefix = false;  // SPM: prepend a space (-> ▁) to the text
     bool ignore_merges = false;     // BPE: a whole word that is a token is taken as is (Llama-3)
+    bool escape_spaces = false;     // BPE over raw UTF-8 with spaces as ▁ and <0xXX> byte tokens (Gemma 4)
     bool clean_spaces = false;      // HF clean_up_tokenization_spaces (recorded; decode is lossless)
     bool lowercase = true;          // WordPiece normalizer
     bool strip_accents = true;
