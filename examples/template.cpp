@@ -1,0 +1,57 @@
+// ember-template: renders one conversation through a chat template.
+//   ember-template -t TEMPLATE.jinja -i CASE.json
+// CASE.json: {"messages": [...], "add_generation_prompt": true, "tools": [...] or null,
+//             "bos_token": "<s>", "eos_token": "</s>", "now": "2026-11-22T09:30:00", ...}
+// Prints exactly the rendered text; on an error, the message on stderr and exit status 1.
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "ember/chat_template.hpp"
+#include "ember/error.hpp"
+
+namespace {
+
+bool slurp(const char* path, std::string& out) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return false;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    out = ss.str();
+    return true;
+}
+
+int usage() {
+    std::fprintf(stderr, "usage: ember-template -t TEMPLATE.jinja -i CASE.json\n");
+    return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const char* tpath = nullptr;
+    const char* ipath = nullptr;
+    for (int k = 1; k + 1 < argc; k += 2) {
+        if (std::strcmp(argv[k], "-t") == 0) tpath = argv[k + 1];
+        else if (std::strcmp(argv[k], "-i") == 0) ipath = argv[k + 1];
+        else return usage();
+    }
+    if (!tpath || !ipath || argc != 5) return usage();
+    std::string source, input;
+    if (!slurp(tpath, source) || !slurp(ipath, input)) {
+        std::fprintf(stderr, "ember-template: cannot read %s\n", !slurp(tpath, source) ? tpath : ipath);
+        return 1;
+    }
+    try {
+        const ember::ChatTemplate tmpl(source);
+        const std::string out = tmpl.render(input);
+        std::fwrite(out.data(), 1, out.size(), stdout);
+        return 0;
+    } catch (const ember::Error& e) {
+        std::fprintf(stderr, "ember-template: %s\n", e.what());
+        return 1;
+    }
+}
