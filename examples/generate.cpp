@@ -1,6 +1,6 @@
 // ember-generate: a prompt in, streamed text out, with llama.cpp's flag habits.
 //   ember-generate -m MODEL.gguf -p "Once upon a time" -n 64
-//   ember-generate --chat -p "What is the capital of France?"     # the default model, ChatML-formatted
+//   ember-generate --chat -p "What is the capital of France?"     # the default model, with its chat template
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -25,20 +25,13 @@ void usage(const char* argv0) {
                  "  -t N               threads (default: all cores)\n"
                  "  --temp T --top-k K --top-p P --min-p P --repeat-penalty R --seed S\n"
                  "  --no-bos           do not add BOS even if the vocabulary asks for it\n"
-                 "  --chat             wrap the prompt in the model's chat format (ChatML for now)\n"
+                 "  --chat             wrap the prompt in the model's own chat template (ChatML when it has none)\n"
                  "  --system TEXT      system message for --chat\n"
                  "  --backend NAME     cpu, cuda or auto (default)\n"
                  "  --json             print one JSON object at the end instead of streaming\n",
                  argv0, default_model().c_str());
 }
 
-// ChatML, the format SmolLM2, Qwen and many others were trained with. The chat issue replaces this with
-// the model's own Jinja template.
-std::string chatml(const std::string& system, const std::string& user) {
-    std::string s;
-    if (!system.empty()) s += "<|im_start|>system\n" + system + "<|im_end|>\n";
-    return s + "<|im_start|>user\n" + user + "<|im_end|>\n<|im_start|>assistant\n";
-}
 
 }  // namespace
 
@@ -90,8 +83,18 @@ int main(int argc, char** argv) {
         mp.n_threads = n_threads;
         Model model = Model::load(model_path, mp);
         const Tokenizer& tok = model.tokenizer();
-        if (chat) prompt = chatml(system, prompt);
-        const std::vector<Token> prompt_ids = tok.encode(prompt, !no_bos, true);
+        bool add_bos = !no_bos;
+        if (chat) {  // the model's own template, as Hugging Face's apply_chat_template renders it
+            if (model.chat_template().empty())
+                std::fprintf(stderr, "ember-generate: the model has no chat template; using ChatML\n");
+            std::vector<ChatMessage> messages;
+            if (!system.empty()) messages.push_back({"system", system});
+            messages.push_back({"user", prompt});
+            prompt = apply_chat_template(model, messages);
+            // A template that writes BOS itself (Gemma, Llama 3) must not get a second one.
+            if (tok.bos() >= 0 && prompt.rfind(tok.piece(tok.bos(), true), 0) == 0) add_bos = false;
+        }
+        const std::vector<Token> prompt_ids = tok.encode(prompt, add_bos, true);
 
         SessionParams sesp;
         sesp.n_ctx = n_ctx;

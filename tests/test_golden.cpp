@@ -161,6 +161,18 @@ TEST_CASE("Gemma3-270M Q4_K_M goldens") {
     }
 }
 
+TEST_CASE("SmolLM2: its own chat template renders the golden's ChatML prompt, token for token") {
+    // The golden's prompt was written by hand; SmolLM2's template adds that system line itself.
+    const Model model = Model::load(test::smollm2_path());
+    REQUIRE_FALSE(model.chat_template().empty());
+    const Json g = Json::load(test::testdata("golden/smollm2-chat.json"));
+    const std::string prompt = apply_chat_template(model, {{"user", "What is 2+2?"}});
+    CHECK(prompt == g["prompt"].str);
+    std::vector<Token> expect;
+    for (const auto& t : g["prompt_tokens"].arr) expect.push_back(static_cast<Token>(t.i()));
+    CHECK(model.tokenizer().encode(prompt, g["add_bos"].b, true) == expect);
+}
+
 // $EMBER_TESTDATA/arch/README.md: F32/F16 within 0.1; quantized within 1.0 (activation quantization
 // alone moves these sharp random models' logits by up to ~0.9 against exact math).
 struct ArchFile {

@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "chat/template.hpp"
+#include "ember/model.hpp"
 #include "ember/error.hpp"
 
 namespace ember {
@@ -28,10 +29,11 @@ std::string utc_now() {
 }
 }  // namespace
 
-std::string ChatTemplate::render(const std::string& json) const {
+std::string ChatTemplate::render(const std::string& json, const std::map<std::string, std::string>& defaults) const {
     const chat::Value input = chat::parse_json(json);
     if (!input.is_dict()) throw Error(Status::InvalidArgument, "chat template input: expected a JSON object");
     chat::Dict vars;
+    for (const auto& [k, v] : defaults) vars.set(k, chat::Value::str(v));
     vars.set("add_generation_prompt", chat::Value::boolean(false));
     std::string now;
     for (const auto& [k, v] : input.dict->items) {
@@ -41,6 +43,40 @@ std::string ChatTemplate::render(const std::string& json) const {
     }
     if (!vars.find("messages")) throw Error(Status::InvalidArgument, "chat template input: no \"messages\"");
     return impl_->tmpl.render(vars, now.empty() ? utc_now() : now);
+}
+
+std::string ChatTemplate::apply(const std::vector<ChatMessage>& messages, bool add_generation_prompt,
+                                const std::map<std::string, std::string>& variables) const {
+    chat::List list;
+    for (const ChatMessage& m : messages) {
+        chat::Dict d;
+        d.set("role", chat::Value::str(m.role));
+        d.set("content", chat::Value::str(m.content));
+        list.push_back(chat::Value::object(std::move(d)));
+    }
+    chat::Dict vars;
+    for (const auto& [k, v] : variables) vars.set(k, chat::Value::str(v));
+    vars.set("messages", chat::Value::array(std::move(list)));
+    vars.set("add_generation_prompt", chat::Value::boolean(add_generation_prompt));
+    return impl_->tmpl.render(vars, utc_now());
+}
+
+const char* ChatTemplate::chatml() {
+    return "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+           "'<|im_end|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+}
+
+ChatTemplate ChatTemplate::for_model(const Model& model) {
+    const std::string source = model.chat_template();
+    return ChatTemplate(source.empty() ? std::string(chatml()) : source);
+}
+
+std::string apply_chat_template(const Model& model, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+    const Tokenizer& tok = model.tokenizer();
+    std::map<std::string, std::string> vars;
+    if (tok.bos() >= 0) vars["bos_token"] = tok.piece(tok.bos(), true);
+    if (tok.eos() >= 0) vars["eos_token"] = tok.piece(tok.eos(), true);
+    return ChatTemplate::for_model(model).apply(messages, add_generation_prompt, vars);
 }
 
 }  // namespace ember
