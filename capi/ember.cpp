@@ -9,6 +9,7 @@
 #include <exception>
 #include <functional>
 #include <limits>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -335,6 +336,26 @@ EMBER_API ember_status ember_estimate_memory(const char* path, int32_t n_ctx, in
     full.total = e.total;
     std::memcpy(static_cast<void*>(out), &full, out->struct_size);  // only what the caller's struct holds
     return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_chat_render(const ember_model* model, const char* template_source, const char* json,
+                                         char* buf, size_t cap, size_t* needed) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(needed);
+    *needed = 0;
+    EMBER_REQUIRE_PTR(json);
+    EMBER_REQUIRE(model || template_source, "model and template_source are both NULL");
+    std::map<std::string, std::string> tokens;
+    std::string source = template_source ? template_source : model->model.chat_template();
+    if (source.empty()) source = ember::ChatTemplate::chatml();
+    if (model) {
+        const ember::Tokenizer& tok = model->model.tokenizer();
+        if (tok.bos() >= 0) tokens["bos_token"] = tok.piece(tok.bos(), true);
+        if (tok.eos() >= 0) tokens["eos_token"] = tok.piece(tok.eos(), true);
+    }
+    const std::string text = ember::ChatTemplate(source).render(json, tokens);
+    return write_text(text, buf, cap, needed, __func__);
     EMBER_CATCH
 }
 

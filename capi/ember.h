@@ -179,6 +179,19 @@ typedef struct ember_memory_estimate {
  * pass (0: the default, 512). Reads the header only. */
 EMBER_API ember_status ember_estimate_memory(const char* path, int32_t n_ctx, int32_t n_batch, ember_memory_estimate* out);
 
+/* Renders a conversation through a chat template, as Hugging Face's apply_chat_template does, two-call
+ * pattern. `json` is one JSON object: "messages" (required: [{"role": ..., "content": ...}, ...], with any
+ * further fields the template reads, e.g. "tool_calls"), and optionally "tools", "add_generation_prompt"
+ * (default false), "bos_token", "eos_token", "now" (the time strftime_now sees). JSON rather than C structs:
+ * every binding language has JSON at hand, and new message fields need no new ABI.
+ * template_source: a Jinja template, or NULL for the model's own (ChatML when its file has none). model may
+ * be NULL when template_source is given; when set, its BOS and EOS tokens are the default bos_token and
+ * eos_token. A template error or raise_exception() is EMBER_ERR_INVALID_ARGUMENT with the template line in
+ * the message; a template hitting the engine's size limits is EMBER_ERR_OUT_OF_MEMORY. Rendering is
+ * sandboxed and bounded in time and memory. */
+EMBER_API ember_status ember_chat_render(const ember_model* model, const char* template_source, const char* json,
+                                         char* buf, size_t cap, size_t* needed);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Tokenizers
  * ------------------------------------------------------------------------------------------------------- */

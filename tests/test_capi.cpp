@@ -830,3 +830,30 @@ TEST_CASE("a model freed before its session: the session keeps working") {
     CHECK(n_gen == 4);
     ember_session_free(s);
 }
+
+TEST_CASE("chat templates through the C ABI: the model's own, a given one, errors") {
+    const std::string conv = R"({"messages": [{"role": "user", "content": "Hi"}], "add_generation_prompt": true})";
+    size_t needed = 0;
+    // stories260K has no template: ChatML, with its BOS/EOS available as variables.
+    REQUIRE(ember_chat_render(stories(), nullptr, conv.c_str(), nullptr, 0, &needed) == EMBER_OK);
+    std::string out(needed, '\0');
+    REQUIRE(ember_chat_render(stories(), nullptr, conv.c_str(), out.data(), out.size(), &needed) == EMBER_OK);
+    out.resize(needed - 1);
+    CHECK(out == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    const char* tmpl = "{{ bos_token }}{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}{{ eos_token }}";
+    char buf[64];
+    REQUIRE(ember_chat_render(stories(), tmpl, conv.c_str(), buf, sizeof buf, &needed) == EMBER_OK);
+    CHECK(std::string(buf) == "<s>[user] Hi</s>");
+    REQUIRE(ember_chat_render(nullptr, tmpl, conv.c_str(), buf, sizeof buf, &needed) == EMBER_OK);
+    CHECK(std::string(buf) == "[user] Hi");  // no model: no special tokens
+    // Errors: a status and a message naming the line, never a crash.
+    CHECK(ember_chat_render(nullptr, "line one\n{% if %}", conv.c_str(), buf, sizeof buf, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(last_error().find("line 2") != std::string::npos);
+    CHECK(ember_chat_render(nullptr, "{{ raise_exception('no') }}", conv.c_str(), buf, sizeof buf, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_chat_render(nullptr, "{% for i in range(100000) %}{% for j in range(100000) %}{{ 'xxxxxxxx' }}{% endfor %}{% endfor %}",
+                            conv.c_str(), buf, sizeof buf, &needed) == EMBER_ERR_OUT_OF_MEMORY);
+    CHECK(ember_chat_render(nullptr, tmpl, "{not json", buf, sizeof buf, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_chat_render(nullptr, nullptr, conv.c_str(), buf, sizeof buf, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_chat_render(stories(), nullptr, nullptr, buf, sizeof buf, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_chat_render(stories(), nullptr, conv.c_str(), buf, sizeof buf, nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+}
