@@ -23,14 +23,6 @@ namespace {
 // The golden cases rendered byte-identically (or failing as jinja2 does) when this was written.
 constexpr int kMinMatching = 337;
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    REQUIRE_MESSAGE(in.is_open(), "cannot open " << path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 // One golden case as the JSON object ChatTemplate::render takes.
 std::string case_json(const Value& golden, const Value& c) {
     Dict d;
@@ -44,8 +36,8 @@ std::string case_json(const Value& golden, const Value& c) {
 
 // Renders every case of one golden file; returns how many match.
 int check_golden(const std::string& name, int& total) {
-    const Value golden = ember::chat::parse_json(slurp(ember::test::testdata("chat-templates/golden/" + name + ".json")));
-    const std::string source = slurp(ember::test::testdata("chat-templates/" + name + ".jinja"));
+    const Value golden = ember::chat::parse_json(ember::test::read_file(ember::test::testdata("chat-templates/golden/" + name + ".json")));
+    const std::string source = ember::test::read_file(ember::test::testdata("chat-templates/" + name + ".jinja"));
     const Value& cases = *golden.dict->find("cases");
     int matching = 0;
     for (const Value& c : *cases.list) {

@@ -24,22 +24,14 @@ using ember::Tokenizer;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    REQUIRE_MESSAGE(in.is_open(), "cannot open " << path);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
-}
-
 struct Case {
     std::string text;
     std::vector<Token> ids;
 };
 
 std::vector<Case> load_cases(const std::string& base) {
-    const std::string inp = slurp(base + ".inp");
-    const std::string outs = slurp(base + ".out");
+    const std::string inp = ember::test::read_file(base + ".inp");
+    const std::string outs = ember::test::read_file(base + ".out");
     const std::string sep = "\n__ggml_vocab_test__\n";
     std::vector<Case> cases;
     size_t pos = 0;
@@ -288,7 +280,7 @@ TEST_CASE("SPM word-by-word merging equals whole-text merging") {
     const Tokenizer ref(whole);
     std::vector<std::string> texts;
     for (const auto& c : load_cases(path)) texts.push_back(c.text);
-    const std::string book = slurp(ember::test::testdata("text/war-and-peace-300k.txt"));
+    const std::string book = ember::test::read_file(ember::test::testdata("text/war-and-peace-300k.txt"));
     texts.push_back(book.substr(0, 200000));
     texts.push_back("  double  spaces\xff\xe2\x96 and \xe2\x96\x81 raw marks  ");
     for (const auto& t : texts) CHECK(tok.encode(t, true, true) == ref.encode(t, true, true));
@@ -297,7 +289,7 @@ TEST_CASE("SPM word-by-word merging equals whole-text merging") {
 // Speed is measured by examples/bench_tokenizer.cpp (ember-bench-tokenizer), never by tests;
 // here only that a long real text survives the round trip.
 TEST_CASE("book round trip") {
-    const std::string book = slurp(ember::test::testdata("text/war-and-peace-300k.txt"));
+    const std::string book = ember::test::read_file(ember::test::testdata("text/war-and-peace-300k.txt"));
     REQUIRE(book.size() >= 300000);
     const std::string text = book.substr(0, 300000);
     for (const char* name : {"llama-spm", "gpt-2", "starcoder"}) {

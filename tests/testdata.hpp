@@ -11,6 +11,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -25,6 +28,15 @@ constexpr int kSkipped = 77;  // SKIP_RETURN_CODE in tests/CMakeLists.txt
 inline std::string testdata(const std::string& rel) { return std::string(EMBER_TEST_DATA_DIR) + "/" + rel; }
 
 inline bool exists(const std::string& path) { return std::filesystem::exists(path); }
+
+// A whole file; throws (a test failure) when it cannot be read.
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot open " + path);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
 
 // Ends the test process as skipped (or failed, under EMBER_REQUIRE_FIXTURES) when `path` is absent.
 inline void require_fixture(const std::string& path, const char* where_from) {
