@@ -587,6 +587,25 @@ EMBER_API ember_status ember_session_generate(ember_session* session, ember_samp
     EMBER_CATCH
 }
 
+EMBER_API ember_status ember_session_save(const ember_session* session, const char* path) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(session);
+    EMBER_REQUIRE_PTR(path);
+    session->session->save(path);
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_session_load(ember_session* session, const char* path) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(session);
+    const InUse<ember_session> in_use(session);
+    EMBER_REQUIRE_PTR(path);
+    session->session->load(path);
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
 // ----------------------------------------------------------------------------------------------------------
 // Samplers
 // ----------------------------------------------------------------------------------------------------------

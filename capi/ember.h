@@ -300,6 +300,16 @@ EMBER_API ember_status ember_session_clear_cancel(ember_session* session);
 EMBER_API ember_status ember_session_generate(ember_session* session, ember_sampler* sampler, int32_t max_tokens,
                                               ember_token_callback callback, void* user_data, int32_t* n_generated);
 
+/* Saves the session's state (tokens, KV cache, last logits) to `path` atomically (temporary file, flush,
+ * rename), so a killed program can resume without re-evaluating. */
+EMBER_API ember_status ember_session_save(const ember_session* session, const char* path);
+
+/* Restores a state saved by ember_session_save. EMBER_ERR_BAD_FILE for a file that is truncated, corrupted
+ * (checksum), of another format version, made with another model, or longer than this session's context;
+ * EMBER_ERR_IO when it cannot be read. On any failure the session holds what it held before, and the file
+ * is never modified. */
+EMBER_API ember_status ember_session_load(ember_session* session, const char* path);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Samplers: penalties -> top-k -> top-p -> min-p -> temperature -> draw (llama.cpp's order)
  * ------------------------------------------------------------------------------------------------------- */

@@ -78,6 +78,16 @@ public:
     void clear_cancel() noexcept;
     bool cancelled() const noexcept;
 
+    // The session's state — tokens, KV cache, last logits — to resume later without re-evaluating. The
+    // file/buffer carries a magic, a format version, the model's identity and a checksum: load refuses
+    // (BadFile) anything truncated, corrupted, of another version, made with another model or too long for
+    // this session's context, and the session stays as it was. save writes atomically (temporary file,
+    // flush, rename), so a crash mid-save leaves the previous file intact.
+    void save(const std::string& path) const;
+    void load(const std::string& path);
+    std::vector<uint8_t> save_state() const;
+    void load_state(std::span<const uint8_t> bytes);
+
     const Model& model() const noexcept;
 
 private:

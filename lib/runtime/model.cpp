@@ -4,6 +4,7 @@
 #include "ember/version.hpp"
 #include "runtime/model_impl.hpp"
 #include "runtime/model_info.hpp"
+#include "runtime/state_file.hpp"
 #include "tokenizer/vocab.hpp"
 #include "util/oom.hpp"
 
@@ -26,6 +27,16 @@ Model Model::load_model(const std::string& path, const ModelParams& params) {
     } catch (const Error& e) {
         throw Error(e.status(), path + ": " + e.what());
     }
+    // What a saved session must have been made with: the file's layout, not its path.
+    uint64_t id = detail::fnv1a({reinterpret_cast<const uint8_t*>(impl->info.architecture.data()), impl->info.architecture.size()});
+    for (const auto& t : impl->file.tensors()) {
+        id = detail::fnv1a({reinterpret_cast<const uint8_t*>(t.name.data()), t.name.size()}, id);
+        const uint64_t facts[] = {static_cast<uint64_t>(t.type), t.n_bytes, static_cast<uint64_t>(t.ne[0]),
+                                  static_cast<uint64_t>(t.ne[1]), static_cast<uint64_t>(t.ne[2]), static_cast<uint64_t>(t.ne[3])};
+        id = detail::fnv1a({reinterpret_cast<const uint8_t*>(facts), sizeof facts}, id);
+    }
+    const uint64_t n_tok = static_cast<uint64_t>(impl->tokenizer->n_vocab());
+    impl->identity = detail::fnv1a({reinterpret_cast<const uint8_t*>(&n_tok), sizeof n_tok}, id);
     const int n_vocab = impl->arch->hparams().n_vocab;
     if (impl->tokenizer->n_vocab() > n_vocab)
         throw Error(Status::BadFile, path + ": the vocabulary has " + std::to_string(impl->tokenizer->n_vocab()) +

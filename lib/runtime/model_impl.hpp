@@ -19,6 +19,7 @@ public:
     std::unique_ptr<arch::Architecture> arch;
     std::unique_ptr<Tokenizer> tokenizer;
     int n_threads = 0;
+    uint64_t identity = 0;  // a hash of the architecture, the tensors' names, types and shapes, the vocabulary
 };
 
 }  // namespace ember::detail

@@ -6,6 +6,8 @@
 
 #include "ember/error.hpp"
 #include "runtime/model_impl.hpp"
+#include "runtime/state_file.hpp"
+#include "util/mapped_file.hpp"
 #include "util/oom.hpp"
 
 namespace ember {
@@ -71,6 +73,68 @@ public:
     }
 
     int position() const { return static_cast<int>(cached.size()); }
+
+    // State payload: u32 n_tokens, n_layer, kv_row_bytes, n_vocab, has_logits | tokens | logits | per layer
+    // the K rows then the V rows of the used positions (F16, as the cache holds them).
+    std::vector<uint8_t> state() const {
+        const uint32_t hdr[5] = {static_cast<uint32_t>(cached.size()), static_cast<uint32_t>(ws.k_cache.size()),
+                                 static_cast<uint32_t>(ws.k_cache.empty() ? 0 : ws.k_cache[0].row_bytes()),
+                                 static_cast<uint32_t>(n_vocab), logits_last.empty() ? 0u : 1u};
+        const size_t kv = static_cast<size_t>(hdr[0]) * hdr[2];
+        std::vector<uint8_t> out(sizeof hdr + cached.size() * sizeof(Token) + logits_last.size() * sizeof(float) +
+                                 2 * kv * ws.k_cache.size());
+        uint8_t* p = out.data();
+        auto put = [&](const void* src, size_t n) {
+            if (n) std::memcpy(p, src, n);
+            p += n;
+        };
+        put(hdr, sizeof hdr);
+        put(cached.data(), cached.size() * sizeof(Token));
+        put(logits_last.data(), logits_last.size() * sizeof(float));
+        for (size_t l = 0; l < ws.k_cache.size(); ++l) {
+            if (kv) stream->read(ws.k_cache[l], p, kv);
+            p += kv;
+            if (kv) stream->read(ws.v_cache[l], p, kv);
+            p += kv;
+        }
+        return out;
+    }
+
+    // Everything is checked before anything changes: a refused state leaves the session as it was.
+    void restore(std::span<const uint8_t> payload) {
+        auto bad = [](const std::string& why) { throw Error(Status::BadFile, "session file: " + why); };
+        uint32_t hdr[5];
+        if (payload.size() < sizeof hdr) bad("payload too short");
+        std::memcpy(hdr, payload.data(), sizeof hdr);
+        const uint32_t n = hdr[0];
+        const size_t row = ws.k_cache.empty() ? 0 : ws.k_cache[0].row_bytes();
+        if (hdr[1] != ws.k_cache.size() || hdr[2] != row || hdr[3] != n_vocab || hdr[4] > 1)
+            bad("its layers, KV rows or vocabulary do not match this session's model");
+        if (n > static_cast<uint32_t>(n_ctx))
+            bad(std::to_string(n) + " tokens do not fit this session's context of " + std::to_string(n_ctx));
+        const size_t kv = static_cast<size_t>(n) * row;
+        const size_t want = sizeof hdr + n * sizeof(Token) + (hdr[4] ? n_vocab * sizeof(float) : 0) + 2 * kv * ws.k_cache.size();
+        if (payload.size() != want) bad("its size does not match its contents");
+        const uint8_t* p = payload.data() + sizeof hdr;
+        std::vector<Token> toks(n);
+        if (n) std::memcpy(toks.data(), p, n * sizeof(Token));
+        p += n * sizeof(Token);
+        for (Token t : toks)
+            if (t < 0 || static_cast<size_t>(t) >= n_vocab) bad("token id " + std::to_string(t) + " is out of range");
+        std::vector<float> logits(hdr[4] ? n_vocab : 0);
+        if (!logits.empty()) std::memcpy(logits.data(), p, logits.size() * sizeof(float));
+        p += logits.size() * sizeof(float);
+        for (size_t l = 0; l < ws.k_cache.size(); ++l) {
+            if (kv) stream->write(ws.k_cache[l], p, kv);
+            p += kv;
+            if (kv) stream->write(ws.v_cache[l], p, kv);
+            p += kv;
+        }
+        cached = std::move(toks);
+        logits_last = std::move(logits);
+        logits_all.clear();
+        n_all = 0;
+    }
 
     Model model;
     SessionParams params;
@@ -190,6 +254,27 @@ GenerateResult Session::generate(Sampler& sampler, const GenerateParams& params,
     if (!pending.empty() && !flush(r.tokens.empty() ? -1 : r.tokens.back(), true) && r.stop == GenerateResult::Stop::Length)
         r.stop = GenerateResult::Stop::Callback;
     return r;
+}
+
+std::vector<uint8_t> Session::save_state() const {
+    return as_ember_error("save", [&] { return detail::wrap_state(impl_->model.impl()->identity, impl_->state()); });
+}
+
+void Session::load_state(std::span<const uint8_t> bytes) {
+    Call call(*impl_, "load", false);
+    as_ember_error("load", [&] { impl_->restore(detail::unwrap_state(bytes, impl_->model.impl()->identity)); });
+}
+
+void Session::save(const std::string& path) const {
+    const std::vector<uint8_t> bytes = save_state();
+    as_ember_error("save", [&] { detail::write_file_atomic(path, bytes); });
+}
+
+void Session::load(const std::string& path) {
+    as_ember_error("load", [&] {
+        const MappedFile f(path, false);  // read, not mapped: the file may be replaced while we look
+        load_state(f.bytes());
+    });
 }
 
 int Session::position() const noexcept { return impl_->position(); }
