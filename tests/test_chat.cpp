@@ -1,0 +1,99 @@
+// ember::Chat: long conversations never overflow the context, the KV cache is reused across turns, and a
+// saved conversation resumes exactly.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "ember/ember.hpp"
+#include "testdata.hpp"
+
+using namespace ember;
+namespace fs = std::filesystem;
+
+namespace {
+
+const Model& stories() {
+    static const Model m = Model::load(test::testdata("models/stories260K.gguf"));
+    return m;
+}
+
+GenerateParams reply_of(int n) {
+    GenerateParams g;
+    g.max_tokens = n;
+    g.stop_at_eog = false;
+    return g;
+}
+
+std::string temp_path(const char* name) {
+    return (fs::temp_directory_path() / ("ember-" + std::to_string(getpid()) + "-" + name)).string();
+}
+
+}  // namespace
+
+TEST_CASE("40 turns in a 512-token context: no ContextFull, the system message stays, prefill bounded") {
+    for (bool history : {true, false}) {
+        CAPTURE(history);
+        SessionParams sp;
+        sp.n_ctx = 512;
+        ChatParams cp;
+        cp.system = "You are a storyteller.";
+        cp.history = history;
+        cp.reserve = 64;
+        Chat chat(stories(), sp, cp);
+        Sampler greedy = Sampler::greedy();
+        const std::vector<Token> system_prefix = stories().tokenizer().encode("<|im_start|>system\nYou are a storyteller.", true, true);
+        int reused_total = 0;
+        for (int turn = 0; turn < 40; ++turn) {
+            CAPTURE(turn);
+            const ChatTurn t = chat.say("Tell me about the park, part " + std::to_string(turn), greedy, reply_of(24));
+            CHECK(t.prompt_tokens <= 512 - 64);
+            CHECK(t.prefilled_tokens <= t.prompt_tokens);
+            CHECK(chat.session().position() <= 512);
+            const auto& cached = chat.session().tokens();
+            REQUIRE(cached.size() >= system_prefix.size());
+            CHECK(std::equal(system_prefix.begin(), system_prefix.end(), cached.begin()));  // the system message survives
+            reused_total += t.reused_tokens;
+        }
+        CHECK(chat.messages().size() == 80);  // every turn is kept, even those left out of the prompt
+        CHECK(reused_total > 0);              // later turns start from the cached prefix
+    }
+}
+
+TEST_CASE("a saved conversation resumes exactly; a damaged one is refused") {
+    const std::string path = temp_path("chat.embc");
+    Sampler g1 = Sampler::greedy(), g2 = Sampler::greedy();
+    Chat a(stories(), {}, {.system = "Be brief."});
+    a.say("Once upon a time", g1, reply_of(12));
+    a.say("What happened next?", g1, reply_of(12));
+    a.save(path);
+
+    Chat b(stories());
+    b.load(path);
+    CHECK(b.messages().size() == a.messages().size());
+    CHECK(b.session().tokens() == a.session().tokens());
+    const ChatTurn next_a = a.say("And then?", g1, reply_of(12));
+    const ChatTurn next_b = b.say("And then?", g2, reply_of(12));
+    CHECK(next_b.reply.tokens == next_a.reply.tokens);
+    CHECK(next_b.reused_tokens == next_a.reused_tokens);  // the resumed KV cache was used, not re-prefilled
+
+    // Truncated and flipped copies: refused, the chat unchanged, the file untouched.
+    const std::string good = test::read_file(path);
+    const auto before = b.messages().size();
+    for (size_t cut : {size_t(10), good.size() / 3, good.size() - 1}) {
+        const std::string damaged = good.substr(0, cut);
+        { std::FILE* f = std::fopen(path.c_str(), "wb"); std::fwrite(damaged.data(), 1, damaged.size(), f); std::fclose(f); }
+        CHECK_THROWS_AS(b.load(path), Error);
+        CHECK(b.messages().size() == before);
+        CHECK(test::read_file(path) == damaged);
+    }
+    std::string flipped = good;
+    flipped[flipped.size() / 2] ^= 0x10;
+    { std::FILE* f = std::fopen(path.c_str(), "wb"); std::fwrite(flipped.data(), 1, flipped.size(), f); std::fclose(f); }
+    CHECK_THROWS_AS(b.load(path), Error);
+    CHECK(b.messages().size() == before);
+    fs::remove(path);
+}
