@@ -97,3 +97,59 @@ TEST_CASE("a saved conversation resumes exactly; a damaged one is refused") {
     CHECK(b.messages().size() == before);
     fs::remove(path);
 }
+
+#ifdef EMBER_CHAT_BIN
+#include <csignal>
+#include <fcntl.h>
+#include <sys/wait.h>
+
+TEST_CASE("ember-chat killed mid-reply resumes from its last completed turn") {
+    const std::string session = temp_path("killed.embc");
+    const std::string model = test::testdata("models/stories260K.gguf");
+    int in[2], out[2];
+    REQUIRE(pipe(in) == 0);
+    REQUIRE(pipe(out) == 0);
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl(EMBER_CHAT_BIN, EMBER_CHAT_BIN, "-m", model.c_str(), "--session", session.c_str(), "-n", "100000",
+              "-c", "1024", "--temp", "0", static_cast<char*>(nullptr));
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    auto send = [&](const std::string& line) { REQUIRE(write(in[1], line.data(), line.size()) == static_cast<ssize_t>(line.size())); };
+    send("Once upon a time\n");
+    // The first reply ends at the context (or EOS); wait until its turn has been saved.
+    for (int i = 0; i < 600 && !fs::exists(session); ++i) usleep(50'000);
+    REQUIRE(fs::exists(session));
+    const std::string saved = test::read_file(session);
+    char buf[4096];
+    fcntl(out[0], F_SETFL, O_NONBLOCK);
+    while (read(out[0], buf, sizeof buf) > 0) {
+    }  // the first reply, already printed
+    fcntl(out[0], F_SETFL, 0);
+    send("Tell me more\n");
+    REQUIRE(read(out[0], buf, sizeof buf) > 0);  // the second reply is streaming now
+    usleep(20'000);
+    kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    close(in[1]);
+    close(out[0]);
+
+    // The file holds the last completed turn, intact, and a restart resumes from it.
+    CHECK(test::read_file(session) == saved);
+    Chat resumed(stories(), {.n_ctx = 1024});
+    resumed.load(session);
+    REQUIRE(resumed.messages().size() == 2);
+    CHECK(resumed.messages()[0].content == "Once upon a time");
+    CHECK(resumed.session().position() > 0);
+    fs::remove(session);
+}
+#endif
