@@ -1,7 +1,8 @@
 // ember-chat: a chat agent over ember::Chat. Reads one user turn per line (a terminal or a pipe), streams
 // the model's reply, keeps the conversation within the context, and with --session resumes after a kill.
-//   ember-chat [-m MODEL] [--system TEXT] [-c N] [-n N] [--temp T --seed S] [--no-history] [--session FILE] [--verbose]
-// Commands: /reset, /history on|off, /save FILE, /load FILE, /quit.
+//   ember-chat [-m MODEL] [--system TEXT] [-c N] [-n N] [--temp T --seed S] [--strategy window|budget|summary]
+//              [--no-history] [--session FILE] [--verbose]
+// Commands: /reset, /history on|off, /strategy NAME, /save FILE, /load FILE, /quit.
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -11,6 +12,15 @@
 #include "ember/ember.hpp"
 
 using namespace ember;
+
+namespace {
+ContextStrategy strategy_named(const std::string& name) {
+    if (name == "window") return ContextStrategy::Window;
+    if (name == "budget") return ContextStrategy::Budget;
+    if (name == "summary") return ContextStrategy::Summary;
+    throw Error(Status::InvalidArgument, "unknown strategy '" + name + "' (window, budget, summary)");
+}
+}  // namespace
 
 int main(int argc, char** argv) {
     std::string model_path = ember_examples::default_model(), session_file;
@@ -34,11 +44,12 @@ int main(int argc, char** argv) {
             else if (a == "--temp") samp.temperature = std::stof(next());
             else if (a == "--seed") samp.seed = std::stoull(next());
             else if (a == "--no-history") cp.history = false;
+            else if (a == "--strategy") cp.strategy = strategy_named(next());
             else if (a == "--session") session_file = next();
             else if (a == "--verbose") verbose = true;
             else {
                 std::fprintf(stderr, "usage: %s [-m MODEL] [--system TEXT] [-c N] [-n N] [--temp T] [--seed S] "
-                                     "[--no-history] [--session FILE] [--verbose]\n", argv[0]);
+                                     "[--strategy window|budget|summary] [--no-history] [--session FILE] [--verbose]\n", argv[0]);
                 return a == "-h" || a == "--help" ? 0 : 2;
             }
         }
@@ -55,6 +66,7 @@ int main(int argc, char** argv) {
             if (line == "/quit") break;
             if (line == "/reset") { chat.reset(); continue; }
             if (line == "/history on" || line == "/history off") { chat.set_history(line == "/history on"); continue; }
+            if (line.rfind("/strategy ", 0) == 0) { chat.set_strategy(strategy_named(line.substr(10))); continue; }
             if (line.rfind("/save ", 0) == 0) { chat.save(line.substr(6)); continue; }
             if (line.rfind("/load ", 0) == 0) { chat.load(line.substr(6)); continue; }
             if (line.empty()) continue;
@@ -67,9 +79,9 @@ int main(int argc, char** argv) {
             std::printf("\n");
             std::fflush(stdout);
             if (verbose)
-                std::fprintf(stderr, "[turn: %d prompt tokens, %d reused, %d prefilled, %d messages left out, %zu generated, %.0f ms]\n",
-                             t.prompt_tokens, t.reused_tokens, t.prefilled_tokens, t.dropped_messages,
-                             t.reply.tokens.size(), ember_examples::now_ms() - t0);
+                std::fprintf(stderr, "[turn: %d prompt tokens, %d reused, %d prefilled, %d messages left out (%d summarised), "
+                                     "%zu generated, %.0f ms]\n", t.prompt_tokens, t.reused_tokens, t.prefilled_tokens,
+                             t.dropped_messages, t.summarized_messages, t.reply.tokens.size(), ember_examples::now_ms() - t0);
             if (!session_file.empty()) chat.save(session_file);  // after every completed turn, atomically
         }
     } catch (const std::exception& e) {

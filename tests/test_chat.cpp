@@ -35,14 +35,19 @@ std::string temp_path(const char* name) {
 }  // namespace
 
 TEST_CASE("40 turns in a 512-token context: no ContextFull, the system message stays, prefill bounded") {
-    for (bool history : {true, false}) {
+    struct Setup { bool history; ContextStrategy strategy; };
+    for (Setup setup : {Setup{true, ContextStrategy::Window}, Setup{true, ContextStrategy::Budget},
+                        Setup{true, ContextStrategy::Summary}, Setup{false, ContextStrategy::Window}}) {
+        const bool history = setup.history;
         CAPTURE(history);
+        CAPTURE(static_cast<int>(setup.strategy));
         SessionParams sp;
         sp.n_ctx = 512;
         ChatParams cp;
         cp.system = "You are a storyteller.";
         cp.history = history;
         cp.reserve = 64;
+        cp.strategy = setup.strategy;
         Chat chat(stories(), sp, cp);
         Sampler greedy = Sampler::greedy();
         const std::vector<Token> system_prefix = stories().tokenizer().encode("<|im_start|>system\nYou are a storyteller.", true, true);
@@ -60,6 +65,7 @@ TEST_CASE("40 turns in a 512-token context: no ContextFull, the system message s
         }
         CHECK(chat.messages().size() == 80);  // every turn is kept, even those left out of the prompt
         CHECK(reused_total > 0);              // later turns start from the cached prefix
+        if (setup.strategy == ContextStrategy::Summary) CHECK_FALSE(chat.summary().empty());
     }
 }
 

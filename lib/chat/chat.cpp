@@ -47,38 +47,84 @@ Chat::Chat(const Model& model, const SessionParams& session, ChatParams params)
 }
 
 const std::vector<ChatMessage>& Chat::messages() const noexcept { return messages_; }
-void Chat::reset() { messages_.clear(); }
+void Chat::reset() {
+    messages_.clear();
+    dropped_ = 0;
+    summary_.clear();
+}
 void Chat::set_history(bool on) noexcept { params_.history = on; }
 bool Chat::history() const noexcept { return params_.history; }
+void Chat::set_strategy(ContextStrategy s) noexcept { params_.strategy = s; }
+const std::string& Chat::summary() const noexcept { return summary_; }
 Session& Chat::session() noexcept { return session_; }
 
 // The system message, then the conversation without its `drop` oldest messages (or, without history, only
 // the last user message).
 std::vector<ChatMessage> Chat::prompt_messages(size_t drop) const {
     std::vector<ChatMessage> out;
-    if (!params_.system.empty()) out.push_back({"system", params_.system});
+    std::string system = params_.system;
+    if (!summary_.empty()) system += (system.empty() ? "" : "\n\n") + std::string("Earlier in this conversation: ") + summary_;
+    if (!system.empty()) out.push_back({"system", system});
     const size_t first = params_.history ? drop : messages_.size() - 1;
     out.insert(out.end(), messages_.begin() + static_cast<std::ptrdiff_t>(first), messages_.end());
     return out;
 }
 
+std::vector<Token> Chat::render(size_t drop) const {
+    const Tokenizer& tok = model_.tokenizer();
+    const std::string text = template_.apply(prompt_messages(drop), true, special_tokens(tok));
+    const bool template_bos = tok.bos() >= 0 && text.rfind(tok.piece(tok.bos(), true), 0) == 0;
+    return tok.encode(text, !template_bos, true);
+}
+
+// The model summarises messages [from, to) into the note (Summary strategy). Uses the session: the next
+// prompt is re-prefilled anyway, since its start changed.
+void Chat::summarize(size_t from, size_t to, Sampler& sampler) {
+    std::string text = summary_.empty() ? "" : "Earlier: " + summary_ + "\n";
+    for (size_t i = from; i < to; ++i) text += messages_[i].role + ": " + messages_[i].content + "\n";
+    const std::vector<ChatMessage> ask = {
+        {"user", "Summarise this conversation in at most two sentences, keeping names and facts:\n\n" + text}};
+    const Tokenizer& tok = model_.tokenizer();
+    const std::string prompt_text = template_.apply(ask, true, special_tokens(tok));
+    std::vector<Token> prompt = tok.encode(prompt_text, true, true);
+    const int room = session_.n_ctx() - params_.reserve / 2;
+    if (static_cast<int>(prompt.size()) > room) prompt.erase(prompt.begin() + 1, prompt.end() - (room - 1));
+    session_.reset();
+    session_.prefill(prompt);
+    GenerateParams g;
+    g.max_tokens = std::min(64, session_.n_ctx() - session_.position());
+    summary_ = session_.generate(sampler, g).text;
+}
+
 ChatTurn Chat::say(const std::string& user, Sampler& sampler, const GenerateParams& gen,
                    const std::function<bool(std::string_view, Token)>& on_text) {
-    const Tokenizer& tok = model_.tokenizer();
-    const auto vars = special_tokens(tok);
     messages_.push_back({"user", user});
     ChatTurn turn;
     try {
-        // Leave out the oldest whole turns (user + assistant) until the prompt and the reply's reserve fit.
+        // Leave out the oldest whole turns (user + assistant) so the prompt and the reply's reserve fit.
         const int budget = session_.n_ctx() - params_.reserve;
-        std::vector<Token> prompt;
-        for (size_t drop = 0;; drop += 2) {
-            const std::string text = template_.apply(prompt_messages(drop), true, vars);
-            const bool template_bos = tok.bos() >= 0 && text.rfind(tok.piece(tok.bos(), true), 0) == 0;
-            prompt = tok.encode(text, !template_bos, true);
-            turn.dropped_messages = params_.history ? static_cast<int>(drop) : static_cast<int>(messages_.size() - 1);
-            if (static_cast<int>(prompt.size()) <= budget || drop + 1 >= messages_.size()) break;
+        const bool sliding = params_.strategy != ContextStrategy::Budget;
+        size_t drop = sliding ? std::min(dropped_, messages_.size() - 1) : 0;
+        std::vector<Token> prompt = render(drop);
+        if (params_.history && static_cast<int>(prompt.size()) > budget) {
+            // Budget: the fewest turns out that fit. Window/Summary: down to halfway between the smallest
+            // prompt (the newest message alone) and the budget, so that the next turns keep this start
+            // (and its KV cache) for a while.
+            const int least = static_cast<int>(render(messages_.size() - 1).size());
+            const int target = sliding ? least + std::max(0, budget - least) / 2 : budget;
+            const size_t before = drop;
+            while (static_cast<int>(prompt.size()) > target && drop + 2 < messages_.size()) {
+                drop += 2;
+                prompt = render(drop);
+            }
+            if (params_.strategy == ContextStrategy::Summary && drop > before) {
+                summarize(before, drop, sampler);
+                turn.summarized_messages = static_cast<int>(drop - before);
+                prompt = render(drop);
+            }
         }
+        if (sliding) dropped_ = drop;
+        turn.dropped_messages = params_.history ? static_cast<int>(drop) : static_cast<int>(messages_.size() - 1);
         if (static_cast<int>(prompt.size()) > budget)  // one message alone is too long: keep its end
             prompt.erase(prompt.begin(), prompt.end() - budget);
         if (prompt.empty()) throw Error(Status::InvalidArgument, "chat: the template rendered nothing");
@@ -117,6 +163,11 @@ void Chat::save(const std::string& path) const {
     }
     p.push_back(params_.history ? 1 : 0);
     put_string(p, params_.system);
+    put_string(p, summary_);
+    const uint64_t dropped = dropped_;
+    const size_t d_at = p.size();
+    p.resize(d_at + 8);
+    std::memcpy(p.data() + d_at, &dropped, 8);
     const std::vector<uint8_t> state = session_.save_state();
     const size_t at = p.size();
     p.resize(at + state.size());
@@ -143,10 +194,18 @@ void Chat::load(const std::string& path) {
     const bool history = p[0] != 0;
     p = p.subspan(1);
     std::string system = get_string(p);
+    std::string summary = get_string(p);
+    uint64_t dropped = 0;
+    if (p.size() < 8) throw Error(Status::BadFile, "chat file: truncated");
+    std::memcpy(&dropped, p.data(), 8);
+    p = p.subspan(8);
+    if (dropped > msgs.size()) throw Error(Status::BadFile, "chat file: inconsistent");
     session_.load_state(p);  // checks its own header; throws before anything changes
     messages_ = std::move(msgs);
     params_.history = history;
     params_.system = std::move(system);
+    summary_ = std::move(summary);
+    dropped_ = static_cast<size_t>(dropped);
 }
 
 }  // namespace ember
