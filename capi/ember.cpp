@@ -62,6 +62,10 @@ struct ember_session : ember_deferred_free {
     std::optional<ember::Session> session;
 };
 
+struct ember_chat : ember_deferred_free {
+    std::optional<ember::Chat> chat;
+};
+
 struct ember_sampler : ember_deferred_free {
     explicit ember_sampler(ember::Sampler s) : sampler(std::move(s)) {}
     ember::Sampler sampler;
@@ -147,6 +151,7 @@ ember_status from_cpp(ember::Status s) noexcept {
 constexpr size_t kModelParamsV1 = EMBER_FIELD_END(ember_model_params, progress_user_data);
 constexpr size_t kSessionParamsV1 = EMBER_FIELD_END(ember_session_params, abort_user_data);
 constexpr size_t kSamplerParamsV1 = EMBER_FIELD_END(ember_sampler_params, seed);
+constexpr size_t kChatParamsV1 = EMBER_FIELD_END(ember_chat_params, strategy);
 
 // Fields are only ever appended (and never into an earlier version's tail padding), so a prefix copy of
 // struct_size bytes takes exactly the fields the caller knows about.
@@ -602,6 +607,108 @@ EMBER_API ember_status ember_session_load(ember_session* session, const char* pa
     const InUse<ember_session> in_use(session);
     EMBER_REQUIRE_PTR(path);
     session->session->load(path);
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+// ----------------------------------------------------------------------------------------------------------
+// Chats
+// ----------------------------------------------------------------------------------------------------------
+
+EMBER_API ember_status ember_chat_params_init(ember_chat_params* params) {
+    clear_error();
+    EMBER_REQUIRE_PTR(params);
+    std::memset(static_cast<void*>(params), 0, sizeof *params);
+    params->struct_size = sizeof *params;
+    params->system = nullptr;
+    params->history = true;
+    params->reserve = ember::ChatParams{}.reserve;
+    params->strategy = EMBER_CHAT_WINDOW;
+    return EMBER_OK;
+}
+
+EMBER_API ember_status ember_chat_create(const ember_model* model, const ember_session_params* session_params,
+                                         const ember_chat_params* params, ember_chat** out) {
+    EMBER_TRY
+    if (out) *out = nullptr;
+    EMBER_REQUIRE_PTR(out);
+    EMBER_REQUIRE_PTR(model);
+    ember_session_params sp;
+    ember_session_params_init(&sp);
+    if (const ember_status st = read_params(session_params, sp, kSessionParamsV1, __func__); st != EMBER_OK) return st;
+    ember_chat_params p;
+    ember_chat_params_init(&p);
+    if (const ember_status st = read_params(params, p, kChatParamsV1, __func__); st != EMBER_OK) return st;
+    EMBER_REQUIRE(sp.n_ctx >= 0 && sp.n_batch >= 0 && sp.n_threads >= 0, "session_params has a negative field");
+    EMBER_REQUIRE(p.strategy >= EMBER_CHAT_WINDOW && p.strategy <= EMBER_CHAT_SUMMARY, "params->strategy is unknown");
+    ember::SessionParams s;
+    s.n_ctx = sp.n_ctx;
+    s.n_batch = sp.n_batch;
+    s.n_threads = sp.n_threads;
+    if (sp.abort) s.abort = [fn = sp.abort, ud = sp.abort_user_data] { return fn(ud); };
+    ember::ChatParams c;
+    c.system = p.system ? p.system : "";
+    c.history = p.history;
+    c.reserve = p.reserve;
+    c.strategy = static_cast<ember::ContextStrategy>(p.strategy);
+    auto h = std::make_unique<ember_chat>();
+    h->chat.emplace(model->model, s, c);
+    *out = h.release();
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API void ember_chat_free(ember_chat* chat) {
+    free_or_defer(chat, [](ember_chat& c) { c.chat->session().cancel(); });
+}
+
+EMBER_API ember_status ember_chat_say(ember_chat* chat, ember_sampler* sampler, const char* user, int32_t max_tokens,
+                                      ember_token_callback callback, void* user_data, int32_t* n_generated) {
+    if (n_generated) *n_generated = 0;
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(chat);
+    EMBER_REQUIRE_PTR(sampler);
+    EMBER_REQUIRE_PTR(user);
+    const InUse<ember_chat> chat_in_use(chat);
+    const InUse<ember_sampler> sampler_in_use(sampler);
+    ember::GenerateParams gp;
+    gp.max_tokens = max_tokens;
+    std::function<bool(std::string_view, ember::Token)> on_text;
+    if (callback)
+        on_text = [callback, user_data](std::string_view text, ember::Token t) {
+            return callback(text.data(), text.size(), t, user_data);
+        };
+    const ember::ChatTurn t = chat->chat->say(user, sampler->sampler, gp, on_text);
+    if (n_generated) *n_generated = static_cast<int32_t>(t.reply.tokens.size());
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_chat_reset(ember_chat* chat) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(chat);
+    chat->chat->reset();
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_INT_GETTER(ember_chat_n_messages, ember_chat, chat, chat->chat->messages().size())
+
+EMBER_API ember_status ember_chat_save(const ember_chat* chat, const char* path) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(chat);
+    EMBER_REQUIRE_PTR(path);
+    chat->chat->save(path);
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_chat_load(ember_chat* chat, const char* path) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(chat);
+    const InUse<ember_chat> in_use(chat);
+    EMBER_REQUIRE_PTR(path);
+    chat->chat->load(path);
     return EMBER_OK;
     EMBER_CATCH
 }

@@ -311,6 +311,47 @@ EMBER_API ember_status ember_session_save(const ember_session* session, const ch
 EMBER_API ember_status ember_session_load(ember_session* session, const char* path);
 
 /* ---------------------------------------------------------------------------------------------------------
+ * Chats: a conversation over one session with the model's own template, the KV cache reused across turns,
+ * and a context strategy so that a conversation of any length never fails with EMBER_ERR_CONTEXT_FULL.
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct ember_chat ember_chat;
+
+#define EMBER_CHAT_WINDOW 0  /* leave out the oldest turns down to half the room, then keep that start */
+#define EMBER_CHAT_BUDGET 1  /* keep as many recent turns as fit (re-prefills every turn once full) */
+#define EMBER_CHAT_SUMMARY 2 /* as WINDOW, and the model summarises the turns left out into a kept note */
+
+typedef struct ember_chat_params {
+    uint32_t struct_size;  /* sizeof(ember_chat_params), set by ember_chat_params_init */
+    const char* system;    /* system message, copied; NULL or "": none */
+    bool history;          /* default true; false answers each turn alone */
+    int32_t reserve;       /* context positions kept for the reply; default 256, in [1, n_ctx) */
+    int32_t strategy;      /* EMBER_CHAT_*; default EMBER_CHAT_WINDOW */
+} ember_chat_params;
+
+EMBER_API ember_status ember_chat_params_init(ember_chat_params* params);
+
+/* Creates a chat (with a session of its own, from session_params; either params may be NULL). Free it with
+ * ember_chat_free. */
+EMBER_API ember_status ember_chat_create(const ember_model* model, const ember_session_params* session_params,
+                                         const ember_chat_params* params, ember_chat** out);
+EMBER_API void ember_chat_free(ember_chat* chat);
+
+/* One turn: adds `user`, evaluates only what the KV cache lacks, streams the reply through callback (as
+ * ember_session_generate does; max_tokens < 0: until the context is full) and adds it to the conversation.
+ * On failure the conversation is as it was. Callbacks may free the chat (deferred, as for sessions). */
+EMBER_API ember_status ember_chat_say(ember_chat* chat, ember_sampler* sampler, const char* user, int32_t max_tokens,
+                                      ember_token_callback callback, void* user_data, int32_t* n_generated);
+
+EMBER_API ember_status ember_chat_reset(ember_chat* chat);
+/* Messages in the conversation (user and assistant turns); -1 when chat is NULL. */
+EMBER_API int32_t ember_chat_n_messages(const ember_chat* chat);
+
+/* The conversation and its KV cache, saved atomically / restored with the checks of ember_session_load. */
+EMBER_API ember_status ember_chat_save(const ember_chat* chat, const char* path);
+EMBER_API ember_status ember_chat_load(ember_chat* chat, const char* path);
+
+/* ---------------------------------------------------------------------------------------------------------
  * Samplers: penalties -> top-k -> top-p -> min-p -> temperature -> draw (llama.cpp's order)
  * ------------------------------------------------------------------------------------------------------- */
 

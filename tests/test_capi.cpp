@@ -857,3 +857,71 @@ TEST_CASE("chat templates through the C ABI: the model's own, a given one, error
     CHECK(ember_chat_render(stories(), nullptr, nullptr, buf, sizeof buf, &needed) == EMBER_ERR_INVALID_ARGUMENT);
     CHECK(ember_chat_render(stories(), nullptr, conv.c_str(), buf, sizeof buf, nullptr) == EMBER_ERR_INVALID_ARGUMENT);
 }
+
+TEST_CASE("chats through the C ABI: turns, save and load, bad arguments") {
+    ember_chat_params cp;
+    REQUIRE(ember_chat_params_init(&cp) == EMBER_OK);
+    cp.system = "Be brief.";
+    cp.strategy = EMBER_CHAT_BUDGET;
+    cp.reserve = 64;
+    ember_session_params sp;
+    ember_session_params_init(&sp);
+    sp.n_ctx = 256;
+    sp.n_threads = 1;
+    ember_chat* chat = nullptr;
+    REQUIRE(ember_chat_create(stories(), &sp, &cp, &chat) == EMBER_OK);
+    Sampler greedy;
+    std::string text;
+    auto collect = [](const char* t, size_t n, int32_t, void* ud) {
+        static_cast<std::string*>(ud)->append(t, n);
+        return true;
+    };
+    for (int turn = 0; turn < 12; ++turn) {  // far past 256 tokens: the strategy keeps it fitting
+        int32_t n_gen = 0;
+        REQUIRE(ember_chat_say(chat, greedy.s, "Tell me a story", 24, collect, &text, &n_gen) == EMBER_OK);
+        CHECK(n_gen > 0);
+    }
+    CHECK(ember_chat_n_messages(chat) == 24);
+    CHECK_FALSE(text.empty());
+    const std::string path = (fs::temp_directory_path() / ("ember-capi-chat-" + std::to_string(getpid()))).string();
+    REQUIRE(ember_chat_save(chat, path.c_str()) == EMBER_OK);
+    ember_chat* again = nullptr;
+    sp.n_ctx = 512;  // the default reserve (256) needs more room; any context holding the state will do
+    REQUIRE(ember_chat_create(stories(), &sp, nullptr, &again) == EMBER_OK);
+    REQUIRE(ember_chat_load(again, path.c_str()) == EMBER_OK);
+    CHECK(ember_chat_n_messages(again) == 24);
+    CHECK(ember_chat_load(again, kStories.c_str()) == EMBER_ERR_BAD_FILE);
+    CHECK(ember_chat_n_messages(again) == 24);
+    CHECK(ember_chat_reset(again) == EMBER_OK);
+    CHECK(ember_chat_n_messages(again) == 0);
+
+    // Bad arguments.
+    ember_chat* bad = nullptr;
+    cp.strategy = 7;
+    CHECK(ember_chat_create(stories(), &sp, &cp, &bad) == EMBER_ERR_INVALID_ARGUMENT);
+    cp.strategy = EMBER_CHAT_WINDOW;
+    cp.reserve = 100000;
+    CHECK(ember_chat_create(stories(), &sp, &cp, &bad) == EMBER_ERR_INVALID_ARGUMENT);
+    cp.struct_size = 2;
+    CHECK(ember_chat_create(stories(), &sp, &cp, &bad) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(bad == nullptr);
+    CHECK(ember_chat_create(nullptr, nullptr, nullptr, &bad) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_chat_say(chat, greedy.s, nullptr, 4, nullptr, nullptr, nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_chat_say(nullptr, greedy.s, "x", 4, nullptr, nullptr, nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_chat_n_messages(nullptr) == -1);
+
+    // Freeing the chat from its own callback is deferred until the turn returns (it stops, cancelled).
+    struct Kill {
+        ember_chat* c;
+        int calls = 0;
+    } k{chat};
+    auto kill = [](const char*, size_t, int32_t, void* ud) {
+        auto* kk = static_cast<Kill*>(ud);
+        if (++kk->calls == 2) ember_chat_free(kk->c);
+        return true;
+    };
+    CHECK(ember_chat_say(chat, greedy.s, "More", 20, kill, &k, nullptr) == EMBER_ERR_CANCELLED);
+    CHECK(k.calls == 2);
+    ember_chat_free(again);
+    fs::remove(path);
+}
