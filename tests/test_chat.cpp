@@ -2,6 +2,7 @@
 // saved conversation resumes exactly.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -152,8 +153,14 @@ TEST_CASE("ember-chat killed mid-reply resumes from its last completed turn") {
     close(in[1]);
     close(out[0]);
 
-    // The file holds the last completed turn, intact, and a restart resumes from it.
+    // The file holds the last completed turn, intact, and a restart of the program resumes from it.
     CHECK(test::read_file(session) == saved);
+    const std::string log = session + ".log";
+    const std::string restart = std::string("echo /quit | '") + EMBER_CHAT_BIN + "' -m '" + model + "' --session '" +
+                                session + "' -c 1024 2> '" + log + "' > /dev/null";
+    CHECK(std::system(restart.c_str()) == 0);
+    CHECK(test::read_file(log).find("resumed 2 messages") != std::string::npos);
+    fs::remove(log);
     Chat resumed(stories(), {.n_ctx = 1024});
     resumed.load(session);
     REQUIRE(resumed.messages().size() == 2);
