@@ -137,6 +137,16 @@ void free_or_defer(Handle* h, OnDefer on_defer) noexcept {
     delete h;
 }
 
+// A caller's session params (already read and checked) as the C++ API takes them.
+ember::SessionParams to_cpp(const ember_session_params& p) {
+    ember::SessionParams sp;
+    sp.n_ctx = p.n_ctx;
+    sp.n_batch = p.n_batch;
+    sp.n_threads = p.n_threads;
+    if (p.abort) sp.abort = [fn = p.abort, ud = p.abort_user_data] { return fn(ud); };
+    return sp;
+}
+
 ember_status from_cpp(ember::Status s) noexcept {
     const int v = static_cast<int>(s);
     return v >= EMBER_OK && v <= EMBER_ERR_IO ? static_cast<ember_status>(v) : EMBER_ERR_INTERNAL;
@@ -482,12 +492,7 @@ EMBER_API ember_status ember_session_create(const ember_model* model, const embe
     EMBER_REQUIRE(p.n_threads >= 0, "params->n_threads is negative");
 
     auto h = std::make_unique<ember_session>();
-    ember::SessionParams sp;
-    sp.n_ctx = p.n_ctx;
-    sp.n_batch = p.n_batch;
-    sp.n_threads = p.n_threads;
-    if (p.abort) sp.abort = [fn = p.abort, ud = p.abort_user_data] { return fn(ud); };
-    h->session.emplace(model->model, sp);
+    h->session.emplace(model->model, to_cpp(p));
     *out = h.release();
     return EMBER_OK;
     EMBER_CATCH
@@ -641,18 +646,13 @@ EMBER_API ember_status ember_chat_create(const ember_model* model, const ember_s
     if (const ember_status st = read_params(params, p, kChatParamsV1, __func__); st != EMBER_OK) return st;
     EMBER_REQUIRE(sp.n_ctx >= 0 && sp.n_batch >= 0 && sp.n_threads >= 0, "session_params has a negative field");
     EMBER_REQUIRE(p.strategy >= EMBER_CHAT_WINDOW && p.strategy <= EMBER_CHAT_SUMMARY, "params->strategy is unknown");
-    ember::SessionParams s;
-    s.n_ctx = sp.n_ctx;
-    s.n_batch = sp.n_batch;
-    s.n_threads = sp.n_threads;
-    if (sp.abort) s.abort = [fn = sp.abort, ud = sp.abort_user_data] { return fn(ud); };
     ember::ChatParams c;
     c.system = p.system ? p.system : "";
     c.history = p.history;
     c.reserve = p.reserve;
     c.strategy = static_cast<ember::ContextStrategy>(p.strategy);
     auto h = std::make_unique<ember_chat>();
-    h->chat.emplace(model->model, s, c);
+    h->chat.emplace(model->model, to_cpp(sp), c);
     *out = h.release();
     return EMBER_OK;
     EMBER_CATCH

@@ -29,9 +29,6 @@ GenerateParams reply_of(int n) {
     return g;
 }
 
-std::string temp_path(const char* name) {
-    return (fs::temp_directory_path() / ("ember-" + std::to_string(getpid()) + "-" + name)).string();
-}
 
 }  // namespace
 
@@ -71,7 +68,7 @@ TEST_CASE("40 turns in a 512-token context: no ContextFull, the system message s
 }
 
 TEST_CASE("a saved conversation resumes exactly; a damaged one is refused") {
-    const std::string path = temp_path("chat.embc");
+    const std::string path = ember::test::temp_path("chat.embc");
     Sampler g1 = Sampler::greedy(), g2 = Sampler::greedy();
     Chat a(stories(), {}, {.system = "Be brief."});
     a.say("Once upon a time", g1, reply_of(12));
@@ -114,7 +111,7 @@ TEST_CASE("a saved conversation resumes exactly; a damaged one is refused") {
 #include <sys/wait.h>
 
 TEST_CASE("ember-chat killed mid-reply resumes from its last completed turn") {
-    const std::string session = temp_path("killed.embc");
+    const std::string session = ember::test::temp_path("killed.embc");
     const std::string model = test::testdata("models/stories260K.gguf");
     int in[2], out[2];
     REQUIRE(pipe(in) == 0);

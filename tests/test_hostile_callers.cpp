@@ -65,9 +65,6 @@ std::vector<int32_t> greedy(ember_session* s, int32_t n) {
     return out;
 }
 
-std::string temp_path(const char* name) {
-    return (fs::temp_directory_path() / (std::string("ember-") + std::to_string(getpid()) + "-" + name)).string();
-}
 
 // stories260K rewritten through `change` (metadata and tensors as they are unless it replaces them).
 std::string rewrite_stories(const char* name, const std::function<void(const ember::gguf::File&, ember::gguf::Writer&)>& change,
@@ -80,7 +77,7 @@ std::string rewrite_stories(const char* name, const std::function<void(const emb
         if (!keep_tensor || keep_tensor(t.name))
             w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims), t.data, t.n_bytes);
     change(f, w);
-    const std::string path = temp_path(name);
+    const std::string path = ember::test::temp_path(name);
     w.write(path);
     return path;
 }
@@ -193,7 +190,7 @@ TEST_CASE("an embedding padded past the vocabulary: padding rows are never sampl
 }
 
 TEST_CASE("use_mmap = false: the model survives its file being truncated after load") {
-    const std::string path = temp_path("truncated.gguf");
+    const std::string path = ember::test::temp_path("truncated.gguf");
     fs::copy_file(kStories, path, fs::copy_options::overwrite_existing);
     ember_model* m = load(path, 1, false);
     ember_session* s = session(m);
@@ -283,7 +280,7 @@ TEST_CASE("a cancel that lands before a call starts is not lost") {
 }
 
 TEST_CASE("a FIFO as the model path fails at once instead of blocking") {
-    const std::string fifo = temp_path("fifo.gguf");
+    const std::string fifo = ember::test::temp_path("fifo.gguf");
     REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
     const auto r = ember::test::run_in_child([&] {
         ember_model* m = nullptr;

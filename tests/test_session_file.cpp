@@ -31,9 +31,6 @@ std::vector<Token> greedy(Session& s, int n) {
     return s.generate(g, gp).tokens;
 }
 
-std::string temp_path(const char* name) {
-    return (fs::temp_directory_path() / ("ember-" + std::to_string(getpid()) + "-" + name)).string();
-}
 
 }  // namespace
 
@@ -42,7 +39,7 @@ TEST_CASE("a saved session resumes exactly where it stopped") {
     Session a(m);
     a.prefill(m.tokenizer().encode("Once upon a time"));
     greedy(a, 6);
-    const std::string path = temp_path("resume.embs");
+    const std::string path = ember::test::temp_path("resume.embs");
     a.save(path);
     CHECK_FALSE(fs::exists(path + ".tmp"));  // renamed into place
 
@@ -90,7 +87,7 @@ TEST_CASE("damaged, foreign and oversized session files are refused; session and
     variants.push_back(wrong_version);
     CHECK(variants.size() == 99);
 
-    const std::string path = temp_path("damaged.embs");
+    const std::string path = ember::test::temp_path("damaged.embs");
     int refused = 0;
     for (const auto& v : variants) {
         CAPTURE(refused);
@@ -135,7 +132,7 @@ TEST_CASE("session files through the C ABI") {
     REQUIRE(ember_session_create(model, nullptr, &b) == EMBER_OK);
     const int32_t prompt[] = {1, 403, 407, 261, 378};
     REQUIRE(ember_session_prefill(a, prompt, 5) == EMBER_OK);
-    const std::string path = temp_path("capi.embs");
+    const std::string path = ember::test::temp_path("capi.embs");
     REQUIRE(ember_session_save(a, path.c_str()) == EMBER_OK);
     REQUIRE(ember_session_load(b, path.c_str()) == EMBER_OK);
     CHECK(ember_session_position(b) == 5);

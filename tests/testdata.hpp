@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #if !defined(EMBER_TEST_DATA_DIR) || !defined(EMBER_TESTDATA_DEFAULT)
 #error "tests/CMakeLists.txt defines EMBER_TEST_DATA_DIR and EMBER_TESTDATA_DEFAULT"
 #endif
@@ -28,6 +30,11 @@ constexpr int kSkipped = 77;  // SKIP_RETURN_CODE in tests/CMakeLists.txt
 inline std::string testdata(const std::string& rel) { return std::string(EMBER_TEST_DATA_DIR) + "/" + rel; }
 
 inline bool exists(const std::string& path) { return std::filesystem::exists(path); }
+
+// A path in the temporary folder, unique to this process (tests run in parallel).
+inline std::string temp_path(const std::string& name) {
+    return (std::filesystem::temp_directory_path() / ("ember-" + std::to_string(::getpid()) + "-" + name)).string();
+}
 
 // A whole file; throws (a test failure) when it cannot be read.
 inline std::string read_file(const std::string& path) {
