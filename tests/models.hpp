@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "ember/model.hpp"
 #include "testdata.hpp"
 
 namespace ember::test {
@@ -34,6 +35,12 @@ inline std::string large_vocab_path(const std::string& name) {
     const std::string p = models_dir() + "/vocab/ggml-vocab-" + name + ".gguf";
     require_fixture(p + ".out", "scripts/test.sh fetches it from llama.cpp's sources on PyPI");
     return p;
+}
+
+// stories260K from tests/data, loaded once per test program and shared by its tests.
+inline const Model& stories_model() {
+    static const Model m = Model::load(testdata("models/stories260K.gguf"));
+    return m;
 }
 
 }  // namespace ember::test

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "ember/ember.hpp"
+#include "models.hpp"
 #include "testdata.hpp"
 
 using namespace ember;
@@ -17,10 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const Model& stories() {
-    static const Model m = Model::load(test::testdata("models/stories260K.gguf"));
-    return m;
-}
+const Model& stories() { return test::stories_model(); }
 
 GenerateParams reply_of(int n) {
     GenerateParams g;

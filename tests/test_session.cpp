@@ -6,15 +6,13 @@
 #include <thread>
 
 #include "ember/ember.hpp"
+#include "models.hpp"
 #include "testdata.hpp"
 
 using namespace ember;
 
 namespace {
-const Model& stories() {
-    static const Model m = Model::load(test::testdata("models/stories260K.gguf"));
-    return m;
-}
+const Model& stories() { return test::stories_model(); }
 float max_diff(std::span<const float> a, std::span<const float> b) {
     float d = 0;
     for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));

@@ -11,6 +11,7 @@
 
 #include "ember.h"
 #include "ember/ember.hpp"
+#include "models.hpp"
 #include "testdata.hpp"
 
 using namespace ember;
@@ -18,10 +19,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const Model& stories() {
-    static const Model m = Model::load(test::testdata("models/stories260K.gguf"));
-    return m;
-}
+const Model& stories() { return test::stories_model(); }
 
 std::vector<Token> greedy(Session& s, int n) {
     Sampler g = Sampler::greedy();
