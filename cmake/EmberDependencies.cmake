@@ -13,4 +13,12 @@ if(EMBER_BUILD_TESTS)
   find_package(doctest REQUIRED)
 endif()
 
+# The examples may use more than the core: command lines (CLI11), JSON (nlohmann-json) and an HTTP client
+# (libcurl) for ember-eval.
+if(EMBER_BUILD_EXAMPLES)
+  find_package(CLI11 CONFIG REQUIRED)
+  find_package(nlohmann_json 3.10 CONFIG REQUIRED)
+  find_package(CURL REQUIRED)
+endif()
+
 message(STATUS "ember: backends=cpu shared=${BUILD_SHARED_LIBS} sanitize=${EMBER_SANITIZE}")

@@ -22,8 +22,10 @@ ember_logged() {
     fi
 }
 
-# What a bare Debian 12 needs to build, test and fetch the model (pip reaches PyPI over HTTPS).
-EMBER_PACKAGES="cmake ninja-build g++ ccache python3 python3-pip ca-certificates doctest-dev"
+# What a bare Debian 12 needs to build, test and fetch the model (pip reaches PyPI over HTTPS); the examples'
+# libraries (CLI11, nlohmann-json, libcurl) and matplotlib for ember-eval's plots.
+EMBER_PACKAGES="cmake ninja-build g++ ccache python3 python3-pip ca-certificates doctest-dev
+    libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev python3-matplotlib"
 
 ember_install_deps() {
     local missing=""
