@@ -9,15 +9,16 @@ endif()
 
 find_package(Threads REQUIRED)
 
+# Tests and examples may use more than the core: doctest, JSON (nlohmann-json), command lines (CLI11) and
+# an HTTP client (libcurl) for ember-eval.
 if(EMBER_BUILD_TESTS)
   find_package(doctest REQUIRED)
 endif()
-
-# The examples may use more than the core: command lines (CLI11), JSON (nlohmann-json) and an HTTP client
-# (libcurl) for ember-eval.
+if(EMBER_BUILD_TESTS OR EMBER_BUILD_EXAMPLES)
+  find_package(nlohmann_json 3.10 CONFIG REQUIRED)
+endif()
 if(EMBER_BUILD_EXAMPLES)
   find_package(CLI11 CONFIG REQUIRED)
-  find_package(nlohmann_json 3.10 CONFIG REQUIRED)
   find_package(CURL REQUIRED)
 endif()
 

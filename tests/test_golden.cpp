@@ -4,15 +4,17 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <cstdio>
 
+#include <nlohmann/json.hpp>
+
 #include "ember/ember.hpp"
-#include "json.hpp"
 #include "models.hpp"
 
 using namespace ember;
-using ember::test::Json;
+using json = nlohmann::json;
 
 namespace {
 
@@ -31,49 +33,48 @@ struct Result {
 // margin_floor: greedy tokens must match up to the first step whose margin is below it (0: all steps):
 // the golden's own margins when it has them, else ember's top-2 gap at that step.
 Result check_golden(const std::string& golden_path, const std::string& model_path, float logit_tol, float margin_floor) {
-    const Json g = Json::load(golden_path);
+    const json g = json::parse(std::ifstream(golden_path));
     Model model = Model::load(model_path);
     const Tokenizer& tok = model.tokenizer();
     Result r;
 
-    std::vector<Token> expect_prompt;
-    for (const auto& t : g["prompt_tokens"].arr) expect_prompt.push_back(static_cast<Token>(t.i()));
-    const auto prompt = tok.encode(g["prompt"].str, g["add_bos"].b, true);
+    const auto expect_prompt = g.at("prompt_tokens").get<std::vector<Token>>();
+    const auto prompt = tok.encode(g.at("prompt").get<std::string>(), g.at("add_bos").get<bool>(), true);
     REQUIRE(prompt == expect_prompt);
 
     Session s(model);
     s.prefill(prompt, true);
-    const auto& top = g["prompt_logits_top"];
+    const auto& top = g.at("prompt_logits_top");
     REQUIRE(top.size() == prompt.size());
     for (size_t i = 0; i < prompt.size(); ++i) {
         const auto l = s.logits_at(static_cast<int>(i));
-        for (const auto& pair : top[i].arr) {
-            const float d = std::fabs(l[static_cast<size_t>(pair[0].i())] - pair[1].f());
+        for (const auto& pair : top[i]) {
+            const float d = std::fabs(l[pair[0].get<size_t>()] - pair[1].get<float>());
             r.max_top_diff = std::max(r.max_top_diff, d);
         }
     }
-    if (g.has("last_logits")) {
+    if (g.contains("last_logits")) {
         const auto& last = g["last_logits"];
         REQUIRE(last.size() == static_cast<size_t>(model.n_vocab()));
         for (size_t i = 0; i < last.size(); ++i)
-            r.max_last_diff = std::max(r.max_last_diff, std::fabs(s.logits()[i] - last[i].f()));
+            r.max_last_diff = std::max(r.max_last_diff, std::fabs(s.logits()[i] - last[i].get<float>()));
     }
     CHECK(r.max_top_diff <= logit_tol);
     CHECK(r.max_last_diff <= logit_tol);
 
-    const auto& greedy = g["greedy_tokens"];
+    const auto greedy = g.at("greedy_tokens").get<std::vector<Token>>();
     r.greedy_required = greedy.size();
-    if (margin_floor > 0 && g.has("greedy_margins")) {
-        const auto& m = g["greedy_margins"];
+    if (margin_floor > 0 && g.contains("greedy_margins")) {
+        const auto m = g["greedy_margins"].get<std::vector<float>>();
         for (size_t i = 0; i < m.size(); ++i)
-            if (m[i].f() < margin_floor) {
+            if (m[i] < margin_floor) {
                 r.greedy_required = i + 1;  // the step itself must still be within reach; parting after it is allowed
                 break;
             }
     }
     Sampler greedy_sampler = Sampler::greedy();
     std::vector<Token> got;
-    const bool own_margins = margin_floor > 0 && !g.has("greedy_margins");
+    const bool own_margins = margin_floor > 0 && !g.contains("greedy_margins");
     for (size_t i = 0; i < greedy.size(); ++i) {
         if (own_margins && r.greedy_required == greedy.size()) {
             std::vector<float> l(s.logits().begin(), s.logits().end());
@@ -82,7 +83,7 @@ Result check_golden(const std::string& golden_path, const std::string& model_pat
         }
         const Token t = greedy_sampler.sample(s.logits());
         got.push_back(t);
-        if (t != static_cast<Token>(greedy[i].i())) break;
+        if (t != greedy[i]) break;
         ++r.greedy_matched;
         if (i + 1 < greedy.size()) s.decode(t);
     }
@@ -90,7 +91,7 @@ Result check_golden(const std::string& golden_path, const std::string& model_pat
     if (r.greedy_matched == greedy.size()) {
         std::string text;  // the golden's bytes are the tokens' pieces, concatenated
         for (Token t : got) text += tok.piece(t, true);
-        CHECK(text == from_hex(g["greedy_text_hex"].str));
+        CHECK(text == from_hex(g.at("greedy_text_hex").get<std::string>()));
     }
     MESSAGE(golden_path << ": max |Δ| top-10 " << r.max_top_diff << ", last " << r.max_last_diff << "; greedy "
                         << r.greedy_matched << "/" << greedy.size() << " tokens match (required " << r.greedy_required << ")");
@@ -137,11 +138,11 @@ TEST_CASE("SmolLM2: the first prompt position matches llama.cpp to the last digi
     Model model = Model::load(model_path);
     for (const char* name : {"capital", "chat"}) {
         CAPTURE(name);
-        const Json g = Json::load(test::testdata(std::string("golden/smollm2-") + name + ".json"));
+        const json g = json::parse(std::ifstream(test::testdata(std::string("golden/smollm2-") + name + ".json")));
         Session s(model);
-        s.decode(static_cast<Token>(g["prompt_tokens"][0].i()));
-        for (const auto& pair : g["prompt_logits_top"][0].arr)
-            CHECK(std::fabs(s.logits()[static_cast<size_t>(pair[0].i())] - pair[1].f()) < 2e-3f);
+        s.decode(g.at("prompt_tokens")[0].get<Token>());
+        for (const auto& pair : g.at("prompt_logits_top")[0])
+            CHECK(std::fabs(s.logits()[pair[0].get<size_t>()] - pair[1].get<float>()) < 2e-3f);
     }
 }
 
@@ -165,12 +166,11 @@ TEST_CASE("SmolLM2: its own chat template renders the golden's ChatML prompt, to
     // The golden's prompt was written by hand; SmolLM2's template adds that system line itself.
     const Model model = Model::load(test::smollm2_path());
     REQUIRE_FALSE(model.chat_template().empty());
-    const Json g = Json::load(test::testdata("golden/smollm2-chat.json"));
+    const json g = json::parse(std::ifstream(test::testdata("golden/smollm2-chat.json")));
     const std::string prompt = apply_chat_template(model, {{"user", "What is 2+2?"}});
-    CHECK(prompt == g["prompt"].str);
-    std::vector<Token> expect;
-    for (const auto& t : g["prompt_tokens"].arr) expect.push_back(static_cast<Token>(t.i()));
-    CHECK(model.tokenizer().encode(prompt, g["add_bos"].b, true) == expect);
+    CHECK(prompt == g.at("prompt").get<std::string>());
+    const auto expect = g.at("prompt_tokens").get<std::vector<Token>>();
+    CHECK(model.tokenizer().encode(prompt, g.at("add_bos").get<bool>(), true) == expect);
 }
 
 // $EMBER_TESTDATA/arch/README.md: F32/F16 within 0.1; quantized within 1.0 (activation quantization

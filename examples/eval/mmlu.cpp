@@ -338,7 +338,10 @@ int run_mmlu(const Common& c, const MmluOptions& o) {
         std::ofstream(o.out + "/results.json") << doc.dump(2) << '\n';
         answers.close();
         std::printf("\nwrote %s/results.json and %s/answers.jsonl\n", o.out.c_str(), o.out.c_str());
-        if (o.plot) run_plot(o.out);
+        if (o.plot) {
+            std::fflush(stdout);  // the table before the script's output
+            run_plot(o.out);
+        }
     }
     return 0;
 }
