@@ -43,6 +43,7 @@ struct MtBenchOptions {
     std::string judge_url;          // OpenAI-compatible base URL, e.g. https://api.openai.com/v1
     std::string judge_model = "gpt-4";
     std::string judge_key;
+    int judge_max_tokens = 2048;    // FastChat's
 };
 
 int run_mmlu(const Common& c, const MmluOptions& o);

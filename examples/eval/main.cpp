@@ -92,6 +92,8 @@ int main(int argc, char** argv) {
     b->add_option("-c,--ctx", mt.n_ctx, "context size")->check(CLI::Range(64, 131072));
     b->add_option("--judge-url", mt.judge_url, "OpenAI-compatible base URL (answers only when absent)");
     b->add_option("--judge-model", mt.judge_model, "the judge's model name")->capture_default_str();
+    b->add_option("--judge-max-tokens", mt.judge_max_tokens, "longest judgment")->check(CLI::Range(16, 65536))
+        ->capture_default_str();
     b->add_option("--judge-key", mt.judge_key, "API key (default: $EMBER_JUDGE_KEY or $OPENAI_API_KEY)");
     add_common(b);
 

@@ -71,10 +71,13 @@ std::vector<json> read_finished(const std::string& path, const char* key) {
     return out;
 }
 
+// A model's reply cut at max_tokens may end inside a UTF-8 character: such bytes become U+FFFD.
+std::string to_json(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 // Appends one finished record as one line.
 void append_jsonl(const std::string& path, const json& j) {
     std::ofstream out(path, std::ios::app | std::ios::binary);
-    out << j.dump() << '\n';
+    out << to_json(j) << '\n';
     out.flush();
     if (!out) throw Error(Status::Io, "cannot write " + path);
 }
@@ -100,8 +103,8 @@ double parse_rating(const std::string& judgment) {
 // One OpenAI-compatible chat completion per call, over libcurl; retried on transport errors, 429 and 5xx.
 class JudgeClient {
 public:
-    JudgeClient(std::string url, std::string model, std::string key)
-        : model_(std::move(model)), key_(std::move(key)) {
+    JudgeClient(std::string url, std::string model, std::string key, int max_tokens)
+        : model_(std::move(model)), key_(std::move(key)), max_tokens_(max_tokens) {
         while (!url.empty() && url.back() == '/') url.pop_back();
         url_ = url.ends_with("/chat/completions") ? url : url + "/chat/completions";
         curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -114,13 +117,13 @@ public:
         const json body = {{"model", model_},
                            {"messages", {{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", user}}}},
                            {"temperature", 0},
-                           {"max_tokens", 2048}};
+                           {"max_tokens", max_tokens_}};
         std::string last_error;
         for (int attempt = 0; attempt < 4; ++attempt) {
             if (attempt) std::this_thread::sleep_for(std::chrono::seconds(1 << attempt));
             long status = 0;
             std::string reply;
-            const CURLcode rc = post(body.dump(), status, reply);
+            const CURLcode rc = post(to_json(body), status, reply);
             if (rc != CURLE_OK) {
                 last_error = curl_easy_strerror(rc);
                 continue;
@@ -169,6 +172,7 @@ private:
     }
 
     std::string url_, model_, key_;
+    int max_tokens_;
 };
 
 std::string mode_name(bool history) { return history ? "history" : "no-history"; }
@@ -198,6 +202,11 @@ void print_report(const std::string& out, const std::string& model, const std::s
         for (double x : v) s += x;
         return v.empty() ? NAN : s / static_cast<double>(v.size());
     };
+    auto print_cell = [](const std::string& mode, double v) {  // "-": no rated judgment
+        const int w = static_cast<int>(mode.size()) + 3;
+        if (std::isnan(v)) std::printf(" %*s |", w, "-");
+        else std::printf(" %*.2f |", w, v);
+    };
     std::set<std::string> categories;
     for (const auto& [m, cats] : scores)
         for (const auto& [c, turns] : cats) categories.insert(c);
@@ -213,7 +222,7 @@ void print_report(const std::string& out, const std::string& model, const std::s
         for (auto& [m, cats] : scores)
             for (int t : {1, 2}) {
                 const double v = mean(cats[c][t]);
-                std::printf(" %*.2f |", static_cast<int>(m.size()) + 3, v);
+                print_cell(m, v);
                 report[m][c]["turn" + std::to_string(t)] = std::isnan(v) ? json(nullptr) : json(v);
             }
         std::printf("\n");
@@ -224,7 +233,7 @@ void print_report(const std::string& out, const std::string& model, const std::s
             std::vector<double> all;
             for (auto& [c, turns] : cats) all.insert(all.end(), turns[t].begin(), turns[t].end());
             const double v = mean(all);
-            std::printf(" %*.2f |", static_cast<int>(m.size()) + 3, v);
+            print_cell(m, v);
             report[m]["overall"]["turn" + std::to_string(t)] = std::isnan(v) ? json(nullptr) : json(v);
             report[m]["overall"]["judgments_turn" + std::to_string(t)] = all.size();
         }
@@ -310,7 +319,7 @@ int run_mt_bench(const Common& c, const MtBenchOptions& o) {
         std::set<std::pair<int, int>> judged;
         for (const auto& j : read_finished(judgments_path, "score"))
             if (j.value("judge", "") == o.judge_model) judged.insert({j.at("question_id").get<int>(), j.at("turn").get<int>()});
-        JudgeClient judge(o.judge_url, o.judge_model, o.judge_key);
+        JudgeClient judge(o.judge_url, o.judge_model, o.judge_key, o.judge_max_tokens);
         int asked = 0;
         for (const auto& q : questions) {
             const int id = q["question_id"].get<int>();
