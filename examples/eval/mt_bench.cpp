@@ -314,7 +314,7 @@ int run_mt_bench(const Common& c, const MtBenchOptions& o) {
 
     // 2. Judgments: each (question, turn) not judged yet by this judge model.
     if (o.judge_url.empty()) {
-        std::printf("no --judge-url: answers only, in %s\n", answers_path.c_str());
+        std::printf("no --judge-url: nothing judged now; answers in %s\n", answers_path.c_str());
     } else {
         std::set<std::pair<int, int>> judged;
         for (const auto& j : read_finished(judgments_path, "score"))
@@ -346,8 +346,8 @@ int run_mt_bench(const Common& c, const MtBenchOptions& o) {
             }
         }
         std::printf("judged %d turns now, %zu before\n", asked, judged.size());
-        print_report(o.out, o.model, o.judge_model);
     }
+    print_report(o.out, o.model, o.judge_model);  // whatever the folder holds for this judge
     return 0;
 }
 
