@@ -23,14 +23,18 @@ phases=""
 phase_done() { phases+=$(printf '  %-11s %4ds' "$1" $((SECONDS - t0)))$'\n'; t0=$SECONDS; }
 
 # Always take the bind mounts down, even on failure or Ctrl-C; only then may the root be removed.
-cleanup() {
+unmount_all() {
     local m
     for m in sys dev/shm dev/pts dev proc; do
         if mountpoint -q "$root/$m"; then umount "$root/$m" || umount -l "$root/$m"; fi
     done
+}
+cleanup() {
+    unmount_all
     if [ "$keep" -eq 0 ] && [ -d "$root" ]; then rm -rf --one-file-system "$root"; fi
 }
 trap cleanup EXIT
+unmount_all  # a run killed before its trap could run leaves its mounts behind
 
 t0=$SECONDS
 if ! command -v mmdebstrap >/dev/null; then
