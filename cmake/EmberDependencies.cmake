@@ -10,7 +10,7 @@ endif()
 find_package(Threads REQUIRED)
 
 # Tests and examples may use more than the core: doctest, JSON (nlohmann-json), command lines (CLI11) and
-# an HTTP client (libcurl) for ember-eval.
+# an HTTP client (libcurl) for ember-eval, an HTTP server (cpp-httplib) for ember-server.
 if(EMBER_BUILD_TESTS)
   find_package(doctest REQUIRED)
 endif()
@@ -20,6 +20,7 @@ endif()
 if(EMBER_BUILD_EXAMPLES)
   find_package(CLI11 CONFIG REQUIRED)
   find_package(CURL REQUIRED)
+  find_package(PkgConfig REQUIRED)  # cpp-httplib, for ember-server
 endif()
 
 message(STATUS "ember: backends=cpu shared=${BUILD_SHARED_LIBS} sanitize=${EMBER_SANITIZE}")

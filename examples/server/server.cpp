@@ -1,0 +1,621 @@
+// ember-server: an OpenAI-compatible HTTP server over one model and N slots (sessions). Each request takes
+// the free slot whose cache shares the longest prefix with its prompt, so a client resending the whole
+// conversation pays only for the new turn. HTTP from cpp-httplib, JSON from nlohmann-json.
+//   ember-server -m MODEL [--host 127.0.0.1] [--port 8080] [--parallel 4] [-c 4096] [-t N] [--api-key KEY]
+//                [--queue 16] [--max-tokens 4096] [--timeout 600]
+// Endpoints: POST /v1/chat/completions, POST /v1/completions (both with "stream": true as server-sent
+// events), GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize.
+#include <httplib.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <condition_variable>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+
+#include "../common.hpp"
+#include "ember/ember.hpp"
+
+using json = nlohmann::json;
+using namespace ember;
+
+namespace {
+
+struct Options {
+    std::string model, host = "127.0.0.1", api_key;
+    int port = 8080, parallel = 4, n_ctx = 4096, threads = 0, queue = 16, max_tokens = 4096, timeout = 600;
+};
+
+// An error in OpenAI's shape, with its HTTP status.
+struct ApiError {
+    int status;
+    std::string message, type;
+};
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void send_error(httplib::Response& res, const ApiError& e) {
+    res.status = e.status;
+    if (e.status == 503) res.set_header("Retry-After", "1");
+    res.set_content(dump({{"error", {{"message", e.message}, {"type", e.type}, {"code", e.status}}}}),
+                     "application/json");
+}
+
+ApiError bad_request(const std::string& m) { return {400, m, "invalid_request_error"}; }
+
+// The longest prefix of s that ends on a whole UTF-8 character.
+size_t utf8_complete(const std::string& s) {
+    size_t i = s.size(), back = 0;
+    while (i > 0 && back < 4) {
+        const auto c = static_cast<unsigned char>(s[i - 1]);
+        ++back;
+        if ((c & 0xC0) != 0x80) {  // a lead byte (or ASCII): is its sequence whole?
+            const size_t need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+            return back >= need ? s.size() : i - 1;
+        }
+        --i;
+    }
+    return s.size();
+}
+
+bool equal_constant_time(const std::string& a, const std::string& b) {
+    unsigned char diff = a.size() != b.size();
+    for (size_t i = 0; i < std::max(a.size(), b.size()); ++i)
+        diff |= static_cast<unsigned char>((i < a.size() ? a[i] : 0) ^ (i < b.size() ? b[i] : 0));
+    return diff == 0;
+}
+
+struct Slot {
+    std::unique_ptr<Session> session;
+    bool busy = false;
+};
+
+struct Metrics {
+    std::atomic<long> requests{0}, errors{0}, prompt_tokens{0}, reused_tokens{0}, generated_tokens{0};
+    std::atomic<long> decode_us{0};
+};
+
+// What one request asks for, validated.
+struct Request {
+    std::vector<Token> prompt;
+    SamplerParams sampling;
+    int max_tokens = 0;
+    std::vector<std::string> stop;
+    std::vector<std::pair<Token, float>> logit_bias;
+    int logprobs = -1;  // -1: none; else the top alternatives per token
+    bool stream = false, include_usage = false, chat = false;
+};
+
+class Server {
+public:
+    explicit Server(Options o) : o_(std::move(o)) {}
+
+    void load() {
+        ModelParams mp;
+        mp.n_threads = o_.threads;
+        model_.emplace(Model::load(o_.model, mp));
+        name_ = std::filesystem::path(o_.model).filename().string();
+        SessionParams sp;
+        sp.n_ctx = o_.n_ctx;
+        for (int i = 0; i < o_.parallel; ++i) slots_.push_back({std::make_unique<Session>(*model_, sp), false});
+        ready_ = true;
+    }
+
+    void routes(httplib::Server& http) {
+        http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+            if (req.path == "/health" || req.path == "/metrics" || o_.api_key.empty())
+                return httplib::Server::HandlerResponse::Unhandled;
+            const std::string auth = req.get_header_value("Authorization");
+            if (!equal_constant_time(auth, "Bearer " + o_.api_key)) {
+                send_error(res, {401, "invalid API key", "authentication_error"});
+                return httplib::Server::HandlerResponse::Handled;
+            }
+            return httplib::Server::HandlerResponse::Unhandled;
+        });
+        http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+            if (!ready_) return send_error(res, {503, "loading the model", "unavailable"});
+            res.set_content(R"({"status":"ok"})", "application/json");
+        });
+        http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
+        http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+            if (!ready_) return send_error(res, {503, "loading the model", "unavailable"});
+            res.set_content(dump({{"object", "list"},
+                                  {"data", {{{"id", name_}, {"object", "model"}, {"created", created_}, {"owned_by", "ember"}}}}}),
+                            "application/json");
+        });
+        http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& r) { complete(q, r, true); });
+        http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& r) { complete(q, r, false); });
+        http.Post("/tokenize", [this](const httplib::Request& q, httplib::Response& r) {
+            handle(r, [&] {
+                const json j = parse(q.body);
+                if (!j.contains("content") || !j["content"].is_string()) throw bad_request("'content' must be a string");
+                const bool special = j.value("add_special", false);
+                r.set_content(dump({{"tokens", model_->tokenizer().encode(j["content"].get<std::string>(), special, true)}}),
+                              "application/json");
+            });
+        });
+        http.Post("/detokenize", [this](const httplib::Request& q, httplib::Response& r) {
+            handle(r, [&] {
+                const json j = parse(q.body);
+                if (!j.contains("tokens") || !j["tokens"].is_array()) throw bad_request("'tokens' must be an array");
+                std::vector<Token> ids;
+                for (const auto& t : j["tokens"]) ids.push_back(token_id(t));
+                r.set_content(dump({{"content", model_->tokenizer().decode(ids)}}), "application/json");
+            });
+        });
+        http.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+            if (res.body.empty()) {
+                const ApiError e{res.status, res.status == 413 ? "request body too large" : "not found",
+                                 res.status == 404 ? "not_found_error" : "invalid_request_error"};
+                send_error(res, e);
+            }
+        });
+    }
+
+private:
+    json parse(const std::string& body) const {
+        if (!ready_) throw ApiError{503, "loading the model", "unavailable"};
+        json j = json::parse(body, nullptr, false);
+        if (j.is_discarded() || !j.is_object()) throw bad_request("the body is not a JSON object");
+        return j;
+    }
+
+    Token token_id(const json& t) const {
+        if (!t.is_number_integer()) throw bad_request("token ids must be integers");
+        const auto v = t.get<long long>();
+        if (v < 0 || v >= model_->n_vocab()) throw bad_request("token id " + std::to_string(v) + " is out of range");
+        return static_cast<Token>(v);
+    }
+
+    template <typename F>
+    void handle(httplib::Response& res, F&& f) {
+        try {
+            f();
+        } catch (const ApiError& e) {
+            ++m_.errors;
+            send_error(res, e);
+        } catch (const json::exception& e) {
+            ++m_.errors;
+            send_error(res, bad_request(std::string("bad field: ") + e.what()));
+        } catch (const Error& e) {
+            ++m_.errors;
+            const bool client = e.status() == Status::InvalidArgument || e.status() == Status::ContextFull;
+            send_error(res, {client ? 400 : 500, e.what(), client ? "invalid_request_error" : "server_error"});
+        } catch (const std::exception& e) {
+            ++m_.errors;
+            send_error(res, {500, e.what(), "server_error"});
+        }
+    }
+
+    static float number(const json& j, const char* key, float def, float lo, float hi) {
+        if (!j.contains(key) || j[key].is_null()) return def;
+        if (!j[key].is_number()) throw bad_request(std::string("'") + key + "' must be a number");
+        const double v = j[key].get<double>();
+        if (!std::isfinite(v) || v < lo || v > hi)
+            throw bad_request(std::string("'") + key + "' must be within [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        return static_cast<float>(v);
+    }
+
+    Request read_request(const json& j, bool chat) const {
+        Request r;
+        r.chat = chat;
+        const Tokenizer& tok = model_->tokenizer();
+        if (chat) {
+            if (!j.contains("messages") || !j["messages"].is_array() || j["messages"].empty())
+                throw bad_request("'messages' must be a non-empty array");
+            std::vector<ChatMessage> msgs;
+            for (const auto& m : j["messages"]) {
+                if (!m.is_object() || !m.contains("role") || !m["role"].is_string()) throw bad_request("each message needs a 'role'");
+                std::string content;
+                if (m.contains("content") && m["content"].is_string()) content = m["content"];
+                else if (m.contains("content") && m["content"].is_array())  // [{"type":"text","text":...}]
+                    for (const auto& part : m["content"])
+                        if (part.is_object() && part.value("type", "") == "text") content += part.value("text", "");
+                msgs.push_back({m["role"], content});
+            }
+            const std::string text = apply_chat_template(*model_, msgs, true);
+            const bool template_bos = tok.bos() >= 0 && text.rfind(tok.piece(tok.bos(), true), 0) == 0;
+            r.prompt = tok.encode(text, !template_bos, true);
+        } else {
+            if (!j.contains("prompt") || !j["prompt"].is_string()) throw bad_request("'prompt' must be a string");
+            r.prompt = tok.encode(j["prompt"].get<std::string>(), true, false);
+        }
+        if (r.prompt.empty()) throw bad_request("the prompt is empty");
+        if (static_cast<int>(r.prompt.size()) >= o_.n_ctx)
+            throw bad_request("the prompt has " + std::to_string(r.prompt.size()) + " tokens; the context holds " +
+                              std::to_string(o_.n_ctx));
+        if (j.contains("n") && !(j["n"].is_number_integer() && j["n"].get<long long>() == 1))
+            throw bad_request("only n = 1 is supported");
+        const char* mt = j.contains("max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+        r.max_tokens = o_.max_tokens;
+        if (j.contains(mt) && !j[mt].is_null()) {
+            if (!j[mt].is_number_integer() || j[mt].get<long long>() < 1) throw bad_request(std::string("'") + mt + "' must be a positive integer");
+            r.max_tokens = static_cast<int>(std::min<long long>(j[mt].get<long long>(), o_.max_tokens));
+        }
+        SamplerParams& s = r.sampling;
+        s.temperature = number(j, "temperature", 1.0f, 0.f, 100.f);
+        s.top_p = number(j, "top_p", 1.0f, 0.f, 1.f);
+        s.top_k = static_cast<int>(number(j, "top_k", 0.f, 0.f, 1e6f));
+        s.min_p = number(j, "min_p", 0.f, 0.f, 1.f);
+        s.presence_penalty = number(j, "presence_penalty", 0.f, -2.f, 2.f);
+        s.frequency_penalty = number(j, "frequency_penalty", 0.f, -2.f, 2.f);
+        s.repeat_penalty = number(j, "repeat_penalty", 1.f, 0.f, 10.f);
+        if (j.contains("seed") && !j["seed"].is_null()) {
+            if (!j["seed"].is_number_integer()) throw bad_request("'seed' must be an integer");
+            s.seed = static_cast<uint64_t>(j["seed"].get<long long>()) & 0xFFFFFFFEull;
+        }
+        if (j.contains("stop") && !j["stop"].is_null()) {
+            const json& st = j["stop"];
+            if (st.is_string()) r.stop.push_back(st);
+            else if (st.is_array() && st.size() <= 16)
+                for (const auto& x : st) {
+                    if (!x.is_string() || x.get<std::string>().empty()) throw bad_request("'stop' entries must be non-empty strings");
+                    r.stop.push_back(x);
+                }
+            else throw bad_request("'stop' must be a string or a list of at most 16");
+        }
+        if (j.contains("logit_bias") && !j["logit_bias"].is_null()) {
+            if (!j["logit_bias"].is_object()) throw bad_request("'logit_bias' must be an object");
+            for (const auto& [k, v] : j["logit_bias"].items()) {
+                char* end = nullptr;
+                const long id = std::strtol(k.c_str(), &end, 10);
+                if (k.empty() || *end || id < 0 || id >= model_->n_vocab()) throw bad_request("logit_bias: bad token id '" + k + "'");
+                if (!v.is_number() || !std::isfinite(v.get<double>())) throw bad_request("logit_bias values must be numbers");
+                r.logit_bias.push_back({static_cast<Token>(id), std::clamp(v.get<float>(), -100.f, 100.f)});
+            }
+        }
+        const bool want_logprobs = chat ? j.value("logprobs", false) : j.contains("logprobs") && !j["logprobs"].is_null();
+        if (want_logprobs) {
+            const json& n = chat ? j.value("top_logprobs", json(0)) : j["logprobs"];
+            if (!n.is_number_integer() || n.get<long long>() < 0 || n.get<long long>() > 20)
+                throw bad_request("top_logprobs must be an integer in [0, 20]");
+            r.logprobs = static_cast<int>(n.get<long long>());
+        }
+        r.stream = j.value("stream", false);
+        r.include_usage = j.contains("stream_options") && j["stream_options"].is_object() &&
+                          j["stream_options"].value("include_usage", false);
+        return r;
+    }
+
+    // Waits for a free slot (bounded queue), preferring the one whose cache shares most with the prompt.
+    int acquire(const std::vector<Token>& prompt) {
+        std::unique_lock lock(mu_);
+        if (waiting_ >= o_.queue && std::none_of(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.busy; }))
+            throw ApiError{503, "the server is busy; retry later", "server_busy"};
+        ++waiting_;
+        const bool got = cv_.wait_for(lock, std::chrono::seconds(o_.timeout), [&] {
+            return std::any_of(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.busy; });
+        });
+        --waiting_;
+        if (!got) throw ApiError{503, "no slot became free in time; retry later", "server_busy"};
+        int best = -1;
+        size_t best_len = 0;
+        for (int i = 0; i < static_cast<int>(slots_.size()); ++i) {
+            if (slots_[i].busy) continue;
+            const auto& have = slots_[i].session->tokens();
+            size_t n = 0;
+            while (n < have.size() && n < prompt.size() && have[n] == prompt[n]) ++n;
+            if (best < 0 || n > best_len) best = i, best_len = n;
+        }
+        slots_[best].busy = true;
+        return best;
+    }
+
+    void release(int i) {
+        {
+            std::lock_guard lock(mu_);
+            slots_[i].busy = false;
+        }
+        cv_.notify_one();
+    }
+
+    struct Step {
+        std::string text;        // new text, safe to send
+        json logprob;            // when asked
+        bool done = false;
+        std::string finish;      // "stop" or "length"
+    };
+
+    // Runs one request on its slot; `emit` gets text as it completes and returns false to stop (the
+    // client left).
+    struct Outcome {
+        std::string text, finish = "length";
+        json logprobs = json::array();
+        int prompt_tokens = 0, completion_tokens = 0, reused = 0;
+    };
+
+    Outcome run(const Request& r, int slot, const std::function<bool(const std::string&, const json&)>& emit) {
+        Session& s = *slots_[slot].session;
+        s.clear_cancel();
+        Outcome out;
+        out.prompt_tokens = static_cast<int>(r.prompt.size());
+        size_t keep = 0;
+        const auto& have = s.tokens();
+        while (keep < have.size() && keep + 1 < r.prompt.size() && have[keep] == r.prompt[keep]) ++keep;
+        s.rewind(static_cast<int>(keep));
+        s.prefill(std::span<const Token>(r.prompt).subspan(keep));
+        out.reused = static_cast<int>(keep);
+        m_.prompt_tokens += out.prompt_tokens;
+        m_.reused_tokens += out.reused;
+
+        Sampler sampler = r.sampling.temperature <= 0 ? Sampler::greedy() : Sampler(r.sampling);
+        for (size_t i = r.prompt.size() > 64 ? r.prompt.size() - 64 : 0; i < r.prompt.size(); ++i) sampler.accept(r.prompt[i]);
+        const Tokenizer& tok = model_->tokenizer();
+        std::string pending;  // generated bytes not sent yet (an unfinished character, a possible stop string)
+        std::vector<float> logits;
+        const auto t0 = std::chrono::steady_clock::now();
+        while (true) {
+            if (out.completion_tokens >= r.max_tokens || s.position() >= s.n_ctx()) break;
+            const auto l = s.logits();
+            logits.assign(l.begin(), l.end());
+            for (const auto& [id, b] : r.logit_bias) logits[id] += b;
+            const Token t = sampler.sample(logits);
+            ++out.completion_tokens;
+            if (tok.is_end_of_generation(t)) {
+                out.finish = "stop";
+                break;
+            }
+            json lp;
+            if (r.logprobs >= 0) lp = logprob_entry(logits, t, r.logprobs);
+            pending += tok.piece(t, false);
+            // Stop strings: cut at the first; hold back a tail that may begin one.
+            size_t cut = std::string::npos;
+            for (const auto& st : r.stop) cut = std::min(cut, pending.find(st));
+            if (cut != std::string::npos) {
+                pending.resize(cut);
+                out.finish = "stop";
+            }
+            size_t safe = utf8_complete(pending);
+            if (cut == std::string::npos)
+                for (const auto& st : r.stop)
+                    for (size_t k = std::min(st.size() - 1, pending.size()); k > 0; --k)
+                        if (pending.compare(pending.size() - k, k, st, 0, k) == 0) {
+                            safe = std::min(safe, pending.size() - k);
+                            break;
+                        }
+            const std::string ready = pending.substr(0, safe);
+            pending.erase(0, safe);
+            out.text += ready;
+            if (!lp.is_null()) out.logprobs.push_back(lp);
+            if ((!ready.empty() || !lp.is_null()) && !emit(ready, lp)) {
+                out.finish = "cancelled";
+                break;
+            }
+            if (cut != std::string::npos) break;
+            s.decode(t);
+        }
+        if (out.finish == "length" && !pending.empty()) {  // what was held back is part of the answer
+            out.text += pending;
+            emit(pending, json());
+        }
+        m_.generated_tokens += out.completion_tokens;
+        m_.decode_us += std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+        return out;
+    }
+
+    json logprob_entry(const std::vector<float>& logits, Token t, int top) const {
+        const float mx = *std::max_element(logits.begin(), logits.end());
+        double sum = 0;
+        for (float x : logits) sum += std::exp(static_cast<double>(x) - mx);
+        const double lse = mx + std::log(sum);
+        const Tokenizer& tok = model_->tokenizer();
+        auto entry = [&](Token id) {
+            const std::string p = tok.piece(id, false);
+            std::vector<int> bytes(p.begin(), p.end());
+            for (int& b : bytes) b &= 0xFF;
+            return json{{"token", p}, {"logprob", logits[id] - lse}, {"bytes", bytes}};
+        };
+        json e = entry(t);
+        json alts = json::array();
+        if (top > 0) {
+            std::vector<Token> ids(logits.size());
+            for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<Token>(i);
+            std::partial_sort(ids.begin(), ids.begin() + top, ids.end(), [&](Token a, Token b) { return logits[a] > logits[b]; });
+            for (int i = 0; i < top; ++i) alts.push_back(entry(ids[i]));
+        }
+        e["top_logprobs"] = alts;
+        return e;
+    }
+
+    json usage(const Outcome& o) const {
+        return {{"prompt_tokens", o.prompt_tokens}, {"completion_tokens", o.completion_tokens},
+                {"total_tokens", o.prompt_tokens + o.completion_tokens},
+                {"prompt_tokens_details", {{"cached_tokens", o.reused}}}};
+    }
+
+    void complete(const httplib::Request& req, httplib::Response& res, bool chat) {
+        ++m_.requests;
+        handle(res, [&] {
+            const Request r = read_request(parse(req.body), chat);
+            const std::string id = (chat ? "chatcmpl-" : "cmpl-") + std::to_string(++next_id_);
+            const long created = static_cast<long>(std::time(nullptr));
+            const char* object = chat ? "chat.completion" : "text_completion";
+            if (!r.stream) {
+                const int slot = acquire(r.prompt);
+                Outcome o;
+                try {
+                    o = run(r, slot, [](const std::string&, const json&) { return true; });
+                } catch (...) {
+                    release(slot);
+                    throw;
+                }
+                release(slot);
+                json choice = {{"index", 0}, {"finish_reason", o.finish}};
+                if (chat) {
+                    choice["message"] = {{"role", "assistant"}, {"content", o.text}};
+                    choice["logprobs"] = r.logprobs >= 0 ? json{{"content", o.logprobs}} : json(nullptr);
+                } else {
+                    choice["text"] = o.text;
+                    choice["logprobs"] = r.logprobs >= 0 ? completion_logprobs(o.logprobs) : json(nullptr);
+                }
+                res.set_content(dump({{"id", id}, {"object", object}, {"created", created}, {"model", name_},
+                                      {"choices", {choice}}, {"usage", usage(o)}}),
+                                "application/json");
+                return;
+            }
+            // Streaming: the slot is taken before the headers go out, so a busy server still answers 503.
+            const int slot = acquire(r.prompt);
+            auto released = std::make_shared<std::atomic<bool>>(false);
+            auto free_slot = [this, slot, released] {
+                if (!released->exchange(true)) release(slot);
+            };
+            const char* chunk_object = chat ? "chat.completion.chunk" : "text_completion";
+            res.set_chunked_content_provider(
+                "text/event-stream",
+                [this, r, id, created, chunk_object, chat, slot, free_slot](size_t, httplib::DataSink& sink) {
+                    auto send = [&](const json& j) {
+                        const std::string line = "data: " + dump(j) + "\n\n";
+                        return sink.is_writable() && sink.write(line.data(), line.size());
+                    };
+                    auto chunk = [&](const json& delta_or_text, const json& finish, const json& lp) {
+                        json c = {{"index", 0}, {"finish_reason", finish}};
+                        if (chat) c["delta"] = delta_or_text, c["logprobs"] = lp.is_null() ? json(nullptr) : json{{"content", {lp}}};
+                        else c["text"] = delta_or_text, c["logprobs"] = lp.is_null() ? json(nullptr) : completion_logprobs(json::array({lp}));
+                        json j = {{"id", id}, {"object", chunk_object}, {"created", created}, {"model", name_}, {"choices", {c}}};
+                        if (r.include_usage) j["usage"] = nullptr;
+                        return send(j);
+                    };
+                    try {
+                        if (chat && !chunk(json{{"role", "assistant"}, {"content", ""}}, nullptr, json())) {
+                            free_slot();
+                            return false;
+                        }
+                        const Outcome o = run(r, slot, [&](const std::string& text, const json& lp) {
+                            return chunk(chat ? json{{"content", text}} : json(text), nullptr, lp);
+                        });
+                        free_slot();
+                        if (o.finish == "cancelled") return false;
+                        chunk(chat ? json::object() : json(""), o.finish, json());
+                        if (r.include_usage)
+                            send({{"id", id}, {"object", chunk_object}, {"created", created}, {"model", name_},
+                                  {"choices", json::array()}, {"usage", usage(o)}});
+                        const std::string done = "data: [DONE]\n\n";
+                        sink.write(done.data(), done.size());
+                        sink.done();
+                    } catch (const std::exception& e) {
+                        free_slot();
+                        send({{"error", {{"message", e.what()}, {"type", "server_error"}}}});
+                        sink.done();
+                    }
+                    return true;
+                },
+                [free_slot](bool) { free_slot(); });  // a connection dropped before the provider ran
+        });
+    }
+
+    static json completion_logprobs(const json& entries) {
+        json tokens = json::array(), lps = json::array(), tops = json::array();
+        for (const auto& e : entries) {
+            tokens.push_back(e["token"]);
+            lps.push_back(e["logprob"]);
+            json t = json::object();
+            for (const auto& a : e["top_logprobs"]) t[a["token"].get<std::string>()] = a["logprob"];
+            tops.push_back(t);
+        }
+        return {{"tokens", tokens}, {"token_logprobs", lps}, {"top_logprobs", tops}};
+    }
+
+    void metrics(httplib::Response& res) {
+        int busy = 0, waiting = 0;
+        {
+            std::lock_guard lock(mu_);
+            for (const auto& s : slots_) busy += s.busy;
+            waiting = waiting_;
+        }
+        const double secs = m_.decode_us.load() / 1e6;
+        std::string t;
+        auto metric = [&](const char* name, const char* type, const char* help, double v) {
+            t += std::string("# HELP ember_") + name + " " + help + "\n# TYPE ember_" + name + " " + type + "\nember_" + name +
+                 " " + std::to_string(v) + "\n";
+        };
+        metric("requests_total", "counter", "completion requests received", m_.requests.load());
+        metric("request_errors_total", "counter", "requests answered with an error", m_.errors.load());
+        metric("prompt_tokens_total", "counter", "prompt tokens of completed requests", m_.prompt_tokens.load());
+        metric("prompt_tokens_reused_total", "counter", "prompt tokens found in a slot's cache", m_.reused_tokens.load());
+        metric("tokens_generated_total", "counter", "tokens generated", m_.generated_tokens.load());
+        metric("tokens_per_second", "gauge", "tokens generated per second of generation, per slot",
+               secs > 0 ? m_.generated_tokens.load() / secs : 0.0);
+        metric("slots_busy", "gauge", "slots serving a request", busy);
+        metric("slots_total", "gauge", "slots", static_cast<double>(slots_.size()));
+        metric("queue_depth", "gauge", "requests waiting for a slot", waiting);
+        res.set_content(t, "text/plain; version=0.0.4");
+    }
+
+    Options o_;
+    std::optional<Model> model_;
+    std::string name_;
+    long created_ = static_cast<long>(std::time(nullptr));
+    std::atomic<bool> ready_{false};
+    std::vector<Slot> slots_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    int waiting_ = 0;
+    std::atomic<long> next_id_{0};
+    Metrics m_;
+};
+
+httplib::Server* g_http = nullptr;
+void on_signal(int) {
+    if (g_http) g_http->stop();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    o.model = ember_examples::default_model();
+    if (const char* k = std::getenv("EMBER_API_KEY")) o.api_key = k;
+    CLI::App app{"ember-server: an OpenAI-compatible HTTP server"};
+    app.add_option("-m,--model", o.model, "GGUF model")->capture_default_str();
+    app.add_option("--host", o.host, "address to listen on")->capture_default_str();
+    app.add_option("--port", o.port, "port")->check(CLI::Range(0, 65535))->capture_default_str();
+    app.add_option("--parallel,--np", o.parallel, "slots: requests served at once")->check(CLI::Range(1, 256))->capture_default_str();
+    app.add_option("-c,--ctx", o.n_ctx, "context per slot")->check(CLI::Range(64, 1 << 20))->capture_default_str();
+    app.add_option("-t,--threads", o.threads, "threads (0: hardware)")->check(CLI::Range(0, 1024));
+    app.add_option("--api-key", o.api_key, "required bearer key (default: $EMBER_API_KEY)");
+    app.add_option("--queue", o.queue, "requests that may wait for a slot; more get 503")->check(CLI::Range(0, 100000))->capture_default_str();
+    app.add_option("--max-tokens", o.max_tokens, "cap on tokens per reply")->check(CLI::Range(1, 1 << 20))->capture_default_str();
+    app.add_option("--timeout", o.timeout, "seconds for reads, writes and waiting for a slot")->check(CLI::Range(1, 86400))->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+
+    Server server(o);
+    httplib::Server http;
+    // Enough workers that /health answers while every slot is busy and the queue is full.
+    const size_t workers = static_cast<size_t>(o.parallel + o.queue + 4);
+    http.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
+    http.set_payload_max_length(4u << 20);
+    http.set_read_timeout(o.timeout);
+    http.set_write_timeout(o.timeout);
+    http.set_keep_alive_timeout(5);
+    server.routes(http);
+    g_http = &http;
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    const int port = o.port == 0 ? http.bind_to_any_port(o.host) : (http.bind_to_port(o.host, o.port) ? o.port : -1);
+    if (port < 0) {
+        std::fprintf(stderr, "ember-server: cannot listen on %s:%d\n", o.host.c_str(), o.port);
+        return 1;
+    }
+    std::thread listener([&] { http.listen_after_bind(); });  // /health says 503 while the model loads
+    try {
+        server.load();
+    } catch (const std::exception& e) {
+        http.stop();
+        listener.join();
+        return ember_examples::fail(e);
+    }
+    std::printf("ember-server: listening on http://%s:%d (%d slots of %d tokens)\n", o.host.c_str(), port, o.parallel, o.n_ctx);
+    std::fflush(stdout);
+    listener.join();
+    return 0;
+}
