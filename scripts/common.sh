@@ -95,6 +95,16 @@ ember_fetch_large_vocabs() {
     rm -rf "$tmp"
 }
 
+# The official OpenAI Python client, for the server's tests: into a folder of its own (never the system's
+# Python), pinned so the tests meet the same client each time.
+EMBER_PYDEPS=${EMBER_PYDEPS:-$HOME/.cache/ember/python}
+export EMBER_PYDEPS
+ember_fetch_test_python() {
+    [ -d "$EMBER_PYDEPS/openai" ] && return 0
+    echo "ember: installing the openai Python client (for the server tests) into $EMBER_PYDEPS" >&2
+    ember_logged pip-openai python3 -m pip install --quiet --target "$EMBER_PYDEPS" "openai==3.54.0"
+}
+
 # Configures and builds; one progress line on a terminal, one summary line when something was built.
 ember_build() {
     ember_logged configure cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@"

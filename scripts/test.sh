@@ -7,5 +7,6 @@ ember_install_deps
 ember_fetch_default_model
 ember_fetch_gemma3
 ember_fetch_large_vocabs
+ember_fetch_test_python
 ember_build -DEMBER_WERROR=ON -DEMBER_BUILD_TESTS=ON
 cd "$BUILD" && ctest --output-on-failure -j "$(nproc)" "$@"
