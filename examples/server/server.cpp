@@ -92,6 +92,7 @@ struct Request {
     std::vector<std::pair<Token, float>> logit_bias;
     int logprobs = -1;  // -1: none; else the top alternatives per token
     bool stream = false, include_usage = false, chat = false;
+    bool ignore_eos = false;  // llama-server's extension: generate max_tokens whatever the model says
 };
 
 class Server {
@@ -106,6 +107,8 @@ public:
         SessionParams sp;
         sp.n_ctx = o_.n_ctx;
         for (int i = 0; i < o_.parallel; ++i) slots_.push_back({std::make_unique<Session>(*model_, sp), false});
+        for (Token t = 0; t < model_->n_vocab(); ++t)
+            if (model_->tokenizer().is_end_of_generation(t)) eog_.push_back(t);
         ready_ = true;
     }
 
@@ -280,6 +283,7 @@ private:
             r.logprobs = static_cast<int>(n.get<long long>());
         }
         r.stream = j.value("stream", false);
+        r.ignore_eos = j.value("ignore_eos", false);
         r.include_usage = j.contains("stream_options") && j["stream_options"].is_object() &&
                           j["stream_options"].value("include_usage", false);
         return r;
@@ -357,6 +361,8 @@ private:
             const auto l = s.logits();
             logits.assign(l.begin(), l.end());
             for (const auto& [id, b] : r.logit_bias) logits[id] += b;
+            if (r.ignore_eos)
+                for (Token e : eog_) logits[e] = -INFINITY;
             const Token t = sampler.sample(logits);
             ++out.completion_tokens;
             if (tok.is_end_of_generation(t)) {
@@ -555,6 +561,7 @@ private:
     long created_ = static_cast<long>(std::time(nullptr));
     std::atomic<bool> ready_{false};
     std::vector<Slot> slots_;
+    std::vector<Token> eog_;  // end-of-generation tokens (for ignore_eos)
     std::mutex mu_;
     std::condition_variable cv_;
     int waiting_ = 0;
