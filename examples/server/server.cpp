@@ -27,6 +27,10 @@
 using json = nlohmann::json;
 using namespace ember;
 
+namespace ember_server {
+extern const char kChatPage[];  // page.html, compiled in
+}
+
 namespace {
 
 struct Options {
@@ -114,7 +118,7 @@ public:
 
     void routes(httplib::Server& http) {
         http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-            if (req.path == "/health" || req.path == "/metrics" || o_.api_key.empty())
+            if (req.path == "/" || req.path == "/health" || req.path == "/metrics" || o_.api_key.empty())
                 return httplib::Server::HandlerResponse::Unhandled;
             const std::string auth = req.get_header_value("Authorization");
             if (!equal_constant_time(auth, "Bearer " + o_.api_key)) {
@@ -126,6 +130,10 @@ public:
         http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
             if (!ready_) return send_error(res, {503, "loading the model", "unavailable"});
             res.set_content(R"({"status":"ok"})", "application/json");
+        });
+        http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+            res.set_header("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'");
+            res.set_content(ember_server::kChatPage, "text/html; charset=utf-8");
         });
         http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) { metrics(res); });
         http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
