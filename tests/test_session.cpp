@@ -67,6 +67,30 @@ TEST_CASE("token by token equals one batch; rewind replays exactly") {
     CHECK_THROWS_AS(step.rewind(1), Error);
 }
 
+TEST_CASE("prefill_reusing evaluates only what the cache lacks, and agrees with a cold prefill") {
+    const Model& m = stories();
+    const auto a = m.tokenizer().encode("Once upon a time, there was a little dog");
+    const auto b = m.tokenizer().encode("Once upon a time, there was a big cat who");
+    Session cold(m);
+    cold.prefill(b);
+    Session s(m);
+    CHECK(s.prefill_reusing(a) == 0);
+    size_t shared = 0;
+    while (a[shared] == b[shared]) ++shared;
+    CHECK(s.prefill_reusing(b) == static_cast<int>(shared));
+    CHECK(s.tokens() == b);
+    CHECK(max_diff(s.logits(), cold.logits()) < 1e-4f);
+    // The same prompt again: everything but the last token is reused, and the logits are fresh.
+    CHECK(s.prefill_reusing(b) == static_cast<int>(b.size()) - 1);
+    CHECK(max_diff(s.logits(), cold.logits()) < 1e-4f);
+    // A prefix of the cache: the rest is forgotten.
+    CHECK(s.prefill_reusing(std::span<const Token>(b).first(3)) == 2);
+    CHECK(s.position() == 3);
+    CHECK_THROWS_AS(s.prefill_reusing({}), Error);
+    const std::vector<Token> bad = {b[0], 1 << 30};
+    CHECK_THROWS_AS(s.prefill_reusing(bad), Error);
+}
+
 TEST_CASE("bit-identical logits whatever the thread count") {
     // Every output element is computed by one thread in a fixed order, so threads only change speed.
     const Model& m = stories();

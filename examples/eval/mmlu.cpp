@@ -238,14 +238,8 @@ int run_mmlu(const Common& c, const MmluOptions& o) {
                                                                      " does not fit the context; raise -c");
                     if (k == o.shots) ++r.dropped_shots;
                 }
-                // Keep what the cache shares with this prompt; at least the last token is evaluated.
-                const auto& cached = session.tokens();
-                size_t keep = 0;
-                while (keep < cached.size() && keep + 1 < ids.size() && cached[keep] == ids[keep]) ++keep;
-                session.rewind(static_cast<int>(keep));
-                session.prefill(std::span<const Token>(ids).subspan(keep));
+                r.reused_tokens += session.prefill_reusing(ids);  // the shared start stays cached
                 r.prompt_tokens += static_cast<long>(ids.size());
-                r.reused_tokens += static_cast<long>(keep);
 
                 const auto logits = session.logits();
                 std::array<float, 4> l{};

@@ -349,12 +349,7 @@ private:
         s.clear_cancel();
         Outcome out;
         out.prompt_tokens = static_cast<int>(r.prompt.size());
-        size_t keep = 0;
-        const auto& have = s.tokens();
-        while (keep < have.size() && keep + 1 < r.prompt.size() && have[keep] == r.prompt[keep]) ++keep;
-        s.rewind(static_cast<int>(keep));
-        s.prefill(std::span<const Token>(r.prompt).subspan(keep));
-        out.reused = static_cast<int>(keep);
+        out.reused = s.prefill_reusing(r.prompt);
         m_.prompt_tokens += out.prompt_tokens;
         m_.reused_tokens += out.reused;
 

@@ -58,6 +58,11 @@ public:
     // it held before the call.
     void prefill(std::span<const Token> tokens, bool all_logits = false);
     void decode(Token token);
+    // Makes the cache hold exactly `prompt`, evaluating only what it does not share with the cached
+    // tokens (at least its last token, so logits() belongs to it): a conversation resent whole, or prompts
+    // with a common start, pay only for what is new. Returns the tokens reused. On failure the cache holds
+    // the reused part.
+    int prefill_reusing(std::span<const Token> prompt);
 
     std::span<const float> logits() const;          // last evaluated position, n_vocab values
     std::span<const float> logits_at(int i) const;  // i-th token of the last prefill(all_logits=true)

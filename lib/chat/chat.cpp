@@ -128,13 +128,7 @@ ChatTurn Chat::say(const std::string& user, Sampler& sampler, const GeneratePara
         if (static_cast<int>(prompt.size()) > budget)  // one message alone is too long: keep its end
             prompt.erase(prompt.begin(), prompt.end() - budget);
         if (prompt.empty()) throw Error(Status::InvalidArgument, "chat: the template rendered nothing");
-        // Reuse the cached prefix; at least one token is evaluated, for fresh logits.
-        const auto& cached = session_.tokens();
-        size_t common = 0;
-        while (common < cached.size() && common < prompt.size() && cached[common] == prompt[common]) ++common;
-        if (common == prompt.size()) --common;
-        session_.rewind(static_cast<int>(common));
-        session_.prefill(std::span<const Token>(prompt).subspan(common));
+        const size_t common = static_cast<size_t>(session_.prefill_reusing(prompt));
         turn.prompt_tokens = static_cast<int>(prompt.size());
         turn.reused_tokens = static_cast<int>(common);
         turn.prefilled_tokens = static_cast<int>(prompt.size() - common);

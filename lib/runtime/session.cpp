@@ -203,6 +203,15 @@ void Session::prefill(std::span<const Token> tokens, bool all_logits) {
     Call call(*impl_, "prefill");
     as_ember_error("prefill", [&] { impl_->prefill(tokens, all_logits); });
 }
+int Session::prefill_reusing(std::span<const Token> prompt) {
+    if (prompt.empty()) throw Error(Status::InvalidArgument, "prefill_reusing: the prompt is empty");
+    const auto& cached = tokens();
+    size_t keep = 0;
+    while (keep < cached.size() && keep + 1 < prompt.size() && cached[keep] == prompt[keep]) ++keep;
+    rewind(static_cast<int>(keep));
+    prefill(prompt.subspan(keep));
+    return static_cast<int>(keep);
+}
 void Session::decode(Token token) {
     Call call(*impl_, "decode");
     as_ember_error("decode", [&] { impl_->prefill(std::span<const Token>(&token, 1), false); });
