@@ -1,7 +1,7 @@
 // ember-bench: prefill and decode speed in llama-bench's style, each figure set beside a limit measured
 // in the same run: decode against memory read bandwidth, prefill against the FP32 FMA peak.
 //   ember-bench [-m MODEL] [-t 1,2] [-p 512] [-n 128] [-r 5] [-s 8]
-// -s N adds a line per thread count: N sessions decoding at once, each on a thread of its own (they share
+// -s N adds lines per thread count: N sessions decoding at once, each on a thread of its own (they share
 // the model's one worker pool), with their total tokens/s and the CPU time they cost.
 #include <algorithm>
 #include <cstdio>
@@ -147,6 +147,17 @@ void concurrent_decode(const Model& model, int n_threads, int n_sessions, const 
     const double total = static_cast<double>(gen.size()) * n_sessions;
     std::printf("%d sessions at once, %d threads each: tg%zu %.1f t/s in total, %.2f s wall, %.2f s CPU (%.1f ms CPU a token)\n",
                 n_sessions, n_threads, gen.size(), total / wall, wall, cpu, 1e3 * cpu / total);
+
+    // The same tokens through Session::decode_batch: one step serves every session.
+    std::vector<Session> batched;
+    for (int i = 0; i < n_sessions; ++i) batched.emplace_back(model, sp);
+    std::vector<Session*> ptrs;
+    for (auto& s : batched) ptrs.push_back(&s);
+    const double cpu1 = cpu_seconds(), t1 = now_ms();
+    for (Token t : gen) Session::decode_batch(ptrs, std::vector<Token>(ptrs.size(), t));
+    const double wall_b = (now_ms() - t1) / 1e3, cpu_b = cpu_seconds() - cpu1;
+    std::printf("%d sessions in one batch,  %d threads:      tg%zu %.1f t/s in total, %.2f s wall, %.2f s CPU (%.1f ms CPU a token)\n",
+                n_sessions, n_threads, gen.size(), total / wall_b, wall_b, cpu_b, 1e3 * cpu_b / total);
 }
 
 }  // namespace

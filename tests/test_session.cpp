@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <memory>
 #include <thread>
 
 #include "ember/ember.hpp"
@@ -89,6 +90,61 @@ TEST_CASE("prefill_reusing evaluates only what the cache lacks, and agrees with 
     CHECK_THROWS_AS(s.prefill_reusing({}), Error);
     const std::vector<Token> bad = {b[0], 1 << 30};
     CHECK_THROWS_AS(s.prefill_reusing(bad), Error);
+}
+
+TEST_CASE("decode_batch: several sessions in one step equal each decoding alone") {
+    const Model& m = stories();
+    const char* prompts[] = {"Once upon a time", "The little dog ran to the park and", "Lily"};
+    const Token next[] = {300, 42, 7};
+    std::vector<std::unique_ptr<Session>> alone, together;
+    for (const char* p : prompts) {
+        const auto ids = m.tokenizer().encode(p);
+        alone.push_back(std::make_unique<Session>(m));
+        together.push_back(std::make_unique<Session>(m));
+        alone.back()->prefill(ids);
+        together.back()->prefill(ids);
+    }
+    std::vector<Session*> batch;
+    for (auto& s : together) batch.push_back(s.get());
+    for (int step = 0; step < 3; ++step) {  // three steps: positions keep advancing per session
+        for (size_t i = 0; i < alone.size(); ++i) alone[i]->decode(next[i] + step);
+        std::vector<Token> toks;
+        for (size_t i = 0; i < alone.size(); ++i) toks.push_back(next[i] + step);
+        Session::decode_batch(batch, toks);
+        for (size_t i = 0; i < alone.size(); ++i) {
+            CAPTURE(i);
+            CHECK(together[i]->tokens() == alone[i]->tokens());
+            CHECK(max_diff(together[i]->logits(), alone[i]->logits()) < 1e-4f);
+        }
+    }
+
+    // Misuse is refused and leaves every session as it was.
+    const auto before = together[0]->tokens();
+    std::vector<Session*> two = {batch[0], batch[1]};
+    CHECK_THROWS_AS(Session::decode_batch(two, std::vector<Token>{1}), Error);           // sizes differ
+    CHECK_THROWS_AS(Session::decode_batch({}, {}), Error);                               // nothing
+    std::vector<Session*> dup = {batch[0], batch[0]};
+    CHECK_THROWS_AS(Session::decode_batch(dup, std::vector<Token>{1, 2}), Error);        // twice
+    CHECK_THROWS_AS(Session::decode_batch(two, std::vector<Token>{1, 1 << 30}), Error);  // bad token
+    std::vector<Session*> with_null = {batch[0], nullptr};
+    CHECK_THROWS_AS(Session::decode_batch(with_null, std::vector<Token>{1, 2}), Error);
+    const Model other = Model::load(test::testdata("models/stories260K.gguf"));
+    Session foreign(other);
+    foreign.decode(1);
+    std::vector<Session*> mixed = {batch[0], &foreign};
+    CHECK_THROWS_AS(Session::decode_batch(mixed, std::vector<Token>{1, 2}), Error);      // another model
+    SessionParams tiny;
+    tiny.n_ctx = 2;
+    Session full(m, tiny);
+    full.prefill(std::vector<Token>{1, 2});
+    std::vector<Session*> with_full = {batch[0], &full};
+    CHECK_THROWS_AS(Session::decode_batch(with_full, std::vector<Token>{1, 2}), Error);  // no room
+    batch[1]->cancel();
+    CHECK_THROWS_AS(Session::decode_batch(two, std::vector<Token>{1, 2}), Error);        // cancelled
+    batch[1]->clear_cancel();
+    CHECK(together[0]->tokens() == before);
+    Session::decode_batch(two, std::vector<Token>{1, 2});
+    CHECK(together[0]->position() == static_cast<int>(before.size()) + 1);
 }
 
 TEST_CASE("bit-identical logits whatever the thread count") {

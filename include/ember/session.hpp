@@ -63,6 +63,13 @@ public:
     // with a common start, pay only for what is new. Returns the tokens reused. On failure the cache holds
     // the reused part.
     int prefill_reusing(std::span<const Token> prompt);
+    // One decoding step for several sessions of one model at once: sessions[i] evaluates tokens[i], each
+    // at its own position against its own cache, while every weight is read once for all of them (serving
+    // N conversations costs far less than N steps). Afterwards each session's logits() belongs to its
+    // token, as after decode(). The sessions must be distinct, idle, of one model, not cancelled, with room
+    // for one token; at most the first session's n_batch of them. Throws as decode does (InvalidArgument,
+    // ContextFull, Cancelled...); on any failure no session changes.
+    static void decode_batch(std::span<Session* const> sessions, std::span<const Token> tokens);
 
     std::span<const float> logits() const;          // last evaluated position, n_vocab values
     std::span<const float> logits_at(int i) const;  // i-th token of the last prefill(all_logits=true)

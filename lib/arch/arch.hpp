@@ -92,6 +92,16 @@ public:
     // all_logits, into ws.logits rows (row i: token i, or row 0 for the last token alone).
     virtual void forward(Workspace& ws, std::span<const Token> tokens, int n_past, bool all_logits,
                          const std::function<bool()>& aborted) const = 0;
+    // One token for each of several sequences in one pass (each weight read once for all): row i is
+    // rows[i].token at position rows[i].n_past, attending over rows[i].cache's KV cache. The activations
+    // and the logits (row i for sequence i) use `ws`, which must hold rows.size() ≤ its n_batch rows.
+    struct BatchRow {
+        Token token = 0;
+        int n_past = 0;
+        Workspace* cache = nullptr;
+    };
+    virtual void forward_batch(Workspace& ws, std::span<const BatchRow> rows,
+                               const std::function<bool()>& aborted) const = 0;
 
 protected:
     HParams hp_;

@@ -69,7 +69,8 @@ void moe(Workspace& ws, const HParams& hp, const FfnWeights& w, const backend::T
 
 }  // namespace
 
-void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w, int layer, int64_t n, int n_past) {
+void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w, int layer, int64_t n,
+                     std::span<const SeqRows> seqs) {
     auto& s = *ws.stream;
     backend::Tensor x = rows_of(ws.x, n), h = rows_of(ws.h, n), q = rows_of(ws.q, n), k = rows_of(ws.k, n),
                     v = rows_of(ws.v, n), a = rows_of(ws.attn, n);
@@ -91,18 +92,22 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
         s.rms_norm(kh, w.k_norm, hp.norm_eps, kh);
     }
     const backend::RopeParams& rope = local ? hp.rope_swa : hp.rope;
-    s.rope(q, hp.head_dim, n_past, rope);
-    s.rope(k, hp.head_dim, n_past, rope);
-    s.kv_store(k, v, ws.k_cache[layer], ws.v_cache[layer], n_past);
     backend::AttentionParams p;
     p.n_head = hp.n_head;
     p.n_head_kv = hp.n_head_kv;
     p.head_dim = hp.head_dim;
-    p.n_past = n_past;
     p.scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
     p.softcap = hp.attn_softcap;
     p.window = local ? hp.swa_window : 0;
-    s.attention(q, ws.k_cache[layer], ws.v_cache[layer], p, a);
+    for (const SeqRows& seq : seqs) {
+        backend::Tensor qs = row_slice(q, seq.first, seq.count), ks = row_slice(k, seq.first, seq.count),
+                        vs = row_slice(v, seq.first, seq.count), as = row_slice(a, seq.first, seq.count);
+        s.rope(qs, hp.head_dim, seq.n_past, rope);
+        s.rope(ks, hp.head_dim, seq.n_past, rope);
+        s.kv_store(ks, vs, seq.cache->k_cache[layer], seq.cache->v_cache[layer], seq.n_past);
+        p.n_past = seq.n_past;
+        s.attention(qs, seq.cache->k_cache[layer], seq.cache->v_cache[layer], p, as);
+    }
     s.matmul(w.wo, a, h);
     add_residual(s, hp, w.post_norm, h, x);
 }

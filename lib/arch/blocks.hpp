@@ -1,6 +1,8 @@
 // Shared transformer blocks: each architecture composes its forward pass from these.
 #pragma once
 
+#include <span>
+
 #include "arch/arch.hpp"
 
 namespace ember::arch {
@@ -18,9 +20,19 @@ struct FfnWeights {
     backend::Tensor post_norm;             // optional RMSNorm of the block's output (Gemma 2/3)
 };
 
-// x += post_norm(Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))) for `n` tokens at n_past;
-// local layers (hp.is_swa) see a sliding window and use their own RoPE.
-void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w, int layer, int64_t n, int n_past);
+// Rows [first, first + count) of a block's activations: consecutive tokens of one sequence at positions
+// n_past.., whose keys and values live in `cache` (the session's workspace).
+struct SeqRows {
+    int64_t first = 0, count = 0;
+    int n_past = 0;
+    Workspace* cache = nullptr;
+};
+
+// x += post_norm(Wo · attention(rope(Wq·norm(x)), rope(Wk·norm(x)), Wv·norm(x))) for `n` rows; the
+// projections run over all rows at once, RoPE and attention per sequence over its own cache. Local layers
+// (hp.is_swa) see a sliding window and use their own RoPE.
+void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w, int layer, int64_t n,
+                     std::span<const SeqRows> seqs);
 // x += post_norm(down(act(gate·norm(x)) · up·norm(x))), act = SiLU or GELU(tanh); with a router, the
 // mixture of experts: each token through its top experts, their outputs weighted by the router.
 void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int64_t n);

@@ -122,13 +122,30 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
 
 void Decoder::forward(Workspace& ws, std::span<const Token> tokens, int n_past, bool all_logits,
                       const std::function<bool()>& aborted) const {
+    const SeqRows seq{0, static_cast<int64_t>(tokens.size()), n_past, &ws};
+    run(ws, tokens, std::span<const SeqRows>(&seq, 1), all_logits, aborted);
+}
+
+void Decoder::forward_batch(Workspace& ws, std::span<const BatchRow> rows,
+                            const std::function<bool()>& aborted) const {
+    std::vector<Token> tokens(rows.size());
+    std::vector<SeqRows> seqs(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+        tokens[i] = rows[i].token;
+        seqs[i] = {static_cast<int64_t>(i), 1, rows[i].n_past, rows[i].cache};
+    }
+    run(ws, tokens, seqs, true, aborted);
+}
+
+void Decoder::run(Workspace& ws, std::span<const Token> tokens, std::span<const SeqRows> seqs, bool all_logits,
+                  const std::function<bool()>& aborted) const {
     const int64_t n = static_cast<int64_t>(tokens.size());
     backend::Tensor x = rows_of(ws.x, n);
     ws.stream->get_rows(embd_, tokens.data(), n, x);
     if (hp_.embd_scale > 0.f) ws.stream->scale(x, hp_.embd_scale, x);
     for (int l = 0; l < hp_.n_layer; ++l) {
         if (aborted && aborted()) throw Error(Status::Cancelled, "cancelled");
-        attention_block(ws, hp_, attn_[l], l, n, n_past);
+        attention_block(ws, hp_, attn_[l], l, n, seqs);
         ffn_block(ws, hp_, ffn_[l], n);
     }
     output_block(ws, hp_, out_norm_, output_, n, all_logits);

@@ -31,8 +31,13 @@ public:
     Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w);
     void forward(Workspace& ws, std::span<const Token> tokens, int n_past, bool all_logits,
                  const std::function<bool()>& aborted) const override;
+    void forward_batch(Workspace& ws, std::span<const BatchRow> rows,
+                       const std::function<bool()>& aborted) const override;
 
 private:
+    void run(Workspace& ws, std::span<const Token> tokens, std::span<const SeqRows> seqs, bool all_logits,
+             const std::function<bool()>& aborted) const;
+
     DecoderSpec spec_;
     backend::Tensor embd_, out_norm_, output_;
     std::vector<AttentionWeights> attn_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
 
 #include "ember/error.hpp"
 #include "runtime/model_impl.hpp"
@@ -212,6 +213,56 @@ int Session::prefill_reusing(std::span<const Token> prompt) {
     prefill(prompt.subspan(keep));
     return static_cast<int>(keep);
 }
+void Session::decode_batch(std::span<Session* const> sessions, std::span<const Token> tokens) {
+    if (sessions.empty() || sessions.size() != tokens.size())
+        throw Error(Status::InvalidArgument, "decode_batch: give one token for each of at least one session");
+    for (Session* s : sessions)
+        if (!s || !s->impl_) throw Error(Status::InvalidArgument, "decode_batch: a session is null or moved from");
+    detail::SessionImpl& first = *sessions[0]->impl_;
+    if (sessions.size() > static_cast<size_t>(first.n_batch))
+        throw Error(Status::InvalidArgument, "decode_batch: " + std::to_string(sessions.size()) +
+                                                 " sessions exceed the first session's n_batch of " +
+                                                 std::to_string(first.n_batch));
+    for (size_t i = 0; i < sessions.size(); ++i)
+        for (size_t j = 0; j < i; ++j)
+            if (sessions[i] == sessions[j]) throw Error(Status::InvalidArgument, "decode_batch: a session appears twice");
+    // Each session is marked busy for the step.
+    std::vector<std::unique_ptr<Call>> calls;
+    for (Session* s : sessions) calls.push_back(std::make_unique<Call>(*s->impl_, "decode_batch"));
+    std::vector<arch::Architecture::BatchRow> rows(sessions.size());
+    for (size_t i = 0; i < sessions.size(); ++i) {
+        detail::SessionImpl& s = *sessions[i]->impl_;
+        if (s.model.impl() != first.model.impl())
+            throw Error(Status::InvalidArgument, "decode_batch: the sessions belong to different models");
+        if (tokens[i] < 0 || static_cast<size_t>(tokens[i]) >= s.n_vocab)
+            throw Error(Status::InvalidArgument, "decode_batch: token id " + std::to_string(tokens[i]) + " is out of range");
+        if (s.position() >= s.n_ctx)
+            throw Error(Status::ContextFull, "decode_batch: session " + std::to_string(i) + " has no room left");
+        rows[i] = {tokens[i], s.position(), &s.ws};
+    }
+    auto aborted = [&] {
+        return std::any_of(sessions.begin(), sessions.end(), [](Session* s) { return s->impl_->aborted(); });
+    };
+    as_ember_error("decode_batch", [&] {
+        if (aborted()) throw Error(Status::Cancelled, "cancelled");
+        first.model.impl()->arch->forward_batch(first.ws, rows, aborted);
+        // Results into spare buffers first, so a failure leaves every session as it was.
+        for (size_t i = 0; i < sessions.size(); ++i) {
+            detail::SessionImpl& s = *sessions[i]->impl_;
+            s.spare_last.resize(s.n_vocab);
+            first.stream->read(first.ws.logits, s.spare_last.data(), s.n_vocab * sizeof(float),
+                               i * first.row_width * sizeof(float));
+        }
+        for (size_t i = 0; i < sessions.size(); ++i) {
+            detail::SessionImpl& s = *sessions[i]->impl_;
+            s.cached.push_back(tokens[i]);
+            s.logits_last.swap(s.spare_last);
+            s.logits_all.clear();
+            s.n_all = 0;
+        }
+    });
+}
+
 void Session::decode(Token token) {
     Call call(*impl_, "decode");
     as_ember_error("decode", [&] { impl_->prefill(std::span<const Token>(&token, 1), false); });
