@@ -90,6 +90,24 @@ def watch_health(port, stop, worst):
         time.sleep(0.02)
 
 
+def test_streams():
+    """16 concurrent streaming clients on 4 slots (a queue of 16): all finish, with the right text."""
+    s = Server("--parallel", "4", "--queue", "16", "-c", "1024")
+    try:
+        c = client(s)
+        expect = c.completions.create(model="x", prompt="Once upon a time", max_tokens=48, temperature=0).choices[0].text
+
+        def one_stream(i):
+            return "".join(ch.choices[0].text for ch in c.completions.create(
+                model="x", prompt="Once upon a time", max_tokens=48, temperature=0, stream=True) if ch.choices)
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            texts = list(pool.map(one_stream, range(16)))
+        check(len(texts) == 16 and all(t == expect for t in texts), "every one of 16 streams has the right text")
+    finally:
+        s.stop()
+
+
 def test_load():
     s = Server("--parallel", "4", "--queue", "8", "-c", "1024")
     stop, worst = multiprocessing.Event(), multiprocessing.Value("d", 0.0)
@@ -103,7 +121,7 @@ def test_load():
             return "".join(ch.choices[0].text for ch in c.completions.create(
                 model="x", prompt="Once upon a time", max_tokens=48, temperature=0, stream=True) if ch.choices)
 
-        with concurrent.futures.ThreadPoolExecutor(16) as pool:  # 16 streams on 4 slots (the queue holds 8)
+        with concurrent.futures.ThreadPoolExecutor(12) as pool:  # 4 slots + a queue of 8: all are served
             texts = list(pool.map(one_stream, range(12)))
         check(all(t == expect for t in texts), "every concurrent stream has the right text")
 
@@ -141,5 +159,6 @@ if __name__ == "__main__":
         test_client(srv)
     finally:
         srv.stop()
+    test_streams()
     test_load()
     print("openai client: passed")
