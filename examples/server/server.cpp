@@ -1,11 +1,13 @@
 // ember-server: an OpenAI-compatible HTTP server over one model and N slots (sessions). Each request takes
 // the free slot whose cache shares the longest prefix with its prompt, so a client resending the whole
-// conversation pays only for the new turn. HTTP from cpp-httplib, JSON from nlohmann-json.
+// conversation pays only for the new turn; one scheduler thread then decodes every generating slot in the
+// same step (continuous batching). HTTP from cpp-httplib, JSON from nlohmann-json.
 //   ember-server -m MODEL [--host 127.0.0.1] [--port 8080] [--parallel 4] [-c 4096] [-t N] [--api-key KEY]
 //                [--queue 16] [--max-tokens 4096] [--timeout 600]
 // Endpoints: POST /v1/chat/completions, POST /v1/completions (both with "stream": true as server-sent
 // events), GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize.
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -344,15 +346,7 @@ private:
         cv_.notify_one();
     }
 
-    struct Step {
-        std::string text;        // new text, safe to send
-        json logprob;            // when asked
-        bool done = false;
-        std::string finish;      // "stop" or "length"
-    };
-
-    // Runs one request on its slot; `emit` gets text as it completes and returns false to stop (the
-    // client left).
+    // What one request produced.
     struct Outcome {
         std::string text, finish = "length";
         json logprobs = json::array();
@@ -732,11 +726,19 @@ int main(int argc, char** argv) {
     std::signal(SIGTERM, on_signal);
     std::signal(SIGPIPE, SIG_IGN);
 
+    // cpp-httplib listens with a backlog of 5: under a burst of new connections the kernel drops SYNs and
+    // clients (a /health probe included) wait a 1 s retransmission. Keep the socket and widen its backlog.
+    int listen_fd = -1;
+    http.set_socket_options([&listen_fd](socket_t sock) {
+        httplib::default_socket_options(sock);
+        listen_fd = static_cast<int>(sock);
+    });
     const int port = o.port == 0 ? http.bind_to_any_port(o.host) : (http.bind_to_port(o.host, o.port) ? o.port : -1);
     if (port < 0) {
         std::fprintf(stderr, "ember-server: cannot listen on %s:%d\n", o.host.c_str(), o.port);
         return 1;
     }
+    if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
     std::thread listener([&] { http.listen_after_bind(); });  // /health says 503 while the model loads
     try {
         server.load();
