@@ -364,11 +364,7 @@ EMBER_API ember_status ember_chat_render(const ember_model* model, const char* t
     std::map<std::string, std::string> tokens;
     std::string source = template_source ? template_source : model->model.chat_template();
     if (source.empty()) source = ember::ChatTemplate::chatml();
-    if (model) {
-        const ember::Tokenizer& tok = model->model.tokenizer();
-        if (tok.bos() >= 0) tokens["bos_token"] = tok.piece(tok.bos(), true);
-        if (tok.eos() >= 0) tokens["eos_token"] = tok.piece(tok.eos(), true);
-    }
+    if (model) tokens = ember::chat_template_tokens(model->model.tokenizer());
     const std::string text = ember::ChatTemplate(source).render(json, tokens);
     return write_text(text, buf, cap, needed, __func__);
     EMBER_CATCH

@@ -83,7 +83,6 @@ int main(int argc, char** argv) {
         mp.n_threads = n_threads;
         Model model = Model::load(model_path, mp);
         const Tokenizer& tok = model.tokenizer();
-        bool add_bos = !no_bos;
         if (chat) {  // the model's own template, as Hugging Face's apply_chat_template renders it
             if (model.chat_template().empty())
                 std::fprintf(stderr, "ember-generate: the model has no chat template; using ChatML\n");
@@ -91,10 +90,9 @@ int main(int argc, char** argv) {
             if (!system.empty()) messages.push_back({"system", system});
             messages.push_back({"user", prompt});
             prompt = apply_chat_template(model, messages);
-            // A template that writes BOS itself (Gemma, Llama 3) must not get a second one.
-            if (tok.bos() >= 0 && prompt.rfind(tok.piece(tok.bos(), true), 0) == 0) add_bos = false;
         }
-        const std::vector<Token> prompt_ids = tok.encode(prompt, add_bos, true);
+        const std::vector<Token> prompt_ids =
+            chat && !no_bos ? tokenize_chat_prompt(tok, prompt) : tok.encode(prompt, !no_bos, true);
 
         SessionParams sesp;
         sesp.n_ctx = n_ctx;

@@ -57,9 +57,7 @@ int main(int argc, char** argv) {
                 std::fprintf(stderr, "ember-template: %s has no chat template; using ChatML\n", mpath);
                 source = ember::ChatTemplate::chatml();
             }
-            const ember::Tokenizer tok = ember::Tokenizer::from_gguf(mpath);
-            if (tok.bos() >= 0) tokens["bos_token"] = tok.piece(tok.bos(), true);
-            if (tok.eos() >= 0) tokens["eos_token"] = tok.piece(tok.eos(), true);
+            tokens = ember::chat_template_tokens(ember::Tokenizer::from_gguf(mpath));
         }
         const ember::ChatTemplate tmpl(source);
         const std::string out = tmpl.render(input, tokens);

@@ -2,6 +2,7 @@
 // templates that must end in an ember::Error quickly instead of hanging or exhausting memory.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -199,4 +200,17 @@ TEST_CASE("chat template basics") {
     CHECK(render("{{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ 7 / 2 }} {{ 1.0 }} {{ 1e20 }}") == "3 -4 1 3.5 1.0 1e+20");
     CHECK(render("{{ '  a b  '.strip().split(' ') }}") == "['a', 'b']");
     CHECK(render("{%- set x -%}\n  inner  \n{%- endset -%}[{{ x }}]") == "[inner]");
+}
+
+TEST_CASE("a rendered prompt gets BOS once, whether or not the template wrote it") {
+    const ember::Tokenizer tok = ember::Tokenizer::from_gguf(ember::test::testdata("models/stories260K.gguf"));
+    REQUIRE(tok.bos() >= 0);
+    const auto vars = ember::chat_template_tokens(tok);
+    REQUIRE(vars.count("bos_token"));
+    const std::string bos = vars.at("bos_token");
+    const auto plain = ember::tokenize_chat_prompt(tok, "Hello there");
+    const auto written = ember::tokenize_chat_prompt(tok, bos + "Hello there");
+    CHECK(plain.front() == tok.bos());
+    CHECK(written == plain);
+    CHECK(std::count(written.begin(), written.end(), tok.bos()) == 1);
 }

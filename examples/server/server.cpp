@@ -249,9 +249,7 @@ private:
                         if (part.is_object() && part.value("type", "") == "text") content += part.value("text", "");
                 msgs.push_back({m["role"], content});
             }
-            const std::string text = apply_chat_template(*model_, msgs, true);
-            const bool template_bos = tok.bos() >= 0 && text.rfind(tok.piece(tok.bos(), true), 0) == 0;
-            r.prompt = tok.encode(text, !template_bos, true);
+            r.prompt = tokenize_chat_prompt(tok, apply_chat_template(*model_, msgs, true));
         } else {
             if (!j.contains("prompt") || !j["prompt"].is_string()) throw bad_request("'prompt' must be a string");
             r.prompt = tok.encode(j["prompt"].get<std::string>(), true, false);

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "ember/tokenizer.hpp"
+
 namespace ember {
 
 class Model;
@@ -51,5 +53,12 @@ private:
 // when the template writes one itself.
 std::string apply_chat_template(const Model& model, const std::vector<ChatMessage>& messages,
                                 bool add_generation_prompt = true);
+
+// The vocabulary's BOS and EOS pieces as the template variables bos_token and eos_token.
+std::map<std::string, std::string> chat_template_tokens(const Tokenizer& tok);
+
+// A rendered chat prompt as tokens: special tokens parsed, BOS added unless the template wrote it itself
+// (Gemma, Llama 3 do), so it is never doubled.
+std::vector<Token> tokenize_chat_prompt(const Tokenizer& tok, const std::string& text);
 
 }  // namespace ember

@@ -13,13 +13,6 @@ namespace ember {
 
 namespace {
 
-std::map<std::string, std::string> special_tokens(const Tokenizer& tok) {
-    std::map<std::string, std::string> v;
-    if (tok.bos() >= 0) v["bos_token"] = tok.piece(tok.bos(), true);
-    if (tok.eos() >= 0) v["eos_token"] = tok.piece(tok.eos(), true);
-    return v;
-}
-
 // Length-prefixed strings for the chat file's payload.
 void put_string(std::vector<uint8_t>& b, const std::string& s) {
     const uint32_t n = static_cast<uint32_t>(s.size());
@@ -72,9 +65,7 @@ std::vector<ChatMessage> Chat::prompt_messages(size_t drop) const {
 
 std::vector<Token> Chat::render(size_t drop) const {
     const Tokenizer& tok = model_.tokenizer();
-    const std::string text = template_.apply(prompt_messages(drop), true, special_tokens(tok));
-    const bool template_bos = tok.bos() >= 0 && text.rfind(tok.piece(tok.bos(), true), 0) == 0;
-    return tok.encode(text, !template_bos, true);
+    return tokenize_chat_prompt(tok, template_.apply(prompt_messages(drop), true, chat_template_tokens(tok)));
 }
 
 // The model summarises messages [from, to) into the note (Summary strategy). Uses the session: the next
@@ -85,8 +76,7 @@ void Chat::summarize(size_t from, size_t to, Sampler& sampler) {
     const std::vector<ChatMessage> ask = {
         {"user", "Summarise this conversation in at most two sentences, keeping names and facts:\n\n" + text}};
     const Tokenizer& tok = model_.tokenizer();
-    const std::string prompt_text = template_.apply(ask, true, special_tokens(tok));
-    std::vector<Token> prompt = tok.encode(prompt_text, true, true);
+    std::vector<Token> prompt = tokenize_chat_prompt(tok, template_.apply(ask, true, chat_template_tokens(tok)));
     const int room = session_.n_ctx() - params_.reserve / 2;
     if (static_cast<int>(prompt.size()) > room) prompt.erase(prompt.begin() + 1, prompt.end() - (room - 1));
     session_.reset();

@@ -72,11 +72,19 @@ ChatTemplate ChatTemplate::for_model(const Model& model) {
 }
 
 std::string apply_chat_template(const Model& model, const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
-    const Tokenizer& tok = model.tokenizer();
+    return ChatTemplate::for_model(model).apply(messages, add_generation_prompt, chat_template_tokens(model.tokenizer()));
+}
+
+std::map<std::string, std::string> chat_template_tokens(const Tokenizer& tok) {
     std::map<std::string, std::string> vars;
     if (tok.bos() >= 0) vars["bos_token"] = tok.piece(tok.bos(), true);
     if (tok.eos() >= 0) vars["eos_token"] = tok.piece(tok.eos(), true);
-    return ChatTemplate::for_model(model).apply(messages, add_generation_prompt, vars);
+    return vars;
+}
+
+std::vector<Token> tokenize_chat_prompt(const Tokenizer& tok, const std::string& text) {
+    const bool template_bos = tok.bos() >= 0 && text.rfind(tok.piece(tok.bos(), true), 0) == 0;
+    return tok.encode(text, !template_bos, true);
 }
 
 }  // namespace ember
