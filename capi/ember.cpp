@@ -32,6 +32,15 @@ static_assert(EMBER_ERR_CANCELLED == static_cast<int>(ember::Status::Cancelled))
 static_assert(EMBER_ERR_BACKEND == static_cast<int>(ember::Status::Backend));
 static_assert(EMBER_ERR_INTERNAL == static_cast<int>(ember::Status::Internal));
 static_assert(EMBER_ERR_IO == static_cast<int>(ember::Status::Io));
+static_assert(EMBER_ERR_BUFFER_TOO_SMALL == static_cast<int>(ember::Status::BufferTooSmall));
+static_assert(EMBER_ERR_NOT_FOUND == static_cast<int>(ember::Status::NotFound));
+static_assert(EMBER_ERR_CALLBACK == static_cast<int>(ember::Status::Callback));
+static_assert(EMBER_TOKEN_ATTR_UNKNOWN == ember::kTokenUnknown && EMBER_TOKEN_ATTR_UNUSED == ember::kTokenUnused &&
+              EMBER_TOKEN_ATTR_NORMAL == ember::kTokenNormal && EMBER_TOKEN_ATTR_CONTROL == ember::kTokenControl &&
+              EMBER_TOKEN_ATTR_USER_DEFINED == ember::kTokenUserDefined && EMBER_TOKEN_ATTR_BYTE == ember::kTokenByte &&
+              EMBER_TOKEN_ATTR_LSTRIP == ember::kTokenLStrip && EMBER_TOKEN_ATTR_RSTRIP == ember::kTokenRStrip);
+static_assert(EMBER_META_F64 == static_cast<int>(ember::MetaType::F64) && EMBER_META_ARRAY == static_cast<int>(ember::MetaType::Array));
+static_assert(EMBER_SPECIAL_FIM_SEP == static_cast<int>(ember::SpecialToken::FimSep));
 static_assert(EMBER_SEED_RANDOM == ember::SamplerParams::kRandomSeed);
 static_assert(sizeof(int32_t) == sizeof(ember::Token));
 
@@ -149,7 +158,7 @@ ember::SessionParams to_cpp(const ember_session_params& p) {
 
 ember_status from_cpp(ember::Status s) noexcept {
     const int v = static_cast<int>(s);
-    return v >= EMBER_OK && v <= EMBER_ERR_IO ? static_cast<ember_status>(v) : EMBER_ERR_INTERNAL;
+    return v >= EMBER_OK && v <= EMBER_ERR_CALLBACK ? static_cast<ember_status>(v) : EMBER_ERR_INTERNAL;
 }
 
 // ----------------------------------------------------------------------------------------------------------
@@ -162,19 +171,39 @@ constexpr size_t kModelParamsV1 = EMBER_FIELD_END(ember_model_params, progress_u
 constexpr size_t kSessionParamsV1 = EMBER_FIELD_END(ember_session_params, abort_user_data);
 constexpr size_t kSamplerParamsV1 = EMBER_FIELD_END(ember_sampler_params, seed);
 constexpr size_t kChatParamsV1 = EMBER_FIELD_END(ember_chat_params, strategy);
+constexpr size_t kGenerateParamsV1 = EMBER_FIELD_END(ember_generate_params, n_bias);
+constexpr size_t kGenerateResultV1 = EMBER_FIELD_END(ember_generate_result, stop_index);
+
+// A caller's struct larger than ours comes from a newer header: take it when every byte we do not know is
+// zero (the default of every field appended from ABI 1 on), refuse it otherwise. Bounded: no header of ours
+// will grow a struct past 64 KiB.
+ember_status check_unknown_tail(const void* in, size_t caller_size, size_t our_size, const char* where) noexcept {
+    if (caller_size > 65536) return fail(EMBER_ERR_INVALID_ARGUMENT, where, "struct_size is absurd (over 64 KiB)");
+    const auto* bytes = static_cast<const unsigned char*>(in);
+    for (size_t i = our_size; i < caller_size; ++i)
+        if (bytes[i] != 0) {
+            char msg[200];  // no allocation: this function must not throw
+            std::snprintf(msg, sizeof msg, "the struct sets a field at byte %zu that this library (ember %s, %zu-byte struct) "
+                          "does not know; it was built for a newer ember", i, ember::version(), our_size);
+            return fail(EMBER_ERR_UNSUPPORTED, where, msg);
+        }
+    return EMBER_OK;
+}
 
 // Fields are only ever appended (and never into an earlier version's tail padding), so a prefix copy of
 // struct_size bytes takes exactly the fields the caller knows about.
 template <typename T>
 ember_status read_params(const T* in, T& out, size_t min_size, const char* where) noexcept {
     if (!in) return EMBER_OK;
-    if (in->struct_size < min_size || in->struct_size > sizeof(T)) {
+    if (in->struct_size < min_size) {
         char msg[160];  // no allocation: this function must not throw
-        std::snprintf(msg, sizeof msg, "struct_size %u is outside [%zu, %zu]; initialise the struct with its *_params_init function",
-                      static_cast<unsigned>(in->struct_size), min_size, sizeof(T));
+        std::snprintf(msg, sizeof msg, "struct_size %u is below %zu; initialise the struct with its *_params_init function",
+                      static_cast<unsigned>(in->struct_size), min_size);
         return fail(EMBER_ERR_INVALID_ARGUMENT, where, msg);
     }
-    std::memcpy(static_cast<void*>(&out), in, in->struct_size);
+    if (in->struct_size > sizeof(T))
+        if (const ember_status st = check_unknown_tail(in, in->struct_size, sizeof(T), where); st != EMBER_OK) return st;
+    std::memcpy(static_cast<void*>(&out), in, std::min<size_t>(in->struct_size, sizeof(T)));
     out.struct_size = sizeof(T);
     return EMBER_OK;
 }
@@ -190,7 +219,7 @@ ember_status write_text(std::string_view text, char* buf, size_t cap, size_t* ne
     if (cap < text.size() + 1) {
         char msg[128];  // no allocation: this function must not throw
         std::snprintf(msg, sizeof msg, "buffer too small: %zu bytes needed (with the NUL), %zu given", text.size() + 1, cap);
-        return fail(EMBER_ERR_INVALID_ARGUMENT, where, msg);
+        return fail(EMBER_ERR_BUFFER_TOO_SMALL, where, msg);
     }
     if (!text.empty()) std::memcpy(buf, text.data(), text.size());
     buf[text.size()] = '\0';
@@ -225,7 +254,8 @@ ember_status write_text(std::string_view text, char* buf, size_t cap, size_t* ne
     } while (0)
 #define EMBER_REQUIRE_PTR(p) EMBER_REQUIRE((p) != nullptr, #p " is NULL")
 
-extern "C" {
+// The definitions below take their C linkage from their declarations in ember.h, so helpers may sit
+// between them in anonymous namespaces (which must not have C linkage).
 
 // ----------------------------------------------------------------------------------------------------------
 // Status, errors, version
@@ -233,7 +263,7 @@ extern "C" {
 
 EMBER_API const char* ember_status_string(ember_status status) {
     const int v = static_cast<int>(status);
-    if (v < EMBER_OK || v > EMBER_ERR_IO) return "unknown status";
+    if (v < EMBER_OK || v > EMBER_ERR_CALLBACK) return "unknown status";
     return ember::status_name(static_cast<ember::Status>(v));
 }
 
@@ -242,6 +272,54 @@ EMBER_API const char* ember_last_error(void) { return t_error_static ? t_error_s
 EMBER_API const char* ember_version(void) { return ember::version(); }
 
 EMBER_API uint32_t ember_abi_version(void) { return EMBER_ABI_VERSION; }
+
+EMBER_API uint32_t ember_version_number(void) {
+    // Parsed from the library's own version string, so the number can never disagree with it.
+    uint32_t parts[3] = {0, 0, 0};
+    const char* v = ember::version();
+    for (int i = 0; i < 3 && *v; ++i) {
+        while (*v >= '0' && *v <= '9') parts[i] = parts[i] * 10 + static_cast<uint32_t>(*v++ - '0');
+        if (*v == '.') ++v;
+    }
+    return parts[0] * 1000000u + parts[1] * 1000u + parts[2];
+}
+
+EMBER_API void ember_set_log_callback(ember_log_fn callback, void* user_data) {
+    try {
+        if (!callback) {
+            ember::set_log_callback({});
+            return;
+        }
+        ember::set_log_callback([callback, user_data](ember::LogLevel level, std::string_view message) {
+            const std::string text(message);  // NUL-terminated for C
+            callback(static_cast<int32_t>(level), text.c_str(), user_data);
+        });
+    } catch (...) {
+        // Out of memory copying a small function object: keep the previous callback.
+    }
+}
+
+namespace {
+// The names from ember::backends(), kept for the process's lifetime so ember_backend_name can hand out
+// static strings.
+const std::vector<std::string>& backend_names() noexcept {
+    static const std::vector<std::string> names = [] {
+        try {
+            return ember::backends();
+        } catch (...) {
+            return std::vector<std::string>{};
+        }
+    }();
+    return names;
+}
+}  // namespace
+
+EMBER_API int32_t ember_backend_count(void) { return static_cast<int32_t>(backend_names().size()); }
+
+EMBER_API const char* ember_backend_name(int32_t index) {
+    const auto& names = backend_names();
+    return index >= 0 && static_cast<size_t>(index) < names.size() ? names[static_cast<size_t>(index)].c_str() : nullptr;
+}
 
 // ----------------------------------------------------------------------------------------------------------
 // Models
@@ -260,16 +338,9 @@ EMBER_API ember_status ember_model_params_init(ember_model_params* params) {
     return EMBER_OK;
 }
 
-EMBER_API ember_status ember_model_load(const char* path, const ember_model_params* params, ember_model** out) {
-    EMBER_TRY
-    if (out) *out = nullptr;
-    EMBER_REQUIRE_PTR(out);
-    EMBER_REQUIRE_PTR(path);
-    ember_model_params p;
-    ember_model_params_init(&p);
-    if (const ember_status st = read_params(params, p, kModelParamsV1, __func__); st != EMBER_OK) return st;
-    EMBER_REQUIRE(p.n_threads >= 0, "params->n_threads is negative");
-
+namespace {
+// A caller's model params (already read and checked) as the C++ API takes them.
+ember::ModelParams to_cpp(const ember_model_params& p) {
     ember::ModelParams mp;
     mp.backend = p.backend && *p.backend ? p.backend : "auto";
     mp.n_threads = p.n_threads;
@@ -279,9 +350,41 @@ EMBER_API ember_status ember_model_load(const char* path, const ember_model_para
         void* const ud = p.progress_user_data;
         mp.progress = [fn, ud](float f) { return fn(f, ud); };
     }
-    ember::Model model = ember::Model::load(path, mp);
+    return mp;
+}
+
+ember_model* new_model_handle(ember::Model model) {
     ember::Tokenizer tok = model.tokenizer();
-    *out = new ember_model{std::move(model), ember_tokenizer{std::move(tok), false}};
+    return new ember_model{std::move(model), ember_tokenizer{std::move(tok), false}};
+}
+}  // namespace
+
+EMBER_API ember_status ember_model_load(const char* path, const ember_model_params* params, ember_model** out) {
+    EMBER_TRY
+    if (out) *out = nullptr;
+    EMBER_REQUIRE_PTR(out);
+    EMBER_REQUIRE_PTR(path);
+    ember_model_params p;
+    ember_model_params_init(&p);
+    if (const ember_status st = read_params(params, p, kModelParamsV1, __func__); st != EMBER_OK) return st;
+    EMBER_REQUIRE(p.n_threads >= 0, "params->n_threads is negative");
+    *out = new_model_handle(ember::Model::load(path, to_cpp(p)));
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_model_load_from_memory(const void* data, size_t size, const ember_model_params* params,
+                                                    ember_model** out) {
+    EMBER_TRY
+    if (out) *out = nullptr;
+    EMBER_REQUIRE_PTR(out);
+    EMBER_REQUIRE(data || size == 0, "data is NULL but size is not 0");
+    ember_model_params p;
+    ember_model_params_init(&p);
+    if (const ember_status st = read_params(params, p, kModelParamsV1, __func__); st != EMBER_OK) return st;
+    EMBER_REQUIRE(p.n_threads >= 0, "params->n_threads is negative");
+    const std::span<const uint8_t> bytes(static_cast<const uint8_t*>(data), data ? size : 0);
+    *out = new_model_handle(ember::Model::load_from_memory(bytes, to_cpp(p)));
     return EMBER_OK;
     EMBER_CATCH
 }
@@ -289,28 +392,39 @@ EMBER_API ember_status ember_model_load(const char* path, const ember_model_para
 EMBER_API void ember_model_free(ember_model* model) { delete model; }
 
 EMBER_API const ember_tokenizer* ember_model_tokenizer(const ember_model* model) {
-    clear_error();
-    if (!model) {
-        fail(EMBER_ERR_INVALID_ARGUMENT, __func__, "model is NULL");
-        return nullptr;
-    }
-    return &model->tokenizer;
+    return model ? &model->tokenizer : nullptr;
 }
 
-#define EMBER_INT_GETTER(fn, type, arg, expr)                           \
-    EMBER_API int32_t fn(const type* arg) {                             \
-        clear_error();                                                  \
-        if (!arg) {                                                     \
-            fail(EMBER_ERR_INVALID_ARGUMENT, __func__, #arg " is NULL"); \
-            return -1;                                                  \
-        }                                                               \
-        return static_cast<int32_t>(expr);                              \
+// Getters answer -1 for a NULL handle and leave the last error alone (so reading a value between a failed
+// call and ember_last_error loses nothing). Their expressions cannot throw.
+#define EMBER_GETTER(fn, result, type, arg, expr)    \
+    EMBER_API result fn(const type* arg) {           \
+        if (!arg) return -1;                         \
+        return static_cast<result>(expr);            \
     }
+#define EMBER_INT_GETTER(fn, type, arg, expr) EMBER_GETTER(fn, int32_t, type, arg, expr)
 
 EMBER_INT_GETTER(ember_model_n_vocab, ember_model, model, model->model.n_vocab())
 EMBER_INT_GETTER(ember_model_n_ctx_train, ember_model, model, model->model.n_ctx_train())
 EMBER_INT_GETTER(ember_model_n_embd, ember_model, model, model->model.n_embd())
 EMBER_INT_GETTER(ember_model_n_layers, ember_model, model, model->model.n_layers())
+EMBER_GETTER(ember_model_n_params, int64_t, ember_model, model, model->model.info().n_params)
+EMBER_GETTER(ember_model_size, int64_t, ember_model, model, model->model.info().n_tensor_bytes)
+
+// The text getters: a model's string through the two-call pattern.
+#define EMBER_MODEL_TEXT(fn, expr)                                                         \
+    EMBER_API ember_status fn(const ember_model* model, char* buf, size_t cap, size_t* needed) { \
+        EMBER_TRY                                                                          \
+        EMBER_REQUIRE_PTR(needed);                                                         \
+        *needed = 0;                                                                       \
+        EMBER_REQUIRE_PTR(model);                                                          \
+        return write_text(expr, buf, cap, needed, __func__);                               \
+        EMBER_CATCH                                                                        \
+    }
+EMBER_MODEL_TEXT(ember_model_architecture, model->model.info().architecture)
+EMBER_MODEL_TEXT(ember_model_name, model->model.info().name)
+EMBER_MODEL_TEXT(ember_model_backend, model->model.backend())
+EMBER_MODEL_TEXT(ember_model_chat_template, model->model.chat_template())
 
 EMBER_API ember_status ember_model_meta(const ember_model* model, const char* key, char* buf, size_t cap,
                                         size_t* needed) {
@@ -320,17 +434,48 @@ EMBER_API ember_status ember_model_meta(const ember_model* model, const char* ke
     EMBER_REQUIRE_PTR(model);
     EMBER_REQUIRE_PTR(key);
     const std::optional<std::string> v = model->model.meta(key);
-    if (!v) return fail(EMBER_ERR_INVALID_ARGUMENT, __func__, ("no metadata key \"" + std::string(key) + "\"").c_str());
+    if (!v) return fail(EMBER_ERR_NOT_FOUND, __func__, ("no metadata key \"" + std::string(key) + "\"").c_str());
     return write_text(*v, buf, cap, needed, __func__);
     EMBER_CATCH
 }
 
-EMBER_API ember_status ember_model_chat_template(const ember_model* model, char* buf, size_t cap, size_t* needed) {
+EMBER_INT_GETTER(ember_model_meta_count, ember_model, model, model->model.info().metadata.size())
+
+EMBER_API ember_status ember_model_meta_key(const ember_model* model, int32_t index, char* buf, size_t cap,
+                                            size_t* needed) {
     EMBER_TRY
     EMBER_REQUIRE_PTR(needed);
     *needed = 0;
     EMBER_REQUIRE_PTR(model);
-    return write_text(model->model.chat_template(), buf, cap, needed, __func__);
+    const auto& md = model->model.info().metadata;
+    EMBER_REQUIRE(index >= 0 && static_cast<size_t>(index) < md.size(), "index is outside [0, ember_model_meta_count)");
+    return write_text(md[static_cast<size_t>(index)].first, buf, cap, needed, __func__);
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_model_meta_type(const ember_model* model, const char* key, int32_t* type) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(type);
+    *type = -1;
+    EMBER_REQUIRE_PTR(model);
+    EMBER_REQUIRE_PTR(key);
+    const std::optional<ember::MetaType> t = model->model.meta_type(key);
+    if (!t) return fail(EMBER_ERR_NOT_FOUND, __func__, ("no metadata key \"" + std::string(key) + "\"").c_str());
+    *type = static_cast<int32_t>(*t);
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_model_meta_json(const ember_model* model, const char* key, char* buf, size_t cap,
+                                             size_t* needed) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(needed);
+    *needed = 0;
+    EMBER_REQUIRE_PTR(model);
+    EMBER_REQUIRE_PTR(key);
+    const std::optional<std::string> v = model->model.meta_json(key);
+    if (!v) return fail(EMBER_ERR_NOT_FOUND, __func__, ("no metadata key \"" + std::string(key) + "\"").c_str());
+    return write_text(*v, buf, cap, needed, __func__);
     EMBER_CATCH
 }
 
@@ -409,7 +554,7 @@ EMBER_API ember_status ember_tokenize(const ember_tokenizer* tokenizer, const ch
     if (toks.size() > static_cast<size_t>(cap)) {
         const std::string msg = "buffer too small: " + std::to_string(toks.size()) + " tokens needed, " +
                                 std::to_string(cap) + " given";
-        return fail(EMBER_ERR_INVALID_ARGUMENT, __func__, msg.c_str());
+        return fail(EMBER_ERR_BUFFER_TOO_SMALL, __func__, msg.c_str());
     }
     if (!toks.empty()) std::memcpy(out, toks.data(), toks.size() * sizeof(int32_t));
     return EMBER_OK;
@@ -448,13 +593,20 @@ EMBER_INT_GETTER(ember_token_eos, ember_tokenizer, tokenizer, tokenizer->tok.eos
 EMBER_INT_GETTER(ember_token_eot, ember_tokenizer, tokenizer, tokenizer->tok.eot())
 
 EMBER_API bool ember_token_is_eog(const ember_tokenizer* tokenizer, int32_t token) {
-    clear_error();
-    if (!tokenizer) {
-        fail(EMBER_ERR_INVALID_ARGUMENT, __func__, "tokenizer is NULL");
-        return false;
-    }
-    return tokenizer->tok.is_end_of_generation(token);
+    return tokenizer && tokenizer->tok.is_end_of_generation(token);
 }
+
+EMBER_API uint32_t ember_token_attr(const ember_tokenizer* tokenizer, int32_t token) {
+    return tokenizer ? tokenizer->tok.attributes(token) : 0u;
+}
+
+EMBER_API int32_t ember_token_special(const ember_tokenizer* tokenizer, int32_t which) {
+    if (!tokenizer || which < EMBER_SPECIAL_BOS || which > EMBER_SPECIAL_FIM_SEP) return -1;
+    return tokenizer->tok.special(static_cast<ember::SpecialToken>(which));
+}
+
+EMBER_INT_GETTER(ember_tokenizer_add_bos, ember_tokenizer, tokenizer, tokenizer->tok.add_bos() ? 1 : 0)
+EMBER_INT_GETTER(ember_tokenizer_add_eos, ember_tokenizer, tokenizer, tokenizer->tok.add_eos() ? 1 : 0)
 
 // ----------------------------------------------------------------------------------------------------------
 // Sessions
@@ -498,15 +650,22 @@ EMBER_API void ember_session_free(ember_session* session) {
     free_or_defer(session, [](ember_session& s) { s.session->cancel(); });
 }
 
-EMBER_API ember_status ember_session_prefill(ember_session* session, const int32_t* tokens, int32_t n) {
+EMBER_API ember_status ember_session_prefill_ex(ember_session* session, const int32_t* tokens, int32_t n,
+                                                uint32_t flags) {
     EMBER_TRY
     EMBER_REQUIRE_PTR(session);
     const InUse<ember_session> in_use(session);
     EMBER_REQUIRE_PTR(tokens);
     EMBER_REQUIRE(n > 0, "n must be positive");
-    session->session->prefill(std::span<const ember::Token>(tokens, static_cast<size_t>(n)));
+    EMBER_REQUIRE((flags & ~EMBER_PREFILL_ALL_LOGITS) == 0, "unknown flags");
+    session->session->prefill(std::span<const ember::Token>(tokens, static_cast<size_t>(n)),
+                              (flags & EMBER_PREFILL_ALL_LOGITS) != 0);
     return EMBER_OK;
     EMBER_CATCH
+}
+
+EMBER_API ember_status ember_session_prefill(ember_session* session, const int32_t* tokens, int32_t n) {
+    return ember_session_prefill_ex(session, tokens, n, 0);
 }
 
 EMBER_API ember_status ember_session_decode(ember_session* session, int32_t token) {
@@ -526,6 +685,21 @@ EMBER_API ember_status ember_session_logits(const ember_session* session, const 
     EMBER_REQUIRE_PTR(n_vocab);
     EMBER_REQUIRE_PTR(session);
     const std::span<const float> l = session->session->logits();
+    *out = l.data();
+    *n_vocab = static_cast<int32_t>(l.size());
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_session_logits_at(const ember_session* session, int32_t i, const float** out,
+                                               int32_t* n_vocab) {
+    EMBER_TRY
+    if (out) *out = nullptr;
+    if (n_vocab) *n_vocab = 0;
+    EMBER_REQUIRE_PTR(out);
+    EMBER_REQUIRE_PTR(n_vocab);
+    EMBER_REQUIRE_PTR(session);
+    const std::span<const float> l = session->session->logits_at(i);
     *out = l.data();
     *n_vocab = static_cast<int32_t>(l.size());
     return EMBER_OK;
@@ -565,6 +739,115 @@ EMBER_API ember_status ember_session_clear_cancel(ember_session* session) {
     return EMBER_OK;
 }
 
+namespace {
+
+// The stream callbacks as the C++ API takes them. The text gets a NUL after it (a std::string_view from
+// the library need not have one).
+std::function<bool(std::string_view, ember::Token)> on_text_of(ember_token_callback callback, void* user_data) {
+    if (!callback) return {};
+    return [callback, user_data, text = std::string()](std::string_view piece, ember::Token t) mutable {
+        text.assign(piece);
+        return callback(text.c_str(), text.size(), t, user_data);
+    };
+}
+
+std::function<bool(std::string_view, ember::Token)> on_text_of(ember_stream_fn stream, void* user_data) {
+    if (!stream) return {};
+    return [stream, user_data, text = std::string()](std::string_view piece, ember::Token t) mutable {
+        text.assign(piece);
+        const int32_t r = stream(text.c_str(), text.size(), t, user_data);
+        if (r == EMBER_STREAM_CONTINUE) return true;
+        if (r == EMBER_STREAM_STOP) return false;
+        throw ember::Error(ember::Status::Callback, "the stream callback returned " + std::to_string(r) + " (an error)");
+    };
+}
+
+int32_t stop_reason(ember::GenerateResult::Stop s) noexcept {
+    switch (s) {
+        case ember::GenerateResult::Stop::Length: return EMBER_STOP_LENGTH;
+        case ember::GenerateResult::Stop::EndOfGeneration: return EMBER_STOP_EOG;
+        case ember::GenerateResult::Stop::Callback: return EMBER_STOP_CALLBACK;
+        case ember::GenerateResult::Stop::ContextFull: return EMBER_STOP_CONTEXT_FULL;
+        case ember::GenerateResult::Stop::StopString: return EMBER_STOP_STRING;
+    }
+    return EMBER_STOP_LENGTH;
+}
+
+// Reads and checks a caller's generate params into the C++ form (stream callback aside).
+ember_status read_generate_params(const ember_generate_params* in, int32_t n_vocab, ember_generate_params& p,
+                                  ember::GenerateParams& gp, const char* where) {
+    ember_generate_params_init(&p);
+    if (const ember_status st = read_params(in, p, kGenerateParamsV1, where); st != EMBER_OK) return st;
+    if (p.n_stop < 0 || p.n_stop > 64) return fail(EMBER_ERR_INVALID_ARGUMENT, where, "n_stop is outside [0, 64]");
+    if (p.n_stop > 0 && !p.stop) return fail(EMBER_ERR_INVALID_ARGUMENT, where, "stop is NULL but n_stop is not 0");
+    if (p.n_bias < 0 || p.n_bias > n_vocab) return fail(EMBER_ERR_INVALID_ARGUMENT, where, "n_bias is outside [0, n_vocab]");
+    if (p.n_bias > 0 && (!p.bias_tokens || !p.bias_values))
+        return fail(EMBER_ERR_INVALID_ARGUMENT, where, "bias_tokens or bias_values is NULL but n_bias is not 0");
+    gp.max_tokens = p.max_tokens;
+    gp.stop_at_eog = p.stop_at_eog != 0;
+    for (int32_t i = 0; i < p.n_stop; ++i) {
+        if (!p.stop[i]) return fail(EMBER_ERR_INVALID_ARGUMENT, where, "a stop string is NULL");
+        gp.stop.emplace_back(p.stop[i]);
+    }
+    for (int32_t i = 0; i < p.n_bias; ++i) gp.logit_bias.emplace_back(p.bias_tokens[i], p.bias_values[i]);
+    return EMBER_OK;
+}
+
+// Copies what the caller's result struct holds.
+ember_status write_generate_result(const ember::GenerateResult& r, ember_generate_result* out, const char* where) {
+    if (!out) return EMBER_OK;
+    ember_generate_result full;
+    full.struct_size = out->struct_size;
+    full.n_generated = static_cast<int32_t>(r.tokens.size());
+    full.stop_reason = stop_reason(r.stop);
+    full.stop_index = r.stop == ember::GenerateResult::Stop::StopString ? r.stop_index : -1;
+    std::memcpy(static_cast<void*>(out), &full, std::min<size_t>(out->struct_size, sizeof full));
+    (void)where;
+    return EMBER_OK;
+}
+
+ember_status check_result_struct(const ember_generate_result* out, const char* where) noexcept {
+    if (out && (out->struct_size < kGenerateResultV1 || out->struct_size > 65536))
+        return fail(EMBER_ERR_INVALID_ARGUMENT, where, "result->struct_size must be sizeof(ember_generate_result)");
+    return EMBER_OK;
+}
+
+}  // namespace
+
+EMBER_API ember_status ember_generate_params_init(ember_generate_params* params) {
+    clear_error();
+    EMBER_REQUIRE_PTR(params);
+    std::memset(static_cast<void*>(params), 0, sizeof *params);
+    params->struct_size = sizeof *params;
+    params->max_tokens = ember::GenerateParams{}.max_tokens;
+    params->stop_at_eog = 1;
+    return EMBER_OK;
+}
+
+EMBER_API ember_status ember_session_generate_ex(ember_session* session, ember_sampler* sampler,
+                                                 const ember_generate_params* params, ember_generate_result* result) {
+    EMBER_TRY
+    if (const ember_status st = check_result_struct(result, __func__); st != EMBER_OK) return st;
+    ember::GenerateResult r;
+    write_generate_result(r, result, __func__);
+    EMBER_REQUIRE_PTR(session);
+    EMBER_REQUIRE_PTR(sampler);
+    const InUse<ember_session> session_in_use(session);
+    const InUse<ember_sampler> sampler_in_use(sampler);
+    ember_generate_params p;
+    ember::GenerateParams gp;
+    if (const ember_status st = read_generate_params(params, session->session->model().n_vocab(), p, gp, __func__); st != EMBER_OK)
+        return st;
+    try {
+        session->session->generate(sampler->sampler, gp, on_text_of(p.stream, p.stream_user_data), r);
+    } catch (...) {
+        write_generate_result(r, result, __func__);  // what was sampled before the failure
+        throw;
+    }
+    return write_generate_result(r, result, __func__);
+    EMBER_CATCH
+}
+
 EMBER_API ember_status ember_session_generate(ember_session* session, ember_sampler* sampler, int32_t max_tokens,
                                               ember_token_callback callback, void* user_data, int32_t* n_generated) {
     if (n_generated) *n_generated = 0;
@@ -575,20 +858,14 @@ EMBER_API ember_status ember_session_generate(ember_session* session, ember_samp
     const InUse<ember_sampler> sampler_in_use(sampler);
     ember::GenerateParams gp;
     gp.max_tokens = max_tokens;
-    std::function<bool(std::string_view, ember::Token)> on_text;
-    if (callback)
-        on_text = [callback, user_data](std::string_view text, ember::Token t) {
-            return callback(text.data(), text.size(), t, user_data);
-        };
-    const int start = session->session->position();
+    ember::GenerateResult r;
     try {
-        const ember::GenerateResult r = session->session->generate(sampler->sampler, gp, on_text);
-        if (n_generated) *n_generated = static_cast<int32_t>(r.tokens.size());
+        session->session->generate(sampler->sampler, gp, on_text_of(callback, user_data), r);
     } catch (...) {
-        // The tokens evaluated before the failure stay in the session: count those.
-        if (n_generated) *n_generated = static_cast<int32_t>(session->session->position() - start);
+        if (n_generated) *n_generated = static_cast<int32_t>(r.tokens.size());  // sampled (and streamed) before it
         throw;
     }
+    if (n_generated) *n_generated = static_cast<int32_t>(r.tokens.size());
     return EMBER_OK;
     EMBER_CATCH
 }
@@ -669,14 +946,28 @@ EMBER_API ember_status ember_chat_say(ember_chat* chat, ember_sampler* sampler, 
     const InUse<ember_sampler> sampler_in_use(sampler);
     ember::GenerateParams gp;
     gp.max_tokens = max_tokens;
-    std::function<bool(std::string_view, ember::Token)> on_text;
-    if (callback)
-        on_text = [callback, user_data](std::string_view text, ember::Token t) {
-            return callback(text.data(), text.size(), t, user_data);
-        };
-    const ember::ChatTurn t = chat->chat->say(user, sampler->sampler, gp, on_text);
+    const ember::ChatTurn t = chat->chat->say(user, sampler->sampler, gp, on_text_of(callback, user_data));
     if (n_generated) *n_generated = static_cast<int32_t>(t.reply.tokens.size());
     return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_chat_say_ex(ember_chat* chat, ember_sampler* sampler, const char* user,
+                                         const ember_generate_params* params, ember_generate_result* result) {
+    EMBER_TRY
+    if (const ember_status st = check_result_struct(result, __func__); st != EMBER_OK) return st;
+    write_generate_result(ember::GenerateResult{}, result, __func__);
+    EMBER_REQUIRE_PTR(chat);
+    EMBER_REQUIRE_PTR(sampler);
+    EMBER_REQUIRE_PTR(user);
+    const InUse<ember_chat> chat_in_use(chat);
+    const InUse<ember_sampler> sampler_in_use(sampler);
+    ember_generate_params p;
+    ember::GenerateParams gp;
+    if (const ember_status st = read_generate_params(params, chat->chat->session().model().n_vocab(), p, gp, __func__); st != EMBER_OK)
+        return st;
+    const ember::ChatTurn t = chat->chat->say(user, sampler->sampler, gp, on_text_of(p.stream, p.stream_user_data));
+    return write_generate_result(t.reply, result, __func__);
     EMBER_CATCH
 }
 
@@ -795,4 +1086,12 @@ EMBER_API ember_status ember_sampler_reset(ember_sampler* sampler) {
     EMBER_CATCH
 }
 
-}  // extern "C"
+EMBER_API ember_status ember_sampler_seed(const ember_sampler* sampler, uint64_t* seed) {
+    clear_error();
+    EMBER_REQUIRE_PTR(seed);
+    *seed = 0;
+    EMBER_REQUIRE_PTR(sampler);
+    *seed = sampler->sampler.seed();
+    return EMBER_OK;
+}
+

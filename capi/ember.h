@@ -4,10 +4,11 @@
  *
  *  - Status codes. Functions return ember_status. On failure, ember_last_error() holds a message for this
  *    thread. No function aborts, and no C++ exception crosses this boundary.
- *  - Last error. Every function that returns ember_status (or -1/false on a NULL handle) first clears this
- *    thread's last error and sets it on failure, so it always describes the latest call on this thread.
- *    ember_last_error, ember_status_string, ember_version, ember_abi_version and the *_free functions
- *    leave it alone.
+ *  - Last error. Every function that returns ember_status first clears this thread's last error and sets
+ *    it on failure, so it describes the latest such call on this thread. Functions that return anything else
+ *    (getters, ember_last_error, the *_free functions...) never touch it, so reading a value between a
+ *    failing call and ember_last_error loses nothing. (A Go binding must still read the error in the same
+ *    cgo call: goroutines move between OS threads between calls.)
  *  - Handles are opaque. Each one a function returns through an out-pointer is owned by the caller and has
  *    a matching *_free (NULL is fine there); borrowed pointers say so and must not be freed. On failure an
  *    out-handle is set to NULL.
@@ -16,12 +17,15 @@
  *  - Params structs start with uint32_t struct_size. Fill them with *_params_init (which sets struct_size
  *    to the size this header was compiled with), then change fields. Passing NULL means defaults. A library
  *    newer than the caller's header reads only the fields the caller's struct_size covers and defaults the
- *    rest; a struct_size smaller than the first released version of the struct, or larger than the
- *    library's, is EMBER_ERR_INVALID_ARGUMENT. New fields are only ever appended.
+ *    rest. A library older than the caller's header accepts the larger struct when every byte it does not
+ *    know is zero (fields appended from ABI 1 on have zero as their default), and otherwise fails with
+ *    EMBER_ERR_UNSUPPORTED naming the field's offset: a program that sets a new field on an old library
+ *    hears so instead of being silently ignored. A struct_size smaller than the struct's first version is
+ *    EMBER_ERR_INVALID_ARGUMENT. New fields are only ever appended.
  *  - Caller buffers use a two-call pattern. For text: `needed` receives the bytes required INCLUDING the
  *    terminating NUL (the text's length is needed - 1; it may contain NUL bytes). For tokens: `n_out`
  *    receives the number of tokens. Passing buf = NULL and cap = 0 is a size query and returns EMBER_OK.
- *    A non-NULL buffer that is too small gives EMBER_ERR_INVALID_ARGUMENT with `needed`/`n_out` set to the
+ *    A non-NULL buffer that is too small gives EMBER_ERR_BUFFER_TOO_SMALL with `needed`/`n_out` set to the
  *    required size and the buffer left untouched; call again with a buffer that large.
  *  - Flags: unknown bits are EMBER_ERR_INVALID_ARGUMENT, so new flags can be added safely.
  *  - Threads: a model and a tokenizer may be used from any number of threads at once; a session or a sampler
@@ -36,6 +40,8 @@
  *  - fork(): a child process may go on using models and sessions made before fork(); its first call starts
  *    fresh worker threads (the parent's do not exist in the child), leaving the parent's small pool state
  *    unfreed in the child.
+ *  - Booleans: new structs and callbacks use int32_t (0/1) rather than bool, which marshals uniformly in
+ *    every language; the bool fields of the first structs are one byte (C99 _Bool).
  *  - Numbers are bounded: thread counts above 4 x the hardware threads are clamped to that; a context whose
  *    KV cache would not fit in the memory the machine has available is EMBER_ERR_OUT_OF_MEMORY at session
  *    creation; non-finite sampler parameters are EMBER_ERR_INVALID_ARGUMENT.
@@ -67,8 +73,15 @@
 extern "C" {
 #endif
 
-/* Bumped when an existing symbol or struct layout changes incompatibly (appending fields does not). */
+/* Bumped when an existing symbol or struct layout changes incompatibly (appending fields does not). It is
+ * the shared library's SONAME version (libember.so.1). */
 #define EMBER_ABI_VERSION 1u
+
+/* The version of this header; ember_version_number() gives the loaded library's. */
+#define EMBER_VERSION_MAJOR 0
+#define EMBER_VERSION_MINOR 1
+#define EMBER_VERSION_PATCH 0
+#define EMBER_VERSION_NUMBER (EMBER_VERSION_MAJOR * 1000000 + EMBER_VERSION_MINOR * 1000 + EMBER_VERSION_PATCH)
 
 /* ---------------------------------------------------------------------------------------------------------
  * Status and errors
@@ -85,7 +98,10 @@ typedef enum ember_status {
     EMBER_ERR_CANCELLED = 6,        /* a progress/abort callback or ember_session_cancel stopped the call */
     EMBER_ERR_BACKEND = 7,          /* the device failed */
     EMBER_ERR_INTERNAL = 8,         /* a bug in ember */
-    EMBER_ERR_IO = 9                /* the file could not be opened or read */
+    EMBER_ERR_IO = 9,               /* the file could not be opened or read */
+    EMBER_ERR_BUFFER_TOO_SMALL = 10, /* a caller's buffer is too small; `needed`/`n_out` hold the size */
+    EMBER_ERR_NOT_FOUND = 11,       /* a metadata key (or the like) that is not there */
+    EMBER_ERR_CALLBACK = 12         /* a caller's callback returned EMBER_STREAM_ERROR */
 } ember_status;
 
 /* A static, human-readable name for a status ("ok", "invalid argument", ...); "unknown status" otherwise. */
@@ -101,6 +117,23 @@ EMBER_API const char* ember_version(void);
 /* EMBER_ABI_VERSION of the library actually loaded (compare with the header's to detect a mismatch). */
 EMBER_API uint32_t ember_abi_version(void);
 
+/* The loaded library's version as MAJOR * 1000000 + MINOR * 1000 + PATCH (compare with EMBER_VERSION_NUMBER). */
+EMBER_API uint32_t ember_version_number(void);
+
+/* Diagnostics: warnings and notes the library would otherwise keep to itself (a thread count clamped, a
+ * metadata key ignored, a backend falling back). Nothing is printed by default. The callback may be called
+ * from any thread, one call at a time; it must not call back into ember. NULL removes it. */
+#define EMBER_LOG_ERROR 0
+#define EMBER_LOG_WARN 1
+#define EMBER_LOG_INFO 2
+typedef void (*ember_log_fn)(int32_t level, const char* message, void* user_data);
+EMBER_API void ember_set_log_callback(ember_log_fn callback, void* user_data);
+
+/* The backends this library was built with: ember_backend_count() names, "cpu" first. A static string, or
+ * NULL for an index out of range. Whether a device is usable is known only when loading ("auto" picks). */
+EMBER_API int32_t ember_backend_count(void);
+EMBER_API const char* ember_backend_name(int32_t index);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Handles and callbacks
  * ------------------------------------------------------------------------------------------------------- */
@@ -114,9 +147,17 @@ typedef struct ember_sampler ember_sampler;     /* chooses tokens from logits; k
 typedef bool (*ember_progress_fn)(float progress, void* user_data);
 /* Polled while a session evaluates tokens. Return true to stop: the call fails with EMBER_ERR_CANCELLED. */
 typedef bool (*ember_abort_fn)(void* user_data);
-/* Receives generated text as it completes (UTF-8, never a split character; not NUL-terminated) and the
- * token that completed it. Return false to stop generating. */
+/* Receives generated text as it completes (UTF-8, never a split character; NUL-terminated, len bytes before
+ * the NUL) and the token that completed it. Return false to stop generating. */
 typedef bool (*ember_token_callback)(const char* text, size_t len, int32_t token, void* user_data);
+
+/* ember_token_callback's successor for ember_session_generate_ex and ember_chat_say_ex: the same text, and
+ * a return value that can also report an error (a binding's exception) so the call ends with
+ * EMBER_ERR_CALLBACK instead of generating on. */
+#define EMBER_STREAM_CONTINUE 0
+#define EMBER_STREAM_STOP 1  /* end generation normally (stop reason EMBER_STOP_CALLBACK) */
+#define EMBER_STREAM_ERROR 2 /* end it with EMBER_ERR_CALLBACK; any other value counts as this too */
+typedef int32_t (*ember_stream_fn)(const char* text, size_t len, int32_t token, void* user_data);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Models
@@ -144,6 +185,11 @@ EMBER_API ember_status ember_model_params_init(ember_model_params* params);
  * NULL then. */
 EMBER_API ember_status ember_model_load(const char* path, const ember_model_params* params, ember_model** out);
 
+/* Loads a GGUF file held in memory (size bytes at data); the bytes are copied, so the caller may free them
+ * when this returns. params->use_mmap does not apply. Otherwise as ember_model_load. */
+EMBER_API ember_status ember_model_load_from_memory(const void* data, size_t size, const ember_model_params* params,
+                                                    ember_model** out);
+
 /* Frees a model. NULL is fine. Sessions created from it stay valid (they keep the weights alive), but the
  * tokenizer borrowed with ember_model_tokenizer does not. */
 EMBER_API void ember_model_free(ember_model* model);
@@ -158,10 +204,47 @@ EMBER_API int32_t ember_model_n_ctx_train(const ember_model* model);
 EMBER_API int32_t ember_model_n_embd(const ember_model* model);
 EMBER_API int32_t ember_model_n_layers(const ember_model* model);
 
-/* A metadata value as text (strings as stored, numbers in decimal), two-call pattern. A key the file does
- * not have gives EMBER_ERR_INVALID_ARGUMENT with *needed = 0. */
+/* Total parameters (elements over all tensors) and the tensors' bytes; -1 when model is NULL. */
+EMBER_API int64_t ember_model_n_params(const ember_model* model);
+EMBER_API int64_t ember_model_size(const ember_model* model);
+
+/* general.architecture ("llama", "qwen3", "gemma3"...), general.name ("" when absent), and the backend the
+ * weights live on ("cpu"...), two-call pattern. */
+EMBER_API ember_status ember_model_architecture(const ember_model* model, char* buf, size_t cap, size_t* needed);
+EMBER_API ember_status ember_model_name(const ember_model* model, char* buf, size_t cap, size_t* needed);
+EMBER_API ember_status ember_model_backend(const ember_model* model, char* buf, size_t cap, size_t* needed);
+
+/* A metadata value as text (strings as stored, numbers in decimal, arrays summarised as "[string x 512]"),
+ * two-call pattern. A key the file does not have gives EMBER_ERR_NOT_FOUND with *needed = 0. */
 EMBER_API ember_status ember_model_meta(const ember_model* model, const char* key, char* buf, size_t cap,
                                         size_t* needed);
+
+/* Metadata enumeration: the number of keys (-1 when model is NULL) and the key at `index` (file order),
+ * two-call pattern; an index out of range is EMBER_ERR_INVALID_ARGUMENT. */
+EMBER_API int32_t ember_model_meta_count(const ember_model* model);
+EMBER_API ember_status ember_model_meta_key(const ember_model* model, int32_t index, char* buf, size_t cap,
+                                            size_t* needed);
+
+/* A metadata value's GGUF type (EMBER_META_*), EMBER_ERR_NOT_FOUND for an absent key. */
+#define EMBER_META_U8 0
+#define EMBER_META_I8 1
+#define EMBER_META_U16 2
+#define EMBER_META_I16 3
+#define EMBER_META_U32 4
+#define EMBER_META_I32 5
+#define EMBER_META_F32 6
+#define EMBER_META_BOOL 7
+#define EMBER_META_STRING 8
+#define EMBER_META_ARRAY 9
+#define EMBER_META_U64 10
+#define EMBER_META_I64 11
+#define EMBER_META_F64 12
+EMBER_API ember_status ember_model_meta_type(const ember_model* model, const char* key, int32_t* type);
+
+/* A metadata value as JSON, arrays in full (a string, number, true/false, or an array of those; bytes that
+ * are not UTF-8 become U+FFFD, non-finite floats null), two-call pattern; EMBER_ERR_NOT_FOUND when absent. */
+EMBER_API ember_status ember_model_meta_json(const ember_model* model, const char* key, char* buf, size_t cap,
+                                             size_t* needed);
 
 /* The chat template (tokenizer.chat_template), two-call pattern; "" (needed = 1) when the file has none. */
 EMBER_API ember_status ember_model_chat_template(const ember_model* model, char* buf, size_t cap, size_t* needed);
@@ -234,6 +317,39 @@ EMBER_API int32_t ember_token_eot(const ember_tokenizer* tokenizer); /* end of t
 /* True for tokens that end generation (EOS, EOT and the like); false for others, ids out of range, NULL. */
 EMBER_API bool ember_token_is_eog(const ember_tokenizer* tokenizer, int32_t token);
 
+/* A token's attribute bits (llama.cpp's numbering); 0 for an id out of range or a NULL tokenizer. */
+#define EMBER_TOKEN_ATTR_UNKNOWN 1u
+#define EMBER_TOKEN_ATTR_UNUSED 2u
+#define EMBER_TOKEN_ATTR_NORMAL 4u
+#define EMBER_TOKEN_ATTR_CONTROL 8u       /* BOS, EOS, <|im_start|>...: printed only when rendering specials */
+#define EMBER_TOKEN_ATTR_USER_DEFINED 16u /* added tokens, matched whole in text */
+#define EMBER_TOKEN_ATTR_BYTE 32u         /* <0xXX> byte fallback */
+#define EMBER_TOKEN_ATTR_LSTRIP 128u
+#define EMBER_TOKEN_ATTR_RSTRIP 256u
+EMBER_API uint32_t ember_token_attr(const ember_tokenizer* tokenizer, int32_t token);
+
+/* The token with a special role, -1 when the vocabulary has none (or tokenizer is NULL, or `which` is
+ * unknown). */
+#define EMBER_SPECIAL_BOS 0
+#define EMBER_SPECIAL_EOS 1
+#define EMBER_SPECIAL_EOT 2
+#define EMBER_SPECIAL_EOM 3
+#define EMBER_SPECIAL_UNK 4
+#define EMBER_SPECIAL_SEP 5
+#define EMBER_SPECIAL_PAD 6
+#define EMBER_SPECIAL_MASK 7
+#define EMBER_SPECIAL_FIM_PRE 8
+#define EMBER_SPECIAL_FIM_SUF 9
+#define EMBER_SPECIAL_FIM_MID 10
+#define EMBER_SPECIAL_FIM_PAD 11
+#define EMBER_SPECIAL_FIM_REP 12
+#define EMBER_SPECIAL_FIM_SEP 13
+EMBER_API int32_t ember_token_special(const ember_tokenizer* tokenizer, int32_t which);
+
+/* Whether EMBER_TOKENIZE_ADD_SPECIAL adds BOS / EOS for this vocabulary: 1 or 0; -1 when tokenizer is NULL. */
+EMBER_API int32_t ember_tokenizer_add_bos(const ember_tokenizer* tokenizer);
+EMBER_API int32_t ember_tokenizer_add_eos(const ember_tokenizer* tokenizer);
+
 /* ---------------------------------------------------------------------------------------------------------
  * Sessions
  * ------------------------------------------------------------------------------------------------------- */
@@ -264,6 +380,12 @@ EMBER_API void ember_session_free(ember_session* session);
  * before the call: same position, same cached tokens. */
 EMBER_API ember_status ember_session_prefill(ember_session* session, const int32_t* tokens, int32_t n);
 
+/* ember_session_prefill with flags: EMBER_PREFILL_ALL_LOGITS keeps every token's logits for
+ * ember_session_logits_at (perplexity, scoring), until the next call that changes the session. */
+#define EMBER_PREFILL_ALL_LOGITS 1u
+EMBER_API ember_status ember_session_prefill_ex(ember_session* session, const int32_t* tokens, int32_t n,
+                                                uint32_t flags);
+
 /* Evaluates one token; same rules as ember_session_prefill. */
 EMBER_API ember_status ember_session_decode(ember_session* session, int32_t token);
 
@@ -271,6 +393,11 @@ EMBER_API ember_status ember_session_decode(ember_session* session, int32_t toke
  * until the next call that changes the session (prefill, decode, generate, rewind, reset, free).
  * EMBER_ERR_INVALID_ARGUMENT when nothing has been evaluated since creation, rewind or reset. */
 EMBER_API ember_status ember_session_logits(const ember_session* session, const float** out, int32_t* n_vocab);
+
+/* The logits of the i-th token (0 <= i < n) of the last ember_session_prefill_ex with
+ * EMBER_PREFILL_ALL_LOGITS, as ember_session_logits gives them; EMBER_ERR_INVALID_ARGUMENT otherwise. */
+EMBER_API ember_status ember_session_logits_at(const ember_session* session, int32_t i, const float** out,
+                                               int32_t* n_vocab);
 
 /* Tokens in the cache / the context size; -1 when session is NULL. */
 EMBER_API int32_t ember_session_position(const ember_session* session);
@@ -299,6 +426,47 @@ EMBER_API ember_status ember_session_clear_cancel(ember_session* session);
  * (e.g. CANCELLED) the tokens evaluated before it stay in the session and *n_generated counts those. */
 EMBER_API ember_status ember_session_generate(ember_session* session, ember_sampler* sampler, int32_t max_tokens,
                                               ember_token_callback callback, void* user_data, int32_t* n_generated);
+
+/* Why generation ended. */
+#define EMBER_STOP_LENGTH 0       /* max_tokens reached */
+#define EMBER_STOP_EOG 1          /* an end-of-generation token was sampled (not evaluated) */
+#define EMBER_STOP_CALLBACK 2     /* the callback returned EMBER_STREAM_STOP (or false) */
+#define EMBER_STOP_CONTEXT_FULL 3 /* no room left in the context (nothing more could be generated) */
+#define EMBER_STOP_STRING 4       /* the text reached a stop string (stop_index says which) */
+
+typedef struct ember_generate_params {
+    uint32_t struct_size;      /* sizeof(ember_generate_params), set by ember_generate_params_init */
+    int32_t max_tokens;        /* default 256; < 0: until the context is full */
+    int32_t stop_at_eog;       /* default 1; 0: end-of-generation tokens are generated like any other */
+    ember_stream_fn stream;    /* optional, called on the generating thread */
+    void* stream_user_data;
+    /* Stop strings (UTF-8, non-empty, at most 64): generation ends where the text first contains one;
+     * neither it nor what follows is streamed. Text that may begin one is held back until it cannot. */
+    const char* const* stop;
+    int32_t n_stop;
+    /* Logit bias: bias_values[i] is added to token bias_tokens[i]'s logit before sampling (-INFINITY
+     * forbids it). Ids in [0, n_vocab), values not NaN, n_bias in [0, n_vocab]. */
+    const int32_t* bias_tokens;
+    const float* bias_values;
+    int32_t n_bias;
+} ember_generate_params;
+
+EMBER_API ember_status ember_generate_params_init(ember_generate_params* params);
+
+typedef struct ember_generate_result {
+    uint32_t struct_size;  /* set by the caller to sizeof(ember_generate_result); ember fills what fits */
+    int32_t n_generated;   /* tokens sampled, including the one that ended generation; also on failure
+                            * (e.g. a cancel from another thread): every token streamed is counted */
+    int32_t stop_reason;   /* EMBER_STOP_*; meaningful on EMBER_OK */
+    int32_t stop_index;    /* with EMBER_STOP_STRING, the index into params->stop; else -1 */
+} ember_generate_result;
+
+/* ember_session_generate with options and a stop reason. params may be NULL (defaults); result may be NULL.
+ * The token that ended generation (end of generation, stop string, callback) is not evaluated into the
+ * session. A full context is EMBER_OK with EMBER_STOP_CONTEXT_FULL. EMBER_ERR_CALLBACK when the stream
+ * callback returned EMBER_STREAM_ERROR. On failure the tokens evaluated before it stay in the session. */
+EMBER_API ember_status ember_session_generate_ex(ember_session* session, ember_sampler* sampler,
+                                                 const ember_generate_params* params, ember_generate_result* result);
 
 /* Saves the session's state (tokens, KV cache, last logits) to `path` atomically (temporary file, flush,
  * rename), so a killed program can resume without re-evaluating. */
@@ -343,6 +511,10 @@ EMBER_API void ember_chat_free(ember_chat* chat);
 EMBER_API ember_status ember_chat_say(ember_chat* chat, ember_sampler* sampler, const char* user, int32_t max_tokens,
                                       ember_token_callback callback, void* user_data, int32_t* n_generated);
 
+/* ember_chat_say with ember_session_generate_ex's options and result. */
+EMBER_API ember_status ember_chat_say_ex(ember_chat* chat, ember_sampler* sampler, const char* user,
+                                         const ember_generate_params* params, ember_generate_result* result);
+
 EMBER_API ember_status ember_chat_reset(ember_chat* chat);
 /* Messages in the conversation (user and assistant turns); -1 when chat is NULL. */
 EMBER_API int32_t ember_chat_n_messages(const ember_chat* chat);
@@ -355,7 +527,7 @@ EMBER_API ember_status ember_chat_load(ember_chat* chat, const char* path);
  * Samplers: penalties -> top-k -> top-p -> min-p -> temperature -> draw (llama.cpp's order)
  * ------------------------------------------------------------------------------------------------------- */
 
-#define EMBER_SEED_RANDOM 0xFFFFFFFFu /* seed from the OS */
+#define EMBER_SEED_RANDOM UINT64_MAX /* seed from the OS (ember_sampler_seed tells which); any other value is a seed */
 
 typedef struct ember_sampler_params {
     uint32_t struct_size;     /* sizeof(ember_sampler_params), set by ember_sampler_params_init */
@@ -389,8 +561,12 @@ EMBER_API ember_status ember_sampler_sample(ember_sampler* sampler, const float*
 /* Records a token chosen elsewhere (token >= 0) so the penalties see it. */
 EMBER_API ember_status ember_sampler_accept(ember_sampler* sampler, int32_t token);
 
-/* Forgets the history and reseeds with the original seed. */
+/* Forgets the history and reseeds with the seed in use (so a reset sampler repeats its draws). */
 EMBER_API ember_status ember_sampler_reset(ember_sampler* sampler);
+
+/* The seed in use: params->seed, or the one drawn from the OS for EMBER_SEED_RANDOM (pass it back as the seed
+ * to reproduce a run). */
+EMBER_API ember_status ember_sampler_seed(const ember_sampler* sampler, uint64_t* seed);
 
 #ifdef __cplusplus
 }

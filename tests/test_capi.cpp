@@ -12,6 +12,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -20,7 +22,10 @@
 #include <unistd.h>
 
 #include "ember.h"
+#include <nlohmann/json.hpp>
+
 #include "gguf/reader.hpp"
+#include "gguf/value.hpp"
 #include "gguf/writer.hpp"
 #include "testdata.hpp"
 
@@ -192,10 +197,27 @@ TEST_CASE("params: init, NULL for defaults, struct_size checked") {
         CHECK(ember_sampler_create(&smp, &smpl) == EMBER_ERR_INVALID_ARGUMENT);
         CHECK(smpl == nullptr);
     }
-    // One byte more than this header's struct: a newer caller than the library.
-    sp.struct_size = sizeof sp + 1;
-    ember_session* s = nullptr;
-    CHECK(ember_session_create(stories(), &sp, &s) == EMBER_ERR_INVALID_ARGUMENT);
+    // A newer caller than the library: a larger struct is taken when the fields this library does not know
+    // hold their default (zero), and refused, naming the byte, when one is set.
+    {
+        struct Newer {
+            ember_session_params known;
+            int64_t appended;
+        } newer;
+        ember_session_params_init(&newer.known);
+        newer.known.struct_size = sizeof newer;
+        newer.known.n_threads = 1;
+        newer.appended = 0;
+        ember_session* s = nullptr;
+        CHECK(ember_session_create(stories(), &newer.known, &s) == EMBER_OK);
+        ember_session_free(s);
+        newer.appended = 7;
+        CHECK(ember_session_create(stories(), &newer.known, &s) == EMBER_ERR_UNSUPPORTED);
+        CHECK(s == nullptr);
+        CHECK(last_error().find("newer ember") != std::string::npos);
+        newer.known.struct_size = 1u << 20;  // absurd: never read that far
+        CHECK(ember_session_create(stories(), &newer.known, &s) == EMBER_ERR_INVALID_ARGUMENT);
+    }
 
     // An older caller: its struct ends before use_mmap, which then takes its default. The bytes past its
     // struct_size are garbage here and must not be read.
@@ -218,6 +240,7 @@ TEST_CASE("params: init, NULL for defaults, struct_size checked") {
     }
 
     // NULL params: defaults.
+    ember_session* s = nullptr;
     ember_sampler* smpl = nullptr;
     CHECK(ember_sampler_create(nullptr, &smpl) == EMBER_OK);
     ember_sampler_free(smpl);
@@ -420,17 +443,17 @@ TEST_CASE("model facts, metadata and the two-call buffer pattern") {
     CHECK(needed == 6);                                                                     // "llama" + NUL
     std::vector<char> buf(needed);
     char small[3] = {'x', 'y', 'z'};
-    CHECK(ember_model_meta(m, "general.architecture", small, sizeof small, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_model_meta(m, "general.architecture", small, sizeof small, &needed) == EMBER_ERR_BUFFER_TOO_SMALL);
     CHECK(needed == 6);
     CHECK(small[0] == 'x');  // untouched
     CHECK(last_error().find("too small") != std::string::npos);
     // Exactly the text's length is one byte short: the NUL needs room too.
-    CHECK(ember_model_meta(m, "general.architecture", buf.data(), 5, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_model_meta(m, "general.architecture", buf.data(), 5, &needed) == EMBER_ERR_BUFFER_TOO_SMALL);
     REQUIRE(ember_model_meta(m, "general.architecture", buf.data(), buf.size(), &needed) == EMBER_OK);
     CHECK(std::string(buf.data()) == "llama");
     CHECK(last_error().empty());
 
-    CHECK(ember_model_meta(m, "no.such.key", nullptr, 0, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_model_meta(m, "no.such.key", nullptr, 0, &needed) == EMBER_ERR_NOT_FOUND);
     CHECK(needed == 0);
     CHECK(last_error().find("no.such.key") != std::string::npos);
 
@@ -470,7 +493,7 @@ TEST_CASE("tokenizer: golden ids, round trip, two-call, out-of-range ids") {
     // Too small: the needed count comes back and the buffer is untouched.
     int32_t out[3] = {-7, -7, -7};
     CHECK(ember_tokenize(tok, text.data(), text.size(), out, 3, EMBER_TOKENIZE_ADD_SPECIAL, &n) ==
-          EMBER_ERR_INVALID_ARGUMENT);
+          EMBER_ERR_BUFFER_TOO_SMALL);
     CHECK(n == 5);
     CHECK(out[0] == -7);
     CHECK(last_error().find("too small") != std::string::npos);
@@ -481,7 +504,7 @@ TEST_CASE("tokenizer: golden ids, round trip, two-call, out-of-range ids") {
     CHECK(needed == text.size() + 1);
     std::string buf(needed, '\xff');
     CHECK(ember_detokenize(tok, kOnceUponATime.data(), 5, 0, buf.data(), needed - 1, &needed) ==
-          EMBER_ERR_INVALID_ARGUMENT);
+          EMBER_ERR_BUFFER_TOO_SMALL);
     CHECK(needed == text.size() + 1);
     REQUIRE(ember_detokenize(tok, kOnceUponATime.data(), 5, 0, buf.data(), buf.size(), &needed) == EMBER_OK);
     CHECK(std::string(buf.c_str()) == text);
@@ -714,9 +737,10 @@ TEST_CASE("cancellation: abort callback, ember_session_cancel, progress callback
         Sampler greedy;
         int32_t n_gen = -1;
         CHECK(ember_session_generate(s.s, greedy.s, 200, nullptr, nullptr, &n_gen) == EMBER_ERR_CANCELLED);
-        CHECK(n_gen >= 0);
+        CHECK(n_gen >= 1);
         CHECK(n_gen < 200);
-        CHECK(ember_session_position(s.s) == 5 + n_gen);  // what was evaluated stays
+        // What was evaluated stays; the last token sampled was being evaluated when the abort came.
+        CHECK(ember_session_position(s.s) == 5 + n_gen - 1);
     }
     SUBCASE("ember_session_cancel from another thread stops a running generate") {
         Session s;
@@ -750,7 +774,7 @@ TEST_CASE("cancellation: abort callback, ember_session_cancel, progress callback
         CHECK(ember_session_generate(s.s, greedy.s, 50, cb, &sync, &n_gen) == EMBER_ERR_CANCELLED);
         canceller.join();
         CHECK(sync.calls == 1);
-        CHECK(n_gen == 0);
+        CHECK(n_gen == 1);  // the token the callback received counts, though its evaluation was cancelled
         CHECK(ember_session_position(s.s) == 5);
         // The cancel sticks until cleared; then the session runs again.
         CHECK(ember_session_generate(s.s, greedy.s, 3, nullptr, nullptr, &n_gen) == EMBER_ERR_CANCELLED);
@@ -809,8 +833,12 @@ TEST_CASE("the last error is per thread") {
     CHECK(theirs_after.find("out is NULL") != std::string::npos);
     CHECK(last_error() == mine);  // untouched by the other thread
 
-    // A successful call clears it.
+    // A getter leaves it alone; a successful call that returns a status clears it.
     CHECK(ember_model_n_vocab(stories()) == 512);
+    CHECK(ember_model_n_vocab(nullptr) == -1);
+    CHECK(last_error() == mine);
+    int32_t type = 0;
+    CHECK(ember_model_meta_type(stories(), "general.architecture", &type) == EMBER_OK);
     CHECK(last_error().empty());
 }
 
@@ -924,4 +952,396 @@ TEST_CASE("chats through the C ABI: turns, save and load, bad arguments") {
     CHECK(k.calls == 2);
     ember_chat_free(again);
     fs::remove(path);
+}
+
+// ---- ABI additions for the bindings (issue 14) ------------------------------------------------------------
+
+namespace {
+std::string text_of(ember_status (*fn)(const ember_model*, char*, size_t, size_t*), const ember_model* m) {
+    size_t needed = 0;
+    REQUIRE(fn(m, nullptr, 0, &needed) == EMBER_OK);
+    std::string s(needed, '\0');
+    REQUIRE(fn(m, s.data(), s.size(), &needed) == EMBER_OK);
+    s.resize(needed - 1);
+    return s;
+}
+
+std::string meta_json(const ember_model* m, const char* key) {
+    size_t needed = 0;
+    REQUIRE(ember_model_meta_json(m, key, nullptr, 0, &needed) == EMBER_OK);
+    std::string s(needed, '\0');
+    REQUIRE(ember_model_meta_json(m, key, s.data(), s.size(), &needed) == EMBER_OK);
+    s.resize(needed - 1);
+    return s;
+}
+
+struct Streamed {
+    std::string text;
+    std::vector<int32_t> tokens;
+    int stop_after = -1;     // return EMBER_STREAM_STOP on this call
+    int error_after = -1;    // return EMBER_STREAM_ERROR on this call
+    bool nul_terminated = true;
+};
+
+int32_t stream_cb(const char* text, size_t len, int32_t token, void* ud) {
+    auto* s = static_cast<Streamed*>(ud);
+    s->nul_terminated = s->nul_terminated && text[len] == '\0';
+    s->text.append(text, len);
+    s->tokens.push_back(token);
+    const int calls = static_cast<int>(s->tokens.size());
+    if (calls == s->error_after) return EMBER_STREAM_ERROR;
+    if (calls == s->stop_after) return EMBER_STREAM_STOP;
+    return EMBER_STREAM_CONTINUE;
+}
+}  // namespace
+
+TEST_CASE("versions, backends and the log hook") {
+    CHECK(EMBER_ERR_BUFFER_TOO_SMALL == 10);
+    CHECK(EMBER_ERR_NOT_FOUND == 11);
+    CHECK(EMBER_ERR_CALLBACK == 12);
+    CHECK(std::string(ember_status_string(EMBER_ERR_CALLBACK)) == "callback error");
+    CHECK(ember_version_number() == EMBER_VERSION_NUMBER);
+    CHECK(std::to_string(EMBER_VERSION_MAJOR) + "." + std::to_string(EMBER_VERSION_MINOR) + "." +
+              std::to_string(EMBER_VERSION_PATCH) == ember_version());
+    REQUIRE(ember_backend_count() >= 1);
+    CHECK(std::string(ember_backend_name(0)) == "cpu");
+    CHECK(ember_backend_name(-1) == nullptr);
+    CHECK(ember_backend_name(ember_backend_count()) == nullptr);
+
+    struct Log {
+        std::mutex mu;
+        std::vector<std::pair<int, std::string>> lines;
+    } log;
+    ember_set_log_callback(
+        [](int32_t level, const char* msg, void* ud) {
+            auto* l = static_cast<Log*>(ud);
+            std::lock_guard lk(l->mu);
+            l->lines.emplace_back(level, msg);
+        },
+        &log);
+    ember_session_params sp;
+    ember_session_params_init(&sp);
+    sp.n_threads = 100000;  // clamped, and said so
+    ember_session* s = nullptr;
+    REQUIRE(ember_session_create(stories(), &sp, &s) == EMBER_OK);
+    ember_session_free(s);
+    ember_set_log_callback(nullptr, nullptr);
+    REQUIRE(ember_session_create(stories(), &sp, &s) == EMBER_OK);  // no listener now: nothing recorded
+    ember_session_free(s);
+    bool clamped = false, chose_ctx = false;
+    for (const auto& [level, msg] : log.lines) {
+        clamped = clamped || (level == EMBER_LOG_WARN && msg.find("clamped") != std::string::npos);
+        chose_ctx = chose_ctx || (level == EMBER_LOG_INFO && msg.find("n_ctx 0 chose") != std::string::npos);
+    }
+    CHECK(clamped);
+    CHECK(chose_ctx);
+    CHECK(log.lines.size() == 2);
+}
+
+TEST_CASE("model info, metadata enumeration, types and JSON") {
+    ember_model* m = stories();
+    CHECK(text_of(ember_model_architecture, m) == "llama");
+    CHECK(text_of(ember_model_backend, m) == "cpu");
+    (void)text_of(ember_model_name, m);  // may be empty; must not fail
+    CHECK(ember_model_n_params(m) > 200000);
+    CHECK(ember_model_n_params(m) < 400000);
+    CHECK(ember_model_size(m) > 0);
+    CHECK(ember_model_n_params(nullptr) == -1);
+
+    const int32_t n = ember_model_meta_count(m);
+    REQUIRE(n > 5);
+    bool saw_arch = false, saw_tokens = false;
+    for (int32_t i = 0; i < n; ++i) {
+        size_t needed = 0;
+        REQUIRE(ember_model_meta_key(m, i, nullptr, 0, &needed) == EMBER_OK);
+        std::string key(needed, '\0');
+        REQUIRE(ember_model_meta_key(m, i, key.data(), key.size(), &needed) == EMBER_OK);
+        key.resize(needed - 1);
+        int32_t type = -1;
+        REQUIRE(ember_model_meta_type(m, key.c_str(), &type) == EMBER_OK);
+        CHECK(type >= EMBER_META_U8);
+        CHECK(type <= EMBER_META_F64);
+        if (key == "general.architecture") saw_arch = type == EMBER_META_STRING;
+        if (key == "tokenizer.ggml.tokens") saw_tokens = type == EMBER_META_ARRAY;
+    }
+    CHECK(saw_arch);
+    CHECK(saw_tokens);
+    size_t needed = 0;
+    CHECK(ember_model_meta_key(m, n, nullptr, 0, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_model_meta_key(m, -1, nullptr, 0, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    int32_t type = 0;
+    CHECK(ember_model_meta_type(m, "no.such.key", &type) == EMBER_ERR_NOT_FOUND);
+    CHECK(type == -1);
+    CHECK(ember_model_meta_json(m, "no.such.key", nullptr, 0, &needed) == EMBER_ERR_NOT_FOUND);
+
+    // JSON: the whole array, parsed back by an independent parser and compared with the tokenizer.
+    CHECK(meta_json(m, "general.architecture") == "\"llama\"");
+    const nlohmann::json tokens = nlohmann::json::parse(meta_json(m, "tokenizer.ggml.tokens"));
+    REQUIRE(tokens.is_array());
+    CHECK(tokens.size() == 512);
+    const ember_tokenizer* tok = ember_model_tokenizer(m);
+    size_t pn = 0;
+    std::string piece(64, '\0');
+    REQUIRE(ember_token_piece(tok, 403, EMBER_DETOKENIZE_RENDER_SPECIAL, piece.data(), piece.size(), &pn) == EMBER_OK);
+    CHECK(tokens[403].get<std::string>().find(std::string(piece.c_str()).substr(1)) != std::string::npos);
+    const nlohmann::json scores = nlohmann::json::parse(meta_json(m, "tokenizer.ggml.scores"));
+    CHECK(scores.size() == 512);
+    CHECK(scores[0].is_number());
+    const nlohmann::json ctx = nlohmann::json::parse(meta_json(m, "llama.context_length"));
+    CHECK(ctx.get<int>() == ember_model_n_ctx_train(m));
+}
+
+TEST_CASE("GGUF metadata JSON: hostile strings stay valid JSON") {
+    ember::gguf::Value v = ember::gguf::Value::string(std::string("a\"b\\c\n\x01\xff\xc3(\xe2\x82\xac", 13));
+    const nlohmann::json j = nlohmann::json::parse(v.to_json());  // throws on invalid UTF-8 or escapes
+    CHECK(j.get<std::string>() == "a\"b\\c\n\x01\xEF\xBF\xBD\xEF\xBF\xBD(\xE2\x82\xAC");
+    CHECK(ember::gguf::Value::f32(std::nanf("")).to_json() == "null");
+    CHECK(ember::gguf::Value::i64(-5).to_json() == "-5");
+    CHECK(ember::gguf::Value::u64(~uint64_t{0}).to_json() == "18446744073709551615");
+    CHECK(ember::gguf::Value::boolean(true).to_json() == "true");
+    CHECK(ember::gguf::Value::arrays({ember::gguf::Value::i32s({1, -2}), ember::gguf::Value::strings({"x"})}).to_json() ==
+          "[[1,-2],[\"x\"]]");
+}
+
+TEST_CASE("tokens: attributes, special roles, add_bos/add_eos") {
+    const ember_tokenizer* tok = ember_model_tokenizer(stories());
+    const int32_t bos = ember_token_bos(tok);
+    REQUIRE(bos >= 0);
+    CHECK(ember_token_special(tok, EMBER_SPECIAL_BOS) == bos);
+    CHECK(ember_token_special(tok, EMBER_SPECIAL_EOS) == ember_token_eos(tok));
+    CHECK(ember_token_special(tok, 99) == -1);
+    CHECK(ember_token_special(nullptr, EMBER_SPECIAL_BOS) == -1);
+    CHECK((ember_token_attr(tok, bos) & EMBER_TOKEN_ATTR_CONTROL) != 0);
+    CHECK((ember_token_attr(tok, 403) & EMBER_TOKEN_ATTR_NORMAL) != 0);
+    CHECK(ember_token_attr(tok, -1) == 0);
+    CHECK(ember_token_attr(tok, 512) == 0);
+    CHECK(ember_tokenizer_add_bos(tok) == 1);  // tokenize with ADD_SPECIAL starts with BOS
+    CHECK(tokenize(tok, "Once", EMBER_TOKENIZE_ADD_SPECIAL)[0] == bos);
+    CHECK(ember_tokenizer_add_eos(tok) == 0);
+    CHECK(ember_tokenizer_add_bos(nullptr) == -1);
+}
+
+TEST_CASE("load from memory: the same model as from the file; hostile bytes fail cleanly") {
+    std::ifstream in(kStories, std::ios::binary);
+    std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    REQUIRE(bytes.size() > 1000);
+    ember_model* m = nullptr;
+    REQUIRE(ember_model_load_from_memory(bytes.data(), bytes.size(), nullptr, &m) == EMBER_OK);
+    std::fill(bytes.begin(), bytes.end(), '\0');  // copied: the model must not need them any more
+    ember_session_params sp;
+    ember_session_params_init(&sp);
+    sp.n_threads = 1;
+    ember_session* s = nullptr;
+    REQUIRE(ember_session_create(m, &sp, &s) == EMBER_OK);
+    REQUIRE(ember_session_prefill(s, kOnceUponATime.data(), 5) == EMBER_OK);
+    Sampler greedy;
+    Streamed got;
+    ember_generate_params gp;
+    ember_generate_params_init(&gp);
+    gp.max_tokens = 16;
+    gp.stop_at_eog = 0;
+    gp.stream = stream_cb;
+    gp.stream_user_data = &got;
+    REQUIRE(ember_session_generate_ex(s, greedy.s, &gp, nullptr) == EMBER_OK);
+    std::vector<int32_t> sampled = got.tokens;
+    CHECK(sampled.size() <= 16);
+    CHECK(std::vector<int32_t>(kGoldenGreedy16.begin(), kGoldenGreedy16.begin() + static_cast<long>(sampled.size())) ==
+          sampled);  // every streamed token is the golden one (a held-back piece may merge two)
+    ember_session_free(s);
+    ember_model_free(m);
+
+    const char junk[] = "GGUF\x03\0\0\0garbage";
+    CHECK(ember_model_load_from_memory(junk, sizeof junk, nullptr, &m) == EMBER_ERR_BAD_FILE);
+    CHECK(m == nullptr);
+    CHECK(last_error().find("<memory>") != std::string::npos);
+    CHECK(ember_model_load_from_memory(nullptr, 10, nullptr, &m) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_model_load_from_memory(nullptr, 0, nullptr, &m) == EMBER_ERR_BAD_FILE);
+}
+
+TEST_CASE("generate_ex: stop reasons, stop strings, logit bias, stream errors") {
+    const ember_tokenizer* tok = ember_model_tokenizer(stories());
+    const auto fresh = [](Session& s) { REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_OK); };
+    ember_generate_params gp;
+    ember_generate_result r;
+    const auto init = [&](Streamed& got) {
+        ember_generate_params_init(&gp);
+        gp.stop_at_eog = 0;
+        gp.stream = stream_cb;
+        gp.stream_user_data = &got;
+        r.struct_size = sizeof r;
+    };
+    Sampler greedy;
+    // The reference text: 16 greedy tokens.
+    std::string reference;
+    {
+        Session s;
+        fresh(s);
+        Streamed got;
+        init(got);
+        gp.max_tokens = 16;
+        REQUIRE(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_OK);
+        CHECK(r.n_generated == 16);
+        CHECK(r.stop_reason == EMBER_STOP_LENGTH);
+        CHECK(r.stop_index == -1);
+        CHECK(got.nul_terminated);
+        CHECK(ember_session_position(s.s) == 5 + 16);
+        reference = got.text;
+        size_t needed = 0;
+        std::string text(256, '\0');
+        REQUIRE(ember_detokenize(tok, kGoldenGreedy16.data(), 16, 0, text.data(), text.size(), &needed) == EMBER_OK);
+        CHECK(reference == std::string(text.c_str()));
+    }
+    REQUIRE(reference.size() > 20);
+    SUBCASE("a stop string ends generation; it and what follows are not streamed") {
+        const std::string stop = reference.substr(10, 4);
+        const char* stops[] = {"never appears here", stop.c_str()};
+        Session s;
+        fresh(s);
+        Streamed got;
+        init(got);
+        gp.max_tokens = 16;
+        gp.stop = stops;
+        gp.n_stop = 2;
+        REQUIRE(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_OK);
+        CHECK(r.stop_reason == EMBER_STOP_STRING);
+        CHECK(r.stop_index == 1);
+        CHECK(got.text == reference.substr(0, reference.find(stop)));
+        CHECK(r.n_generated < 16);
+        CHECK(ember_session_position(s.s) == 5 + r.n_generated - 1);  // the stopping token is not evaluated
+    }
+    SUBCASE("the stream callback stops, or reports an error") {
+        Session s;
+        fresh(s);
+        Streamed got;
+        init(got);
+        gp.max_tokens = 16;
+        got.stop_after = 3;
+        REQUIRE(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_OK);
+        CHECK(r.stop_reason == EMBER_STOP_CALLBACK);
+        CHECK(got.tokens.size() == 3);
+        Streamed bad;
+        init(bad);
+        bad.error_after = 2;
+        CHECK(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_ERR_CALLBACK);
+        CHECK(bad.tokens.size() == 2);
+        CHECK(r.n_generated >= 2);
+        CHECK(last_error().find("stream callback") != std::string::npos);
+    }
+    SUBCASE("logit bias: -infinity forbids the greedy choice") {
+        Session s;
+        fresh(s);
+        Streamed got;
+        init(got);
+        gp.max_tokens = 1;
+        const int32_t ids[] = {kGoldenGreedy16[0]};
+        const float vals[] = {-INFINITY};
+        gp.bias_tokens = ids;
+        gp.bias_values = vals;
+        gp.n_bias = 1;
+        REQUIRE(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_OK);
+        REQUIRE(got.tokens.size() == 1);
+        CHECK(got.tokens[0] != kGoldenGreedy16[0]);
+        const int32_t bad_ids[] = {512};
+        gp.bias_tokens = bad_ids;
+        CHECK(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_ERR_INVALID_ARGUMENT);
+        const float nan_vals[] = {NAN};
+        gp.bias_tokens = ids;
+        gp.bias_values = nan_vals;
+        CHECK(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_ERR_INVALID_ARGUMENT);
+        gp.n_bias = 100000;
+        CHECK(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_ERR_INVALID_ARGUMENT);
+    }
+    SUBCASE("a full context is a stop reason, not silence") {
+        ember_session_params sp;
+        ember_session_params_init(&sp);
+        sp.n_threads = 1;
+        sp.n_ctx = 8;
+        Session s(&sp);
+        fresh(s);
+        Streamed got;
+        init(got);
+        gp.max_tokens = 100;
+        REQUIRE(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_OK);
+        CHECK(r.stop_reason == EMBER_STOP_CONTEXT_FULL);
+        CHECK(ember_session_position(s.s) == 8);
+        REQUIRE(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_OK);
+        CHECK(r.n_generated == 0);
+        CHECK(r.stop_reason == EMBER_STOP_CONTEXT_FULL);
+    }
+    SUBCASE("bad params") {
+        Session s;
+        fresh(s);
+        Streamed got;
+        init(got);
+        gp.n_stop = 1;
+        gp.stop = nullptr;
+        CHECK(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_ERR_INVALID_ARGUMENT);
+        const char* empty[] = {""};
+        gp.stop = empty;
+        CHECK(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_ERR_INVALID_ARGUMENT);
+        gp.n_stop = 65;
+        CHECK(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_ERR_INVALID_ARGUMENT);
+        gp.n_stop = 0;
+        r.struct_size = 3;
+        CHECK(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(ember_session_generate_ex(nullptr, greedy.s, nullptr, nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(ember_session_generate_ex(s.s, greedy.s, nullptr, nullptr) == EMBER_OK);  // defaults
+    }
+}
+
+TEST_CASE("all logits, the seed in use, chat_say_ex") {
+    Session s;
+    REQUIRE(ember_session_prefill_ex(s.s, kOnceUponATime.data(), 5, EMBER_PREFILL_ALL_LOGITS) == EMBER_OK);
+    const float* last = nullptr;
+    const float* at = nullptr;
+    int32_t nv = 0, nv2 = 0;
+    REQUIRE(ember_session_logits(s.s, &last, &nv) == EMBER_OK);
+    REQUIRE(ember_session_logits_at(s.s, 4, &at, &nv2) == EMBER_OK);
+    CHECK(nv == nv2);
+    CHECK(std::equal(last, last + nv, at));
+    // Position 0's logits predict token 1 ("Once" after BOS): compare with a fresh one-token prefill.
+    REQUIRE(ember_session_logits_at(s.s, 0, &at, &nv2) == EMBER_OK);
+    std::vector<float> first(at, at + nv2);
+    Session s1;
+    REQUIRE(ember_session_prefill(s1.s, kOnceUponATime.data(), 1) == EMBER_OK);
+    REQUIRE(ember_session_logits(s1.s, &last, &nv) == EMBER_OK);
+    for (int i = 0; i < nv; ++i) CHECK(first[static_cast<size_t>(i)] == doctest::Approx(last[i]).epsilon(1e-3));
+    CHECK(ember_session_logits_at(s.s, 5, &at, &nv2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_logits_at(s.s, -1, &at, &nv2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_prefill_ex(s.s, kOnceUponATime.data(), 1, 4u) == EMBER_ERR_INVALID_ARGUMENT);
+
+    // The seed drawn for EMBER_SEED_RANDOM reproduces the run.
+    ember_sampler_params p;
+    ember_sampler_params_init(&p);
+    CHECK(p.seed == UINT64_MAX);
+    p.temperature = 1.0f;
+    Sampler random(&p);
+    uint64_t seed = 0;
+    REQUIRE(ember_sampler_seed(random.s, &seed) == EMBER_OK);
+    p.seed = seed;
+    Sampler again(&p);
+    CHECK(run(random.s, kOnceUponATime, 12) == run(again.s, kOnceUponATime, 12));
+    CHECK(ember_sampler_seed(nullptr, &seed) == EMBER_ERR_INVALID_ARGUMENT);
+
+    ember_chat* chat = nullptr;
+    ember_session_params sp;
+    ember_session_params_init(&sp);
+    sp.n_threads = 1;
+    REQUIRE(ember_chat_create(stories(), &sp, nullptr, &chat) == EMBER_OK);
+    Sampler greedy;
+    Streamed got;
+    ember_generate_params gp;
+    ember_generate_params_init(&gp);
+    gp.max_tokens = 8;
+    gp.stop_at_eog = 0;
+    gp.stream = stream_cb;
+    gp.stream_user_data = &got;
+    ember_generate_result r;
+    r.struct_size = sizeof r;
+    REQUIRE(ember_chat_say_ex(chat, greedy.s, "Hello", &gp, &r) == EMBER_OK);
+    CHECK(r.n_generated == 8);
+    CHECK(r.stop_reason == EMBER_STOP_LENGTH);
+    CHECK(!got.text.empty());
+    CHECK(ember_chat_n_messages(chat) == 2);
+    ember_chat_free(chat);
 }

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "backend/backend.hpp"
+#include "util/log.hpp"
 #include "ember/error.hpp"
 #include "kernels.hpp"
 #include "tensor/dequantize.hpp"
@@ -323,6 +324,9 @@ public:
     bool supports(TensorType t) const override { return t != TensorType::Q8_1 && t != TensorType::Q8_K; }
     std::unique_ptr<backend::Stream> stream(const backend::StreamParams& p) override {
         const int n = ThreadPool::clamp(p.n_threads);
+        if (p.n_threads > n)
+            detail::log(LogLevel::Warn, "cpu: " + std::to_string(p.n_threads) + " threads asked; clamped to " +
+                                            std::to_string(n) + " (4x the hardware threads)");
         pool_->reserve(n);
         return std::make_unique<CpuStream>(pool_, n);
     }

@@ -4,6 +4,7 @@
 #include "ember/chat.hpp"
 #include "ember/chat_template.hpp"
 #include "ember/error.hpp"
+#include "ember/library.hpp"
 #include "ember/model.hpp"
 #include "ember/model_info.hpp"
 #include "ember/sampler.hpp"

@@ -19,6 +19,9 @@ enum class Status : int {
     Backend = 7,
     Internal = 8,
     Io = 9,
+    BufferTooSmall = 10,  // C ABI: the caller's buffer cannot hold the result (its size was reported)
+    NotFound = 11,        // a metadata key, a token text... that is not there
+    Callback = 12,        // a caller's callback reported an error (the C ABI's streaming callback)
 };
 
 const char* status_name(Status s) noexcept;

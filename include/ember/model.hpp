@@ -6,7 +6,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <span>
 #include <string_view>
+#include <vector>
 
 #include "ember/model_info.hpp"
 #include "ember/tokenizer.hpp"
@@ -31,11 +33,17 @@ struct ModelParams {
     std::function<bool(float)> progress;
 };
 
+// GGUF metadata value types (the file format's numbers).
+enum class MetaType { U8 = 0, I8, U16, I16, U32, I32, F32, Bool, String, Array, U64, I64, F64 };
+
 class Model {
 public:
     // Loads a GGUF file. Throws ember::Error: Io, BadFile (malformed file, missing or misshapen tensor),
     // Unsupported (architecture, tensor type, backend), OutOfMemory, Cancelled.
     static Model load(const std::string& path, const ModelParams& params = {});
+    // Loads a GGUF file held in memory (embedded in a program, downloaded, decrypted). The bytes are copied
+    // (use_mmap does not apply): the caller may free them when this returns.
+    static Model load_from_memory(std::span<const uint8_t> bytes, const ModelParams& params = {});
 
     const Tokenizer& tokenizer() const noexcept;
     const ModelInfo& info() const noexcept;
@@ -47,12 +55,17 @@ public:
     std::string chat_template() const;   // empty when the file has none
     // A metadata value rendered as text (strings as they are, numbers in decimal); nullopt when absent.
     std::optional<std::string> meta(std::string_view key) const;
+    std::vector<std::string> meta_keys() const;                    // every key, in file order
+    std::optional<MetaType> meta_type(std::string_view key) const;  // nullopt when absent
+    // The whole value as JSON (arrays in full; bytes that are not UTF-8 become U+FFFD; NaN is null).
+    std::optional<std::string> meta_json(std::string_view key) const;
 
     const std::shared_ptr<detail::ModelImpl>& impl() const noexcept { return impl_; }
 
 private:
     explicit Model(std::shared_ptr<detail::ModelImpl> impl) : impl_(std::move(impl)) {}
-    static Model load_model(const std::string& path, const ModelParams& params);
+    // Everything after the file is open: metadata, vocabulary, device, weights. `name` labels errors.
+    static Model finish_load(std::shared_ptr<detail::ModelImpl> impl, const std::string& name, const ModelParams& params);
     std::shared_ptr<detail::ModelImpl> impl_;
 };
 

@@ -11,7 +11,7 @@
 namespace ember {
 
 struct SamplerParams {
-    static constexpr uint64_t kRandomSeed = 0xFFFFFFFFu;
+    static constexpr uint64_t kRandomSeed = ~uint64_t{0};  // every other value is a seed
 
     float temperature = 0.8f;
     int top_k = 40;                 // <= 0: off
@@ -36,8 +36,10 @@ public:
     Token sample(std::span<const float> logits);
     // Records a token chosen elsewhere (e.g. the prompt) so penalties see it.
     void accept(Token t);
-    void reset();                   // forgets history; reseeds with the original seed
+    void reset();                   // forgets history; reseeds with the seed in use
     const SamplerParams& params() const noexcept;
+    // The seed in use: params().seed, or the one drawn from the OS for kRandomSeed (to reproduce a run).
+    uint64_t seed() const noexcept;
 
 private:
     struct State;

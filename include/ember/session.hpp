@@ -37,12 +37,18 @@ struct SessionParams {
 struct GenerateParams {
     int max_tokens = 256;      // < 0: until the context is full
     bool stop_at_eog = true;   // stop on end-of-generation tokens (EOS, <|im_end|>, ...)
+    // Stop strings: generation ends where the text first contains one. Neither it nor what follows is
+    // streamed or kept in the text; text that may be the start of one is held back until it is not.
+    std::vector<std::string> stop;
+    // Added to a token's logit before sampling (-infinity forbids it). Ids must be in [0, n_vocab).
+    std::vector<std::pair<Token, float>> logit_bias;
 };
 
 struct GenerateResult {
-    std::vector<Token> tokens;   // generated tokens (the stop token included when it ended generation)
-    std::string text;            // their text, special tokens not rendered
-    enum class Stop { Length, EndOfGeneration, Callback, ContextFull } stop = Stop::Length;
+    std::vector<Token> tokens;   // sampled tokens (the one that ended generation included)
+    std::string text;            // the text streamed, special tokens not rendered
+    enum class Stop { Length, EndOfGeneration, Callback, ContextFull, StopString } stop = Stop::Length;
+    int stop_index = -1;         // with StopString: which of GenerateParams::stop
 };
 
 class Session {
@@ -76,8 +82,14 @@ public:
 
     // Samples, appends and streams tokens until a stop. on_text gets UTF-8 text as it completes (a
     // multi-byte character is never split); returning false stops generation.
+    // The token that ended generation (end of generation, stop string, on_text returning false) is not
+    // evaluated into the cache.
     GenerateResult generate(Sampler& sampler, const GenerateParams& params = {},
                             const std::function<bool(std::string_view text, Token token)>& on_text = {});
+    // The same, filling `result` as it goes: when it throws (Cancelled from another thread, an error from
+    // on_text), `result` still tells what was sampled and streamed before.
+    void generate(Sampler& sampler, const GenerateParams& params,
+                  const std::function<bool(std::string_view text, Token token)>& on_text, GenerateResult& result);
 
     int position() const noexcept;                // tokens in the cache
     int n_ctx() const noexcept;

@@ -12,6 +12,21 @@ namespace ember {
 
 using Token = int32_t;
 
+// Token attribute bits (as llama.cpp's llama_token_attr numbers them).
+enum TokenAttribute : uint32_t {
+    kTokenUnknown = 1u << 0,
+    kTokenUnused = 1u << 1,
+    kTokenNormal = 1u << 2,
+    kTokenControl = 1u << 3,      // BOS, EOS, <|im_start|>...: not printed unless rendered
+    kTokenUserDefined = 1u << 4,  // added tokens matched as a whole in text
+    kTokenByte = 1u << 5,         // <0xXX> byte fallback
+    kTokenLStrip = 1u << 7,
+    kTokenRStrip = 1u << 8,
+};
+
+// The vocabulary's special roles.
+enum class SpecialToken { Bos, Eos, Eot, Eom, Unk, Sep, Pad, Mask, FimPre, FimSuf, FimMid, FimPad, FimRep, FimSep };
+
 namespace detail {
 class Vocab;
 }
@@ -35,6 +50,8 @@ public:
     Token eot() const noexcept;            // end of turn (e.g. <|im_end|>, <end_of_turn>); -1 when none
     bool is_end_of_generation(Token t) const noexcept;  // EOS, EOT and the like
     bool is_control(Token t) const noexcept;
+    uint32_t attributes(Token t) const noexcept;  // TokenAttribute bits; 0 for an id out of range
+    Token special(SpecialToken which) const noexcept;  // -1 when the vocabulary has none
     bool add_bos() const noexcept;
     bool add_eos() const noexcept;
     std::string model_name() const;        // "llama" (SentencePiece), "gpt2" (byte-level BPE), "bert"

@@ -3,6 +3,8 @@
 
 #include "backend/backend.hpp"
 #include "ember/error.hpp"
+#include "ember/library.hpp"
+#include "util/log.hpp"
 
 namespace ember::backend {
 
@@ -50,6 +52,7 @@ std::unique_ptr<Device> create_device(const std::string& name) {
     if (want.empty() || want == "auto") {
         if (usable.empty()) throw Error(Status::Unsupported, "no usable backend on this machine");
         want = usable.front();
+        detail::log(LogLevel::Info, "backend \"auto\" chose \"" + want + "\"");
     }
     std::function<std::unique_ptr<Device>()> create;
     {
@@ -64,3 +67,16 @@ std::unique_ptr<Device> create_device(const std::string& name) {
 }
 
 }  // namespace ember::backend
+
+namespace ember {
+
+std::vector<std::string> backends() {
+    backend::ensure_builtin();
+    std::lock_guard lock(backend::g_mutex);
+    std::vector<std::string> names;
+    for (const auto& b : backend::registry()) names.push_back(b.name);
+    std::stable_partition(names.begin(), names.end(), [](const std::string& n) { return n == "cpu"; });
+    return names;
+}
+
+}  // namespace ember

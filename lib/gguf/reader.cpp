@@ -143,6 +143,19 @@ File File::open(const std::string& path, bool use_mmap) {
     return f;
 }
 
+File File::copy_of(std::span<const uint8_t> bytes, const std::string& name) {
+    auto copy = std::make_shared<MappedFile>(bytes, name);
+    File f;
+    f.map_ = copy;
+    f.bytes_ = copy->bytes();
+    try {
+        f.parse_all();
+    } catch (const Error& e) {
+        throw Error(e.status(), name + ": " + e.what());
+    }
+    return f;
+}
+
 File File::parse(std::span<const uint8_t> bytes) {
     File f;
     f.bytes_ = bytes;

@@ -42,6 +42,8 @@ public:
     static File open(const std::string& path, bool use_mmap = true);
     // Parses bytes the caller keeps alive for the File's lifetime (tests, fuzzing, embedded models).
     static File parse(std::span<const uint8_t> bytes);
+    // Copies bytes into memory the File owns, then parses them; `name` labels errors.
+    static File copy_of(std::span<const uint8_t> bytes, const std::string& name);
 
     uint32_t version() const noexcept { return version_; }
     uint32_t alignment() const noexcept { return alignment_; }

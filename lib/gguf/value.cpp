@@ -1,5 +1,7 @@
 #include "gguf/value.hpp"
 
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 
@@ -235,6 +237,114 @@ std::string Value::describe() const {
         case ValueType::Array: return std::string("[") + value_type_name(elem_) + " x " + std::to_string(size()) + "]";
         default: return is_signed(type_) ? std::to_string(as_int()) : std::to_string(bits_);
     }
+}
+
+}  // namespace ember::gguf
+
+namespace ember::gguf {
+namespace {
+
+// Length of the well-formed UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates), 0 when there is none.
+size_t utf8_valid_len(std::string_view s, size_t i) {
+    const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    const unsigned char c = b(i);
+    if (c < 0x80) return 1;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) { n = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { n = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else return 0;
+    if (i + n > s.size()) return 0;
+    if (b(i + 1) < lo || b(i + 1) > hi) return 0;
+    for (size_t k = 2; k < n; ++k)
+        if (b(i + k) < 0x80 || b(i + k) > 0xBF) return 0;
+    return n;
+}
+
+void json_string(std::string& out, std::string_view s) {
+    out += '"';
+    for (size_t i = 0; i < s.size();) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        const size_t n = utf8_valid_len(s, i);
+        if (n == 0) {
+            out += "\xEF\xBF\xBD";  // U+FFFD
+            ++i;
+            continue;
+        }
+        if (n > 1) {
+            out.append(s.substr(i, n));
+        } else if (c == '"' || c == '\\') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+        i += n;
+    }
+    out += '"';
+}
+
+void json_scalar(std::string& out, ValueType t, uint64_t bits) {
+    if (t == ValueType::Bool) {
+        out += bits ? "true" : "false";
+    } else if (t == ValueType::F32 || t == ValueType::F64) {
+        const double d = float_of(t, bits);
+        if (!std::isfinite(d)) {
+            out += "null";
+            return;
+        }
+        char buf[32];
+        std::snprintf(buf, sizeof buf, t == ValueType::F32 ? "%.9g" : "%.17g", d);
+        out += buf;
+    } else if (is_signed(t)) {
+        out += std::to_string(signed_of(t, bits));
+    } else {
+        out += std::to_string(bits);
+    }
+}
+
+void json_value(std::string& out, const Value& v) {
+    switch (v.type()) {
+        case ValueType::String: json_string(out, v.as_string()); return;
+        case ValueType::Array: break;
+        default: json_scalar(out, v.type(), v.bits()); return;
+    }
+    out += '[';
+    const ValueType e = v.elem_type();
+    if (e == ValueType::String) {
+        const auto& xs = v.as_strings();
+        for (size_t i = 0; i < xs.size(); ++i) {
+            if (i) out += ',';
+            json_string(out, xs[i]);
+        }
+    } else if (e == ValueType::Array) {
+        const auto& xs = v.as_arrays();
+        for (size_t i = 0; i < xs.size(); ++i) {
+            if (i) out += ',';
+            json_value(out, xs[i]);
+        }
+    } else {
+        const auto& p = v.packed();
+        const size_t es = scalar_size(e);
+        for (size_t i = 0; i * es < p.size(); ++i) {
+            if (i) out += ',';
+            json_scalar(out, e, load_bits(&p[i * es], es));
+        }
+    }
+    out += ']';
+}
+
+}  // namespace
+
+std::string Value::to_json() const {
+    std::string out;
+    json_value(out, *this);
+    return out;
 }
 
 }  // namespace ember::gguf

@@ -59,6 +59,8 @@ public:
     const std::vector<uint8_t>& packed() const;            // raw bytes of a numeric array
 
     std::string describe() const;  // short human-readable form for `info` output
+    // The whole value as JSON: strings with non-UTF-8 bytes as U+FFFD, non-finite floats as null.
+    std::string to_json() const;
 
     // Raw scalar bits, zero-extended little-endian; for the writer.
     uint64_t bits() const noexcept { return bits_; }

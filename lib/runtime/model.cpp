@@ -6,6 +6,7 @@
 #include "runtime/model_info.hpp"
 #include "runtime/state_file.hpp"
 #include "tokenizer/vocab.hpp"
+#include "util/log.hpp"
 #include "util/oom.hpp"
 
 namespace ember {
@@ -13,11 +14,19 @@ namespace ember {
 const char* version() noexcept { return EMBER_VERSION; }
 
 Model Model::load(const std::string& path, const ModelParams& params) {
-    return as_ember_error("loading a model", [&] { return load_model(path, params); });
+    return as_ember_error("loading a model", [&] {
+        return finish_load(std::make_shared<detail::ModelImpl>(gguf::File::open(path, params.use_mmap)), path, params);
+    });
 }
 
-Model Model::load_model(const std::string& path, const ModelParams& params) {
-    auto impl = std::make_shared<detail::ModelImpl>(gguf::File::open(path, params.use_mmap));
+Model Model::load_from_memory(std::span<const uint8_t> bytes, const ModelParams& params) {
+    return as_ember_error("loading a model from memory", [&] {
+        const std::string name = "<memory>";
+        return finish_load(std::make_shared<detail::ModelImpl>(gguf::File::copy_of(bytes, name)), name, params);
+    });
+}
+
+Model Model::finish_load(std::shared_ptr<detail::ModelImpl> impl, const std::string& path, const ModelParams& params) {
     impl->info = describe_model(impl->file, path);
     impl->n_threads = params.n_threads;
     impl->tokenizer = std::make_unique<Tokenizer>(detail::load_vocab(impl->file));
@@ -41,6 +50,9 @@ Model Model::load_model(const std::string& path, const ModelParams& params) {
     if (impl->tokenizer->n_vocab() > n_vocab)
         throw Error(Status::BadFile, path + ": the vocabulary has " + std::to_string(impl->tokenizer->n_vocab()) +
                                          " tokens but the embedding only " + std::to_string(n_vocab));
+    if (detail::log_enabled())
+        detail::log(LogLevel::Info, "loaded " + path + ": " + impl->info.architecture + ", " +
+                                        std::to_string(impl->info.n_params) + " parameters, on " + impl->device->name());
     return Model(std::move(impl));
 }
 
@@ -58,6 +70,25 @@ std::optional<std::string> Model::meta(std::string_view key) const {
     if (!v) return std::nullopt;
     if (v->type() == gguf::ValueType::String) return v->as_string();
     return v->describe();
+}
+
+std::vector<std::string> Model::meta_keys() const {
+    std::vector<std::string> keys;
+    keys.reserve(impl_->file.metadata().size());
+    for (const auto& kv : impl_->file.metadata()) keys.push_back(kv.first);
+    return keys;
+}
+
+std::optional<MetaType> Model::meta_type(std::string_view key) const {
+    const gguf::Value* v = impl_->file.find(key);
+    if (!v) return std::nullopt;
+    return static_cast<MetaType>(v->type());
+}
+
+std::optional<std::string> Model::meta_json(std::string_view key) const {
+    const gguf::Value* v = impl_->file.find(key);
+    if (!v) return std::nullopt;
+    return v->to_json();
 }
 
 }  // namespace ember

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <memory>
 
 #include "ember/error.hpp"
 #include "runtime/model_impl.hpp"
 #include "runtime/state_file.hpp"
+#include "util/log.hpp"
 #include "util/mapped_file.hpp"
 #include "util/oom.hpp"
 
@@ -23,6 +25,14 @@ public:
         n_ctx = p.n_ctx > 0 ? p.n_ctx : std::min(hp.n_ctx_train > 0 ? hp.n_ctx_train : 4096, 4096);
         if (p.n_ctx < 0 || n_ctx > (1 << 24)) throw Error(Status::InvalidArgument, "n_ctx out of range");
         n_batch = std::clamp(p.n_batch > 0 ? p.n_batch : 512, 1, n_ctx);
+        if (detail::log_enabled()) {
+            if (p.n_ctx == 0)
+                detail::log(LogLevel::Info, "session: n_ctx 0 chose " + std::to_string(n_ctx) + " (the training context " +
+                                                std::to_string(hp.n_ctx_train) + ", at most 4096)");
+            if (p.n_batch > n_ctx)
+                detail::log(LogLevel::Warn, "session: n_batch " + std::to_string(p.n_batch) + " is more than n_ctx; using " +
+                                                std::to_string(n_batch));
+        }
         backend::StreamParams sp;
         sp.n_threads = p.n_threads > 0 ? p.n_threads : mi.n_threads;
         stream = mi.device->stream(sp);
@@ -281,39 +291,98 @@ std::span<const float> Session::logits_at(int i) const {
 
 GenerateResult Session::generate(Sampler& sampler, const GenerateParams& params,
                                  const std::function<bool(std::string_view, Token)>& on_text) {
-    Call call(*impl_, "generate");
     GenerateResult r;
+    generate(sampler, params, on_text, r);
+    return r;
+}
+
+namespace {
+
+// The length of the longest suffix of `text` that is a proper prefix of one of `stops` (text that may
+// still become a stop string).
+size_t stop_prefix_tail(std::string_view text, const std::vector<std::string>& stops) {
+    size_t best = 0;
+    for (const std::string& s : stops)
+        for (size_t k = std::min(text.size(), s.size() - 1); k > best; --k)
+            if (text.substr(text.size() - k) == std::string_view(s).substr(0, k)) {
+                best = k;
+                break;
+            }
+    return best;
+}
+
+}  // namespace
+
+void Session::generate(Sampler& sampler, const GenerateParams& params,
+                       const std::function<bool(std::string_view, Token)>& on_text, GenerateResult& r) {
+    Call call(*impl_, "generate");
+    r = GenerateResult{};
     const Tokenizer& tok = impl_->model.tokenizer();
+    for (const std::string& s : params.stop)
+        if (s.empty()) throw Error(Status::InvalidArgument, "generate: a stop string is empty");
+    for (const auto& [id, bias] : params.logit_bias)
+        if (id < 0 || id >= tok.n_vocab() || std::isnan(bias))
+            throw Error(Status::InvalidArgument, "generate: logit_bias for token " + std::to_string(id) +
+                                                     " (ids are in [0, " + std::to_string(tok.n_vocab()) + "), NaN is no bias)");
     std::string pending;  // bytes of an incomplete UTF-8 character
-    auto flush = [&](Token t, bool final) -> bool {
-        const size_t n = final ? pending.size() : complete_utf8_prefix(pending);
-        if (n == 0) return true;
-        const std::string out = pending.substr(0, n);
-        pending.erase(0, n);
+    std::string held;     // complete text that may be the start of a stop string
+    auto emit = [&](std::string_view out, Token t) -> bool {
+        if (out.empty()) return true;
         r.text += out;
         return !on_text || on_text(out, t);
     };
+    // Moves complete text on; false when the caller or a stop string ends generation.
+    auto flush = [&](Token t, bool final) -> bool {
+        const size_t n = final ? pending.size() : complete_utf8_prefix(pending);
+        held.append(pending, 0, n);
+        pending.erase(0, n);
+        size_t cut = std::string::npos;
+        for (size_t i = 0; i < params.stop.size(); ++i)
+            if (const size_t at = held.find(params.stop[i]); at < cut) {
+                cut = at;
+                r.stop_index = static_cast<int>(i);
+            }
+        if (cut != std::string::npos) {
+            r.stop = GenerateResult::Stop::StopString;
+            emit(std::string_view(held).substr(0, cut), t);
+            return false;
+        }
+        const size_t keep = final ? 0 : stop_prefix_tail(held, params.stop);
+        const std::string out = held.substr(0, held.size() - keep);
+        held.erase(0, held.size() - keep);
+        if (!emit(out, t)) {
+            r.stop = GenerateResult::Stop::Callback;
+            return false;
+        }
+        return true;
+    };
+    std::vector<float> biased;
     for (int i = 0; params.max_tokens < 0 || i < params.max_tokens; ++i) {
         if (position() >= n_ctx()) {
             r.stop = GenerateResult::Stop::ContextFull;
             break;
         }
-        const Token t = sampler.sample(logits());
+        std::span<const float> logits = this->logits();
+        if (!params.logit_bias.empty()) {
+            biased.assign(logits.begin(), logits.end());
+            for (const auto& [id, bias] : params.logit_bias) biased[static_cast<size_t>(id)] += bias;
+            logits = biased;
+        }
+        const Token t = sampler.sample(logits);
         r.tokens.push_back(t);
         if (params.stop_at_eog && tok.is_end_of_generation(t)) {
             r.stop = GenerateResult::Stop::EndOfGeneration;
             break;
         }
         pending += tok.piece(t, false);
-        if (!flush(t, false)) {
-            r.stop = GenerateResult::Stop::Callback;
-            return r;
-        }
+        if (!flush(t, false)) return;
         as_ember_error("generate", [&] { impl_->prefill(std::span<const Token>(&t, 1), false); });
     }
-    if (!pending.empty() && !flush(r.tokens.empty() ? -1 : r.tokens.back(), true) && r.stop == GenerateResult::Stop::Length)
-        r.stop = GenerateResult::Stop::Callback;
-    return r;
+    if (!pending.empty() || !held.empty()) {
+        const GenerateResult::Stop why = r.stop;
+        if (flush(r.tokens.empty() ? -1 : r.tokens.back(), true) || r.stop == GenerateResult::Stop::StopString) return;
+        if (why != GenerateResult::Stop::Length) r.stop = why;  // the caller stopping at the very end changes nothing
+    }
 }
 
 std::vector<uint8_t> Session::save_state() const {

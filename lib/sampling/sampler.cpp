@@ -19,10 +19,16 @@ struct Sampler::State {
     std::deque<Token> history;
     std::vector<std::pair<float, Token>> cand;  // (logit, token), reused between calls
 
-    void seed() {
-        seed_used = p.seed == SamplerParams::kRandomSeed ? std::random_device{}() : p.seed;
-        rng.seed(seed_used);
+    // The OS seed is drawn once, so reset() replays the same draws and seed() can reproduce them.
+    void choose_seed() {
+        if (p.seed != SamplerParams::kRandomSeed) {
+            seed_used = p.seed;
+            return;
+        }
+        std::random_device rd;
+        seed_used = (static_cast<uint64_t>(rd()) << 32) ^ rd();
     }
+    void seed() { rng.seed(seed_used); }
     // Uniform in [0, 1) from raw bits: std distributions differ between standard libraries.
     double uniform() { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
 };
@@ -35,6 +41,7 @@ Sampler::Sampler(const SamplerParams& params) : s_(std::make_unique<State>()) {
     if (params.top_p < 0.f || params.min_p < 0.f || params.repeat_penalty <= 0.f || params.penalty_last_n < 0)
         throw Error(Status::InvalidArgument, "sampler: parameters out of range");
     s_->p = params;
+    s_->choose_seed();
     s_->seed();
 }
 
@@ -49,6 +56,7 @@ Sampler::~Sampler() = default;
 Sampler::Sampler(Sampler&&) noexcept = default;
 Sampler& Sampler::operator=(Sampler&&) noexcept = default;
 const SamplerParams& Sampler::params() const noexcept { return s_->p; }
+uint64_t Sampler::seed() const noexcept { return s_->seed_used; }
 
 void Sampler::accept(Token t) {
     if (s_->p.penalty_last_n == 0) return;

@@ -192,6 +192,29 @@ bool Tokenizer::is_end_of_generation(Token t) const noexcept {
 bool Tokenizer::is_control(Token t) const noexcept {
     return vocab_->valid(t) && (vocab_->tokens[static_cast<size_t>(t)].attr & detail::AttrControl) != 0;
 }
+uint32_t Tokenizer::attributes(Token t) const noexcept {
+    return vocab_->valid(t) ? vocab_->tokens[static_cast<size_t>(t)].attr : 0;
+}
+Token Tokenizer::special(SpecialToken which) const noexcept {
+    const detail::Vocab& v = *vocab_;
+    switch (which) {
+        case SpecialToken::Bos: return v.bos;
+        case SpecialToken::Eos: return v.eos;
+        case SpecialToken::Eot: return v.eot;
+        case SpecialToken::Eom: return v.eom;
+        case SpecialToken::Unk: return v.unk;
+        case SpecialToken::Sep: return v.sep;
+        case SpecialToken::Pad: return v.pad;
+        case SpecialToken::Mask: return v.mask;
+        case SpecialToken::FimPre: return v.fim_pre;
+        case SpecialToken::FimSuf: return v.fim_suf;
+        case SpecialToken::FimMid: return v.fim_mid;
+        case SpecialToken::FimPad: return v.fim_pad;
+        case SpecialToken::FimRep: return v.fim_rep;
+        case SpecialToken::FimSep: return v.fim_sep;
+    }
+    return -1;
+}
 bool Tokenizer::add_bos() const noexcept { return vocab_->add_bos; }
 bool Tokenizer::add_eos() const noexcept { return vocab_->add_eos; }
 std::string Tokenizer::model_name() const { return vocab_->model_name; }

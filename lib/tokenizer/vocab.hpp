@@ -24,17 +24,17 @@ enum class VocabType { Spm, Bpe, Wpm };
 // tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
 enum class TokenType : int32_t { Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 
-// Per-token attribute bits (llama.cpp's llama_token_attr).
+// Per-token attribute bits: the public TokenAttribute values (llama.cpp's llama_token_attr numbering).
 enum TokenAttr : uint32_t {
     AttrUndefined = 0,
-    AttrUnknown = 1u << 0,
-    AttrUnused = 1u << 1,
-    AttrNormal = 1u << 2,
-    AttrControl = 1u << 3,
-    AttrUserDefined = 1u << 4,
-    AttrByte = 1u << 5,
-    AttrLStrip = 1u << 7,
-    AttrRStrip = 1u << 8,
+    AttrUnknown = kTokenUnknown,
+    AttrUnused = kTokenUnused,
+    AttrNormal = kTokenNormal,
+    AttrControl = kTokenControl,
+    AttrUserDefined = kTokenUserDefined,
+    AttrByte = kTokenByte,
+    AttrLStrip = kTokenLStrip,
+    AttrRStrip = kTokenRStrip,
 };
 
 struct TokenData {

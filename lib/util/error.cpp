@@ -14,6 +14,9 @@ const char* status_name(Status s) noexcept {
         case Status::Backend: return "backend error";
         case Status::Internal: return "internal error";
         case Status::Io: return "i/o error";
+        case Status::BufferTooSmall: return "buffer too small";
+        case Status::NotFound: return "not found";
+        case Status::Callback: return "callback error";
     }
     return "unknown status";
 }

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -50,6 +51,14 @@ MappedFile::MappedFile(const std::string& path, bool use_mmap) : path_(path) {
         data_ = buf;
     }
     ::close(fd);  // the mapping keeps the file alive
+}
+
+MappedFile::MappedFile(std::span<const uint8_t> bytes, std::string name) : path_(std::move(name)), size_(bytes.size()) {
+    if (size_ == 0) return;
+    auto* buf = static_cast<uint8_t*>(std::malloc(size_));
+    if (!buf) throw Error(Status::OutOfMemory, "cannot allocate " + std::to_string(size_) + " bytes for '" + path_ + "'");
+    std::memcpy(buf, bytes.data(), size_);
+    data_ = buf;
 }
 
 MappedFile::~MappedFile() {

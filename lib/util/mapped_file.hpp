@@ -14,6 +14,8 @@ class MappedFile {
 public:
     // Throws ember::Error (Io, OutOfMemory) when the file cannot be read.
     explicit MappedFile(const std::string& path, bool use_mmap = true);
+    // A copy of bytes already in memory, labelled `name`. Throws OutOfMemory.
+    MappedFile(std::span<const uint8_t> bytes, std::string name);
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;
     MappedFile& operator=(const MappedFile&) = delete;
