@@ -20,7 +20,7 @@ endif()
 if(EMBER_BUILD_EXAMPLES)
   find_package(CLI11 CONFIG REQUIRED)
   find_package(CURL REQUIRED)
-  find_package(PkgConfig REQUIRED)  # cpp-httplib, for ember-server
+  # cpp-httplib, for ember-server: examples/CMakeLists.txt (its CMake package, else pkg-config).
 endif()
 
 message(STATUS "ember: backends=cpu shared=${BUILD_SHARED_LIBS} sanitize=${EMBER_SANITIZE}")

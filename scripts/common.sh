@@ -95,15 +95,16 @@ ember_fetch_large_vocabs() {
     rm -rf "$tmp"
 }
 
-# The server's tests drive it with the official OpenAI Python client and its page with Selenium: both go
-# into a folder of their own (never the system's Python), pinned so the tests meet the same clients.
+# The server's tests drive it with the official OpenAI Python client and its page with Selenium; the
+# packaging test (ctest consumers) runs `conan create conan.py` with Conan 2. All go into a folder of their
+# own (never the system's Python), pinned so the tests meet the same clients.
 EMBER_PYDEPS=${EMBER_PYDEPS:-$HOME/.cache/ember/python}
 export EMBER_PYDEPS
 ember_fetch_test_python() {
-    [ -d "$EMBER_PYDEPS/openai" ] && [ -d "$EMBER_PYDEPS/selenium" ] && return 0
-    echo "ember: installing the openai and selenium Python packages (for the server tests) into $EMBER_PYDEPS" >&2
+    [ -d "$EMBER_PYDEPS/openai" ] && [ -d "$EMBER_PYDEPS/selenium" ] && [ -d "$EMBER_PYDEPS/conans" ] && return 0
+    echo "ember: installing the openai, selenium and conan Python packages (for the server and packaging tests) into $EMBER_PYDEPS" >&2
     ember_logged pip-test-python python3 -m pip install --quiet --upgrade --target "$EMBER_PYDEPS" \
-        "openai==3.54.0" "selenium==4.51.0"
+        "openai==3.54.0" "selenium==4.51.0" "conan==2.34.0"
 }
 
 # Configures and builds; one progress line on a terminal, one summary line when something was built.
