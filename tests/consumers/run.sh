@@ -3,6 +3,7 @@
 # prefixes, then builds and runs each out-of-tree consumer project against them, and checks that each prints
 # generated text:
 #   cmake-cxx       find_package(ember CONFIG), the C++ API           static (libember.so exports C only)
+#   cmake-subdir    add_subdirectory(ember), ember::ember, C++ API    built from source
 #   cmake-c         find_package(ember CONFIG), ember.h               static, shared
 #   make-pkgconfig  make + pkg-config (--static for libember.a), ember.h  static, shared
 #   conan           `conan create conan.py` and its test_package      when conan is importable from
@@ -86,6 +87,11 @@ cmake_consumer() {
     check "$project ($kind)" "$kind" "$build/$program"
 }
 cmake_consumer cmake-cxx static consumer-cxx
+
+# add_subdirectory: ember built inside a parent project (which passes no build type: ember must not set it).
+step cmake-subdir-configure cmake -S "$HERE/cmake-subdir" -B "$TMP/cmake-subdir" "${GENERATOR[@]}" -DEMBER_SOURCE_DIR="$ROOT"
+step cmake-subdir-build cmake --build "$TMP/cmake-subdir" -j "$JOBS"
+check "cmake-subdir (static)" static "$TMP/cmake-subdir/consumer-subdir"
 cmake_consumer cmake-c static consumer-c
 cmake_consumer cmake-c shared consumer-c   # CMake gives the program an RPATH to the prefix
 
