@@ -1,0 +1,140 @@
+using System;
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace Ember
+{
+    /// <summary>Marks a static method native code calls back into (Mono's AOT looks the attribute up by name).</summary>
+    [AttributeUsage(AttributeTargets.Method)]
+    internal sealed class MonoPInvokeCallbackAttribute : Attribute
+    {
+        public MonoPInvokeCallbackAttribute(Type delegateType) { DelegateType = delegateType; }
+        public Type DelegateType { get; private set; }
+    }
+
+    internal delegate Status TextCall(byte[] buf, UIntPtr cap, out UIntPtr needed);
+
+    internal static class Interop
+    {
+        static readonly UTF8Encoding Utf8 = new UTF8Encoding(false, false);
+
+        /// <summary>UTF-8 bytes with a terminating NUL (null for null).</summary>
+        internal static byte[] ToUtf8Z(string s)
+        {
+            if (s == null) return null;
+            int n = Utf8.GetByteCount(s);
+            var b = new byte[n + 1];
+            Utf8.GetBytes(s, 0, s.Length, b, 0);
+            return b;
+        }
+
+        internal static byte[] ToUtf8(string s) { return s == null ? null : Utf8.GetBytes(s); }
+
+        internal static string FromUtf8(byte[] b, int offset, int count) { return Utf8.GetString(b, offset, count); }
+
+        /// <summary>A NUL-terminated UTF-8 string owned by native code (Marshal.PtrToStringUTF8 is not in netstandard2.0).</summary>
+        internal static string FromUtf8Z(IntPtr p)
+        {
+            if (p == IntPtr.Zero) return null;
+            int n = 0;
+            while (Marshal.ReadByte(p, n) != 0) n++;
+            return FromUtf8(p, n);
+        }
+
+        internal static string FromUtf8(IntPtr p, int n)
+        {
+            if (n == 0) return "";
+            var b = new byte[n];
+            Marshal.Copy(p, b, 0, n);
+            return Utf8.GetString(b);
+        }
+
+        /// <summary>An unmanaged NUL-terminated UTF-8 copy; free with Marshal.FreeHGlobal.</summary>
+        internal static IntPtr AllocUtf8Z(string s)
+        {
+            if (s == null) return IntPtr.Zero;
+            var b = ToUtf8Z(s);
+            IntPtr p = Marshal.AllocHGlobal(b.Length);
+            Marshal.Copy(b, 0, p, b.Length);
+            return p;
+        }
+
+        /// <summary>Throws EmberException for a failed status, with this thread's ember_last_error().</summary>
+        internal static void Check(Status st)
+        {
+            if (st != Status.Ok) throw Error(st);
+        }
+
+        /// <summary>Must be called right after the failing call, on the same thread.</summary>
+        internal static EmberException Error(Status st)
+        {
+            string msg = FromUtf8Z(NativeMethods.ember_last_error());
+            if (string.IsNullOrEmpty(msg)) msg = Library.StatusString(st);
+            return new EmberException(st, msg);
+        }
+
+        /// <summary>The two-call text pattern: a size query, then a buffer that large (again if it grew meanwhile).</summary>
+        internal static string ReadText(TextCall call)
+        {
+            UIntPtr needed;
+            Check(call(null, UIntPtr.Zero, out needed));
+            for (int attempt = 0; ; attempt++)
+            {
+                ulong size = needed.ToUInt64();
+                if (size == 0) return "";
+                if (size > int.MaxValue) throw new EmberException(Status.OutOfMemory, "ember: text of " + size + " bytes is too large for a .NET string");
+                var buf = new byte[size];
+                Status st = call(buf, needed, out needed);
+                if (st == Status.BufferTooSmall && attempt < 8) continue;
+                Check(st);
+                return FromUtf8(buf, 0, (int)size - 1);
+            }
+        }
+
+        internal delegate Status InitFn(IntPtr p);
+
+        /// <summary>The struct_size the library's *_params_init writes (its own sizeof), for layout checks.</summary>
+        internal static uint NativeStructSize(InitFn init)
+        {
+            IntPtr p = Marshal.AllocHGlobal(4096);
+            try
+            {
+                for (int i = 0; i < 4096; i += 8) Marshal.WriteInt64(p, i, 0);
+                Check(init(p));
+                return (uint)Marshal.ReadInt32(p);
+            }
+            finally { Marshal.FreeHGlobal(p); }
+        }
+
+        /// <summary>
+        /// Fills a params struct through its *_params_init. ember's init writes sizeof(the library's struct),
+        /// which a newer library makes larger than ours; so init into a generous zeroed scratch block, take our
+        /// prefix, and say our own size in struct_size.
+        /// </summary>
+        internal static T InitParams<T>(InitFn init) where T : struct
+        {
+            int ours = Marshal.SizeOf(typeof(T));
+            const int scratch = 4096;
+            IntPtr p = Marshal.AllocHGlobal(scratch);
+            try
+            {
+                for (int i = 0; i < scratch; i += 8) Marshal.WriteInt64(p, i, 0);
+                Check(init(p));
+                uint theirs = (uint)Marshal.ReadInt32(p);
+                if (theirs > scratch)
+                    throw new EmberException(Status.Unsupported, "ember: the library's " + typeof(T).Name + " is " + theirs + " bytes, more than a binding can hold");
+                var value = (T)Marshal.PtrToStructure(p, typeof(T));
+                // struct_size is the first field of every params struct.
+                IntPtr q = Marshal.AllocHGlobal(ours);
+                try
+                {
+                    Marshal.StructureToPtr(value, q, false);
+                    Marshal.WriteInt32(q, 0, ours);
+                    return (T)Marshal.PtrToStructure(q, typeof(T));
+                }
+                finally { Marshal.FreeHGlobal(q); }
+            }
+            finally { Marshal.FreeHGlobal(p); }
+        }
+    }
+}
