@@ -1,0 +1,661 @@
+package ember
+
+// The shared behaviour list of bindings/SPEC.md, one test per item. The model comes from EMBER_TEST_MODEL.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	prompt       = "Once upon a time"
+	promptTokens = []int32{1, 403, 407, 261, 378}
+	goldenTokens = []int32{432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337}
+)
+
+func modelPath(t *testing.T) string {
+	t.Helper()
+	p := os.Getenv("EMBER_TEST_MODEL")
+	if p == "" {
+		t.Skip("EMBER_TEST_MODEL is not set")
+	}
+	return p
+}
+
+func loadModel(t *testing.T) *Model {
+	t.Helper()
+	m, err := Load(modelPath(t), WithThreads(1))
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func newSession(t *testing.T, m *Model) *Session {
+	t.Helper()
+	s, err := m.NewSession(SessionParams{NThreads: 1})
+	if err != nil {
+		t.Fatalf("NewSession: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func greedy(t *testing.T) *Sampler {
+	t.Helper()
+	g, err := NewGreedySampler()
+	if err != nil {
+		t.Fatalf("NewGreedySampler: %v", err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// primed is a session with the prompt prefilled.
+func primed(t *testing.T, m *Model) *Session {
+	t.Helper()
+	s := newSession(t, m)
+	if err := s.Prefill(promptTokens); err != nil {
+		t.Fatalf("Prefill: %v", err)
+	}
+	return s
+}
+
+// collect generates with a callback recording tokens and text.
+func collect(t *testing.T, s *Session, sm *Sampler, p GenerateParams) ([]int32, string, GenerateResult) {
+	t.Helper()
+	var toks []int32
+	var text strings.Builder
+	res, err := s.Generate(sm, p, func(piece string, tok int32) error {
+		toks = append(toks, tok)
+		text.WriteString(piece)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Generate: %v", err)
+	}
+	return toks, text.String(), res
+}
+
+func wantStatus(t *testing.T, err error, want ...Status) *Error {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("want an error of status %v, got nil", want)
+	}
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("want an *ember.Error, got %T: %v", err, err)
+	}
+	for _, s := range want {
+		if e.Status == s && errors.Is(err, s) {
+			if e.Message == "" {
+				t.Errorf("error of status %v has no message", e.Status)
+			}
+			return e
+		}
+	}
+	t.Fatalf("want status %v, got %v (%v)", want, e.Status, err)
+	return nil
+}
+
+func TestItem01ABICheck(t *testing.T) {
+	if got := LibraryABIVersion(); got != ABIVersion {
+		t.Fatalf("library ABI %d, binding %d", got, ABIVersion)
+	}
+	if err := checkABI(1); err != nil {
+		t.Fatalf("checkABI(1): %v", err)
+	}
+	err := checkABI(2)
+	e := wantStatus(t, err, StatusUnsupported)
+	if !strings.Contains(e.Message, "2") || !strings.Contains(e.Message, "1") || !strings.Contains(e.Message, "ABI") {
+		t.Errorf("the mismatch message should name both versions: %q", e.Message)
+	}
+	if !regexp.MustCompile(`^\d+\.\d+\.\d+$`).MatchString(Version()) {
+		t.Errorf("Version() = %q", Version())
+	}
+	if VersionNumber() == 0 {
+		t.Errorf("VersionNumber() = 0")
+	}
+}
+
+func TestItem02LoadAndFacts(t *testing.T) {
+	m := loadModel(t)
+	if n := m.NVocab(); n != 512 {
+		t.Errorf("NVocab = %d", n)
+	}
+	if a, err := m.Architecture(); err != nil || a != "llama" {
+		t.Errorf("Architecture = %q, %v", a, err)
+	}
+	if n := m.NParams(); n <= 0 {
+		t.Errorf("NParams = %d", n)
+	}
+	if b, err := m.Backend(); err != nil || b != "cpu" {
+		t.Errorf("Backend = %q, %v", b, err)
+	}
+	// A progress callback sees the load, and returning false cancels it.
+	calls := 0
+	pm, err := Load(modelPath(t), WithThreads(1), WithProgress(func(p float32) bool { calls++; return true }))
+	if err != nil || calls == 0 {
+		t.Errorf("Load with progress: %d calls, %v", calls, err)
+	} else {
+		pm.Close()
+	}
+	_, err = Load(modelPath(t), WithProgress(func(float32) bool { return false }))
+	wantStatus(t, err, StatusCancelled)
+	found := false
+	for _, b := range Backends() {
+		found = found || b == "cpu"
+	}
+	if !found {
+		t.Errorf("Backends() = %v lacks cpu", Backends())
+	}
+}
+
+func TestItem03Metadata(t *testing.T) {
+	m := loadModel(t)
+	keys, err := m.MetaKeys()
+	if err != nil {
+		t.Fatalf("MetaKeys: %v", err)
+	}
+	has := map[string]bool{}
+	for _, k := range keys {
+		has[k] = true
+	}
+	for _, k := range []string{"general.architecture", "tokenizer.ggml.tokens"} {
+		if !has[k] {
+			t.Errorf("keys lack %s: %v", k, keys)
+		}
+	}
+	if v, err := m.Meta("general.architecture"); err != nil || v != "llama" {
+		t.Errorf("Meta(general.architecture) = %q, %v", v, err)
+	}
+	js, err := m.MetaJSON("tokenizer.ggml.tokens")
+	if err != nil {
+		t.Fatalf("MetaJSON: %v", err)
+	}
+	var toks []string
+	if err := json.Unmarshal([]byte(js), &toks); err != nil || len(toks) != 512 {
+		t.Errorf("tokens JSON: %d strings, %v", len(toks), err)
+	}
+	if ty, err := m.MetaType("tokenizer.ggml.tokens"); err != nil || ty != MetaArray {
+		t.Errorf("MetaType = %v, %v", ty, err)
+	}
+	_, err = m.Meta("no.such.key")
+	wantStatus(t, err, StatusNotFound)
+	if !IsNotFound(err) || !errors.Is(err, ErrNotFound) {
+		t.Errorf("IsNotFound/errors.Is(ErrNotFound) false for %v", err)
+	}
+	_, err = m.MetaJSON("no.such.key")
+	wantStatus(t, err, StatusNotFound)
+}
+
+func TestItem04TokenizeDetokenize(t *testing.T) {
+	m := loadModel(t)
+	tk := m.Tokenizer()
+	ids, err := tk.Tokenize(prompt, AddSpecial)
+	if err != nil || !reflect.DeepEqual(ids, promptTokens) {
+		t.Fatalf("Tokenize = %v, %v", ids, err)
+	}
+	text, err := tk.Detokenize(ids, 0)
+	if err != nil || text != prompt {
+		t.Errorf("Detokenize = %q, %v", text, err)
+	}
+	_, err = tk.Detokenize([]int32{512}, 0)
+	wantStatus(t, err, StatusInvalidArgument)
+	empty, err := tk.Tokenize("", AddSpecial)
+	if err != nil || !reflect.DeepEqual(empty, []int32{1}) {
+		t.Errorf("Tokenize(\"\") = %v, %v", empty, err)
+	}
+	if tk.BOS() != 1 || tk.Special(SpecialBOS) != 1 {
+		t.Errorf("BOS = %d, Special(BOS) = %d", tk.BOS(), tk.Special(SpecialBOS))
+	}
+	if tk.NVocab() != 512 {
+		t.Errorf("tokenizer NVocab = %d", tk.NVocab())
+	}
+	if p, err := tk.Piece(403, 0); err != nil || p == "" {
+		t.Errorf("Piece(403) = %q, %v", p, err)
+	}
+	// A vocabulary-only tokenizer agrees.
+	vt, err := LoadTokenizer(modelPath(t))
+	if err != nil {
+		t.Fatalf("LoadTokenizer: %v", err)
+	}
+	if ids, err := vt.Tokenize(prompt, AddSpecial); err != nil || !reflect.DeepEqual(ids, promptTokens) {
+		t.Errorf("LoadTokenizer: Tokenize = %v, %v", ids, err)
+	}
+	vt.Close()
+	vt.Close()
+	if _, err := vt.Tokenize(prompt, 0); err == nil {
+		t.Errorf("Tokenize on a closed tokenizer succeeded")
+	}
+}
+
+func TestItem05GreedyGeneration(t *testing.T) {
+	m := loadModel(t)
+	s := primed(t, m)
+	toks, text, res := collect(t, s, greedy(t), GenerateParams{MaxTokens: 16, IgnoreEOG: true})
+	if !reflect.DeepEqual(toks, goldenTokens) {
+		t.Errorf("tokens %v, want %v", toks, goldenTokens)
+	}
+	want, err := m.Tokenizer().Detokenize(goldenTokens, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text != want {
+		t.Errorf("streamed %q, want %q", text, want)
+	}
+	if res.Stop != StopLength || res.NGenerated != 16 {
+		t.Errorf("result %+v", res)
+	}
+}
+
+func TestItem06StreamEarlyStop(t *testing.T) {
+	m := loadModel(t)
+	g := greedy(t)
+	// The callback returns ErrStop on the 3rd piece: that piece's token is not evaluated.
+	s := primed(t, m)
+	pieces := 0
+	res, err := s.Generate(g, GenerateParams{MaxTokens: 16, IgnoreEOG: true}, func(string, int32) error {
+		pieces++
+		if pieces == 3 {
+			return ErrStop
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Generate: %v", err)
+	}
+	if pieces != 3 || res.Stop != StopCallback {
+		t.Errorf("pieces %d, result %+v", pieces, res)
+	}
+	if pos := s.Position(); pos != 5+3-1 {
+		t.Errorf("position %d, want %d", pos, 5+3-1)
+	}
+
+	// The channel: the consumer takes 3 pieces and stops. The pending 4th piece is never delivered and its
+	// token not evaluated; the 3 received ones are (a channel cannot tell "received" from "done with").
+	s2 := primed(t, m)
+	st := s2.GenerateStream(context.Background(), g, GenerateParams{MaxTokens: 16, IgnoreEOG: true})
+	var got []int32
+	for p := range st.C {
+		got = append(got, p.Token)
+		if len(got) == 3 {
+			break
+		}
+	}
+	st.Stop()
+	for p := range st.C {
+		t.Errorf("a piece after Stop: %+v", p)
+	}
+	res, err = st.Result()
+	if err != nil || res.Stop != StopCallback {
+		t.Errorf("stream result %+v, %v", res, err)
+	}
+	if !reflect.DeepEqual(got, goldenTokens[:3]) {
+		t.Errorf("stream tokens %v", got)
+	}
+	if pos := s2.Position(); pos != 5+3 {
+		t.Errorf("stream position %d, want %d", pos, 5+3)
+	}
+
+	// A context cancelled mid-stream ends the goroutine too, with the context's error.
+	s3 := primed(t, m)
+	ctx, cancel := context.WithCancel(context.Background())
+	st = s3.GenerateStream(ctx, g, GenerateParams{MaxTokens: 16, IgnoreEOG: true})
+	<-st.C
+	cancel()
+	_, err = st.Result()
+	if !errors.Is(err, context.Canceled) || StatusOf(err) != StatusCallback {
+		t.Errorf("cancelled stream: %v", err)
+	}
+	// Draining a finished stream's channel ends at once.
+	for range st.C {
+	}
+}
+
+func TestItem07StopStrings(t *testing.T) {
+	m := loadModel(t)
+	g := greedy(t)
+	_, reference, _ := collect(t, primed(t, m), g, GenerateParams{MaxTokens: 16, IgnoreEOG: true})
+	if len(reference) < 14 {
+		t.Fatalf("reference too short: %q", reference)
+	}
+	stop := reference[10:14]
+	_, text, res := collect(t, primed(t, m), g, GenerateParams{MaxTokens: 16, IgnoreEOG: true, Stop: []string{stop}})
+	want := reference[:strings.Index(reference, stop)]
+	if text != want {
+		t.Errorf("streamed %q, want %q", text, want)
+	}
+	if res.Stop != StopString || res.StopIndex != 0 {
+		t.Errorf("result %+v", res)
+	}
+}
+
+func TestItem08CancelFromAnotherGoroutine(t *testing.T) {
+	m := loadModel(t)
+	g := greedy(t)
+	s := primed(t, m)
+	first := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-first
+		if err := s.Cancel(); err != nil {
+			t.Errorf("Cancel: %v", err)
+		}
+	}()
+	pieces := 0
+	res, err := s.Generate(g, GenerateParams{MaxTokens: -1, IgnoreEOG: true}, func(string, int32) error {
+		pieces++
+		once.Do(func() { close(first) })
+		if pieces == 1 {
+			time.Sleep(50 * time.Millisecond) // let the cancel land while generation runs
+		}
+		return nil
+	})
+	wg.Wait()
+	wantStatus(t, err, StatusCancelled)
+	if !IsCancelled(err) || pieces < 1 || res.NGenerated < 1 {
+		t.Errorf("pieces %d, result %+v, err %v", pieces, res, err)
+	}
+	if pieces >= s.NCtx() {
+		t.Errorf("generation was not cancelled early: %d pieces", pieces)
+	}
+	if err := s.ClearCancel(); err != nil {
+		t.Fatalf("ClearCancel: %v", err)
+	}
+	// The session runs again.
+	if err := s.Reset(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Prefill(promptTokens); err != nil {
+		t.Fatalf("Prefill after ClearCancel: %v", err)
+	}
+	toks, _, res := collect(t, s, g, GenerateParams{MaxTokens: 16, IgnoreEOG: true})
+	if !reflect.DeepEqual(toks, goldenTokens) || res.Stop != StopLength {
+		t.Errorf("after ClearCancel: %v %+v", toks, res)
+	}
+}
+
+func TestItem09Errors(t *testing.T) {
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-such-model.gguf")
+	_, err := Load(missing)
+	e := wantStatus(t, err, StatusIO)
+	if !strings.Contains(e.Message, missing) {
+		t.Errorf("the I/O error should name the path: %q", e.Message)
+	}
+	notGGUF := filepath.Join(dir, "not.gguf")
+	if err := os.WriteFile(notGGUF, []byte("this is not a GGUF file, only some text long enough to read"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(notGGUF)
+	wantStatus(t, err, StatusBadFile)
+
+	m := loadModel(t)
+	_, err = m.NewSession(SessionParams{NThreads: -1})
+	wantStatus(t, err, StatusInvalidArgument)
+	_, err = Load(modelPath(t), WithThreads(-1))
+	wantStatus(t, err, StatusInvalidArgument)
+
+	p := DefaultSamplerParams()
+	p.Temperature = float32(math.NaN())
+	_, err = NewSampler(p)
+	wantStatus(t, err, StatusInvalidArgument)
+
+	_, err = m.NewSession(SessionParams{NCtx: 1 << 30, NThreads: 1})
+	wantStatus(t, err, StatusOutOfMemory, StatusInvalidArgument)
+
+	s := primed(t, m)
+	err = s.Decode(-1)
+	wantStatus(t, err, StatusInvalidArgument)
+	if !IsInvalidArgument(err) {
+		t.Errorf("IsInvalidArgument false for %v", err)
+	}
+	var ee *Error
+	if !errors.As(err, &ee) || !strings.Contains(ee.Error(), ee.Message) {
+		t.Errorf("Error() %q lacks the message", err)
+	}
+}
+
+func TestItem10CallbackFailure(t *testing.T) {
+	m := loadModel(t)
+	g := greedy(t)
+
+	// An error: generation ends with StatusCallback wrapping the callback's own error.
+	s := primed(t, m)
+	mine := errors.New("my callback failed")
+	pieces := 0
+	_, err := s.Generate(g, GenerateParams{MaxTokens: 16, IgnoreEOG: true}, func(string, int32) error {
+		pieces++
+		if pieces == 2 {
+			return mine
+		}
+		return nil
+	})
+	wantStatus(t, err, StatusCallback)
+	if !errors.Is(err, mine) {
+		t.Errorf("the callback's error is not in the chain: %v", err)
+	}
+	if pieces != 2 {
+		t.Errorf("%d pieces streamed, want 2", pieces)
+	}
+
+	// A panic: re-raised, with its value, once the C call has returned; the session survives.
+	s2 := primed(t, m)
+	pieces = 0
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Errorf("recovered %v, want boom", r)
+			}
+		}()
+		s2.Generate(g, GenerateParams{MaxTokens: 16, IgnoreEOG: true}, func(string, int32) error {
+			pieces++
+			if pieces == 2 {
+				panic("boom")
+			}
+			return nil
+		})
+		t.Errorf("Generate did not panic")
+	}()
+	if pieces != 2 {
+		t.Errorf("%d pieces streamed, want 2", pieces)
+	}
+	if s2.Position() < 5 {
+		t.Errorf("session position %d after the panic", s2.Position())
+	}
+	if _, _, res := collect(t, s2, g, GenerateParams{MaxTokens: 2, IgnoreEOG: true}); res.NGenerated != 2 {
+		t.Errorf("the session does not generate after a panic: %+v", res)
+	}
+}
+
+func TestItem11FreeInAnyOrder(t *testing.T) {
+	m, err := Load(modelPath(t), WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := m.NewSession(SessionParams{NThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := greedy(t)
+	m.Close()
+	m.Close()
+	if err := s.Prefill(promptTokens); err != nil {
+		t.Fatalf("Prefill after the model's Close: %v", err)
+	}
+	toks, _, _ := collect(t, s, g, GenerateParams{MaxTokens: 16, IgnoreEOG: true})
+	if !reflect.DeepEqual(toks, goldenTokens) {
+		t.Errorf("tokens after the model's Close: %v", toks)
+	}
+	s.Close()
+	s.Close()
+	if err := s.Decode(1); err == nil {
+		t.Errorf("Decode on a closed session succeeded")
+	}
+	if _, err := m.Architecture(); err == nil {
+		t.Errorf("Architecture on a closed model succeeded")
+	}
+	if _, err := m.Tokenizer().Tokenize("x", 0); err == nil {
+		t.Errorf("Tokenize on a closed model's tokenizer succeeded")
+	}
+	g.Close()
+	g.Close()
+
+	// Close from inside a callback: the call stops (cancelled), the session is freed after it.
+	m2 := loadModel(t)
+	s2 := primed(t, m2)
+	g2 := greedy(t)
+	_, err = s2.Generate(g2, GenerateParams{MaxTokens: 16, IgnoreEOG: true}, func(string, int32) error {
+		s2.Close()
+		g2.Close()
+		return nil
+	})
+	wantStatus(t, err, StatusCancelled)
+
+	// Left to the finalizers.
+	for i := 0; i < 3; i++ {
+		func() {
+			m, err := Load(modelPath(t), WithThreads(1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := m.NewSession(SessionParams{NThreads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sm, _ := NewGreedySampler()
+			tk := m.Tokenizer()
+			_, _ = tk.Tokenize(prompt, AddSpecial)
+			_ = s.Prefill(promptTokens)
+			_, _ = s.Generate(sm, GenerateParams{MaxTokens: 2}, nil)
+			c, err := m.NewChat(SessionParams{NThreads: 1, NCtx: 256}, ChatParams{Reserve: 16})
+			if err == nil {
+				_ = c
+			}
+		}()
+		runtime.GC()
+	}
+	runtime.GC()
+	time.Sleep(10 * time.Millisecond)
+	runtime.GC()
+}
+
+func TestItem12Seeds(t *testing.T) {
+	m := loadModel(t)
+	run := func(sm *Sampler) []int32 {
+		s := primed(t, m)
+		toks, _, _ := collect(t, s, sm, GenerateParams{MaxTokens: 12, IgnoreEOG: true})
+		return toks
+	}
+	mk := func(seed uint64) *Sampler {
+		p := DefaultSamplerParams()
+		p.Temperature = 1
+		p.Seed = seed
+		sm, err := NewSampler(p)
+		if err != nil {
+			t.Fatalf("NewSampler: %v", err)
+		}
+		t.Cleanup(func() { sm.Close() })
+		return sm
+	}
+	a, b := run(mk(1234)), run(mk(1234))
+	if len(a) != 12 || !reflect.DeepEqual(a, b) {
+		t.Errorf("same seed, different tokens: %v %v", a, b)
+	}
+	r := mk(SeedRandom)
+	seed, err := r.Seed()
+	if err != nil {
+		t.Fatalf("Seed: %v", err)
+	}
+	if seed == SeedRandom {
+		t.Errorf("a random sampler reports the sentinel as its seed")
+	}
+	first := run(r)
+	again := run(mk(seed))
+	if !reflect.DeepEqual(first, again) {
+		t.Errorf("seed %d does not repeat: %v %v", seed, first, again)
+	}
+	if got, _ := mk(77).Seed(); got != 77 {
+		t.Errorf("Seed() = %d, want 77", got)
+	}
+}
+
+func TestItem13AllLogits(t *testing.T) {
+	m := loadModel(t)
+	s := newSession(t, m)
+	if err := s.PrefillAll(promptTokens); err != nil {
+		t.Fatalf("PrefillAll: %v", err)
+	}
+	at, err := s.LogitsAt(4)
+	if err != nil {
+		t.Fatalf("LogitsAt: %v", err)
+	}
+	last, err := s.Logits()
+	if err != nil {
+		t.Fatalf("Logits: %v", err)
+	}
+	if len(last) != 512 || !reflect.DeepEqual(at, last) {
+		t.Errorf("LogitsAt(4) differs from Logits (%d, %d floats)", len(at), len(last))
+	}
+	if _, err := s.LogitsAt(5); err == nil {
+		t.Errorf("LogitsAt(5) succeeded")
+	}
+}
+
+func TestItem14Chat(t *testing.T) {
+	m := loadModel(t)
+	c, err := m.NewChat(SessionParams{NThreads: 1}, ChatParams{})
+	if err != nil {
+		t.Fatalf("NewChat: %v", err)
+	}
+	defer c.Close()
+	var text strings.Builder
+	res, err := c.Say(greedy(t), "Hello", GenerateParams{MaxTokens: 8}, func(piece string, _ int32) error {
+		text.WriteString(piece)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Say: %v", err)
+	}
+	if text.Len() == 0 || res.NGenerated < 1 || res.NGenerated > 8 {
+		t.Errorf("reply %q, result %+v", text.String(), res)
+	}
+	if n := c.NMessages(); n != 2 {
+		t.Errorf("NMessages = %d", n)
+	}
+}
+
+func TestItem15LoadFromMemory(t *testing.T) {
+	data, err := os.ReadFile(modelPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadFromMemory(data, WithThreads(1))
+	if err != nil {
+		t.Fatalf("LoadFromMemory: %v", err)
+	}
+	defer m.Close()
+	for i := range data {
+		data[i] = 0 // the bytes were copied
+	}
+	toks, _, _ := collect(t, primed(t, m), greedy(t), GenerateParams{MaxTokens: 16, IgnoreEOG: true})
+	if !reflect.DeepEqual(toks, goldenTokens) {
+		t.Errorf("tokens %v", toks)
+	}
+}

@@ -1,0 +1,3 @@
+module ember.dev/ember
+
+go 1.19
