@@ -65,8 +65,8 @@ func (h *handle) close() {
 	}
 }
 
-// peek gives the pointer while it is open, for calls that must not wait (Cancel); the caller must use it
-// under h.mu.
+// withPtr runs f on the pointer while it is open (even while closing), under h.mu: for the quick,
+// thread-safe calls that must work while another call runs (Cancel, ClearCancel).
 func (h *handle) withPtr(f func(unsafe.Pointer) error) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
