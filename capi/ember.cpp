@@ -2,6 +2,13 @@
 // Nothing here may throw past an exported function or abort.
 #include "ember.h"
 
+// The header maps the *_params_init names to the sized forms at call sites; here both are defined.
+#undef ember_model_params_init
+#undef ember_session_params_init
+#undef ember_generate_params_init
+#undef ember_chat_params_init
+#undef ember_sampler_params_init
+
 #include <atomic>
 #include <cstddef>
 #include <cstdio>
@@ -790,7 +797,15 @@ ember_status read_generate_params(const ember_generate_params* in, int32_t n_voc
         gp.stop.emplace_back(p.stop[i]);
     }
     for (int32_t i = 0; i < p.n_bias; ++i) gp.logit_bias.emplace_back(p.bias_tokens[i], p.bias_values[i]);
+    if (p.tokens_cap < 0 || (p.tokens_cap > 0 && !p.tokens))
+        return fail(EMBER_ERR_INVALID_ARGUMENT, where, "tokens_cap is negative, or tokens is NULL but tokens_cap is not 0");
     return EMBER_OK;
+}
+
+// Hands the sampled ids to the caller's array, as far as it reaches.
+void copy_tokens(const ember::GenerateResult& r, const ember_generate_params& p) noexcept {
+    const size_t n = std::min(r.tokens.size(), static_cast<size_t>(p.tokens_cap));
+    if (n) std::memcpy(p.tokens, r.tokens.data(), n * sizeof(int32_t));
 }
 
 // Copies what the caller's result struct holds.
@@ -842,8 +857,10 @@ EMBER_API ember_status ember_session_generate_ex(ember_session* session, ember_s
         session->session->generate(sampler->sampler, gp, on_text_of(p.stream, p.stream_user_data), r);
     } catch (...) {
         write_generate_result(r, result, __func__);  // what was sampled before the failure
+        copy_tokens(r, p);
         throw;
     }
+    copy_tokens(r, p);
     return write_generate_result(r, result, __func__);
     EMBER_CATCH
 }
@@ -967,6 +984,7 @@ EMBER_API ember_status ember_chat_say_ex(ember_chat* chat, ember_sampler* sample
     if (const ember_status st = read_generate_params(params, chat->chat->session().model().n_vocab(), p, gp, __func__); st != EMBER_OK)
         return st;
     const ember::ChatTurn t = chat->chat->say(user, sampler->sampler, gp, on_text_of(p.stream, p.stream_user_data));
+    copy_tokens(t.reply, p);
     return write_generate_result(t.reply, result, __func__);
     EMBER_CATCH
 }
@@ -977,6 +995,20 @@ EMBER_API ember_status ember_chat_reset(ember_chat* chat) {
     chat->chat->reset();
     return EMBER_OK;
     EMBER_CATCH
+}
+
+EMBER_API ember_status ember_chat_cancel(ember_chat* chat) {
+    clear_error();
+    EMBER_REQUIRE_PTR(chat);
+    chat->chat->session().cancel();
+    return EMBER_OK;
+}
+
+EMBER_API ember_status ember_chat_clear_cancel(ember_chat* chat) {
+    clear_error();
+    EMBER_REQUIRE_PTR(chat);
+    chat->chat->session().clear_cancel();
+    return EMBER_OK;
 }
 
 EMBER_INT_GETTER(ember_chat_n_messages, ember_chat, chat, chat->chat->messages().size())
@@ -1095,3 +1127,46 @@ EMBER_API ember_status ember_sampler_seed(const ember_sampler* sampler, uint64_t
     return EMBER_OK;
 }
 
+
+// ----------------------------------------------------------------------------------------------------------
+// Sized initialisers: exactly `size` bytes written, whatever the caller's header version.
+// ----------------------------------------------------------------------------------------------------------
+
+namespace {
+template <typename T>
+ember_status init_sized(ember_status (*init)(T*), T* params, size_t size, size_t min_size, const char* where) noexcept {
+    if (!params) return fail(EMBER_ERR_INVALID_ARGUMENT, where, "params is NULL");
+    if (size < min_size || size > 65536) {
+        char msg[128];
+        std::snprintf(msg, sizeof msg, "size %zu is outside [%zu, 65536]: pass sizeof(*params)", size, min_size);
+        return fail(EMBER_ERR_INVALID_ARGUMENT, where, msg);
+    }
+    T full;
+    init(&full);
+    std::memset(static_cast<void*>(params), 0, size);  // fields only the caller knows: zero, their default
+    std::memcpy(static_cast<void*>(params), &full, std::min(size, sizeof full));
+    params->struct_size = static_cast<uint32_t>(size);
+    return EMBER_OK;
+}
+}  // namespace
+
+EMBER_API ember_status ember_model_params_init_sized(ember_model_params* params, size_t size) {
+    clear_error();
+    return init_sized(ember_model_params_init, params, size, kModelParamsV1, __func__);
+}
+EMBER_API ember_status ember_session_params_init_sized(ember_session_params* params, size_t size) {
+    clear_error();
+    return init_sized(ember_session_params_init, params, size, kSessionParamsV1, __func__);
+}
+EMBER_API ember_status ember_generate_params_init_sized(ember_generate_params* params, size_t size) {
+    clear_error();
+    return init_sized(ember_generate_params_init, params, size, kGenerateParamsV1, __func__);
+}
+EMBER_API ember_status ember_chat_params_init_sized(ember_chat_params* params, size_t size) {
+    clear_error();
+    return init_sized(ember_chat_params_init, params, size, kChatParamsV1, __func__);
+}
+EMBER_API ember_status ember_sampler_params_init_sized(ember_sampler_params* params, size_t size) {
+    clear_error();
+    return init_sized(ember_sampler_params_init, params, size, kSamplerParamsV1, __func__);
+}

@@ -15,7 +15,12 @@
  *  - Pointers are validated: a NULL handle, a NULL required out-pointer or a NULL input buffer gives
  *    EMBER_ERR_INVALID_ARGUMENT, never a crash.
  *  - Params structs start with uint32_t struct_size. Fill them with *_params_init (which sets struct_size
- *    to the size this header was compiled with), then change fields. Passing NULL means defaults. A library
+ *    to the size this header was compiled with), then change fields. *_params_init is a macro passing
+ *    sizeof(*params) to *_params_init_sized, which writes exactly that many bytes: the defaults of the fields
+ *    caller and library share, zero for fields only the caller knows. So a program built against an older
+ *    header never has a newer library write past its struct. A binding that declares the structs itself
+ *    calls *_params_init_sized with its own struct's size (the plain exported *_params_init symbols write
+ *    the library's full size, for callers of the same version). Passing NULL means defaults. A library
  *    newer than the caller's header reads only the fields the caller's struct_size covers and defaults the
  *    rest. A library older than the caller's header accepts the larger struct when every byte it does not
  *    know is zero (fields appended from ABI 1 on have zero as their default), and otherwise fails with
@@ -178,6 +183,8 @@ typedef struct ember_model_params {
 
 /* Fills *params with defaults and sets struct_size. */
 EMBER_API ember_status ember_model_params_init(ember_model_params* params);
+EMBER_API ember_status ember_model_params_init_sized(ember_model_params* params, size_t size);
+#define ember_model_params_init(params) ember_model_params_init_sized((params), sizeof *(params))
 
 /* Loads a GGUF model from a regular file (a FIFO, device or directory is EMBER_ERR_IO, without blocking).
  * params may be NULL (defaults). On success *out is a new model the caller owns: free it
@@ -365,6 +372,8 @@ typedef struct ember_session_params {
 } ember_session_params;
 
 EMBER_API ember_status ember_session_params_init(ember_session_params* params);
+EMBER_API ember_status ember_session_params_init_sized(ember_session_params* params, size_t size);
+#define ember_session_params_init(params) ember_session_params_init_sized((params), sizeof *(params))
 
 /* Creates a session over a model; params may be NULL. On success *out is owned by the caller: free it with
  * ember_session_free. The session keeps the model's weights alive. */
@@ -449,9 +458,15 @@ typedef struct ember_generate_params {
     const int32_t* bias_tokens;
     const float* bias_values;
     int32_t n_bias;
+    /* Optional: the sampled token ids are written here, the first tokens_cap of them (result->n_generated
+     * says how many were sampled; a token whose piece streams no text is still listed). */
+    int32_t* tokens;
+    int32_t tokens_cap;
 } ember_generate_params;
 
 EMBER_API ember_status ember_generate_params_init(ember_generate_params* params);
+EMBER_API ember_status ember_generate_params_init_sized(ember_generate_params* params, size_t size);
+#define ember_generate_params_init(params) ember_generate_params_init_sized((params), sizeof *(params))
 
 typedef struct ember_generate_result {
     uint32_t struct_size;  /* set by the caller to sizeof(ember_generate_result); ember fills what fits */
@@ -498,9 +513,11 @@ typedef struct ember_chat_params {
 } ember_chat_params;
 
 EMBER_API ember_status ember_chat_params_init(ember_chat_params* params);
+EMBER_API ember_status ember_chat_params_init_sized(ember_chat_params* params, size_t size);
+#define ember_chat_params_init(params) ember_chat_params_init_sized((params), sizeof *(params))
 
 /* Creates a chat (with a session of its own, from session_params; either params may be NULL). Free it with
- * ember_chat_free. */
+ * ember_chat_free. Like a session, a chat keeps the model's weights alive: the model may be freed first. */
 EMBER_API ember_status ember_chat_create(const ember_model* model, const ember_session_params* session_params,
                                          const ember_chat_params* params, ember_chat** out);
 EMBER_API void ember_chat_free(ember_chat* chat);
@@ -516,6 +533,10 @@ EMBER_API ember_status ember_chat_say_ex(ember_chat* chat, ember_sampler* sample
                                          const ember_generate_params* params, ember_generate_result* result);
 
 EMBER_API ember_status ember_chat_reset(ember_chat* chat);
+
+/* Thread-safe, sticky: as ember_session_cancel / ember_session_clear_cancel for the chat's session. */
+EMBER_API ember_status ember_chat_cancel(ember_chat* chat);
+EMBER_API ember_status ember_chat_clear_cancel(ember_chat* chat);
 /* Messages in the conversation (user and assistant turns); -1 when chat is NULL. */
 EMBER_API int32_t ember_chat_n_messages(const ember_chat* chat);
 
@@ -543,6 +564,8 @@ typedef struct ember_sampler_params {
 } ember_sampler_params;
 
 EMBER_API ember_status ember_sampler_params_init(ember_sampler_params* params);
+EMBER_API ember_status ember_sampler_params_init_sized(ember_sampler_params* params, size_t size);
+#define ember_sampler_params_init(params) ember_sampler_params_init_sized((params), sizeof *(params))
 
 /* Creates a sampler; params may be NULL (defaults). EMBER_ERR_INVALID_ARGUMENT for values out of range or not
  * finite (NaN, infinities).

@@ -174,9 +174,45 @@ TEST_CASE("params: init, NULL for defaults, struct_size checked") {
     CHECK(smp.presence_penalty == 0.0f);
     CHECK(smp.seed == EMBER_SEED_RANDOM);
 
-    CHECK(ember_model_params_init(nullptr) == EMBER_ERR_INVALID_ARGUMENT);
-    CHECK(ember_session_params_init(nullptr) == EMBER_ERR_INVALID_ARGUMENT);
-    CHECK(ember_sampler_params_init(nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    // (name): the exported functions themselves, not the header's sized macros.
+    CHECK((ember_model_params_init)(nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK((ember_session_params_init)(nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK((ember_sampler_params_init)(nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_model_params_init_sized(nullptr, sizeof(ember_model_params)) == EMBER_ERR_INVALID_ARGUMENT);
+
+    // A caller whose struct is older (smaller) than the library's: exactly its bytes are written.
+    {
+        unsigned char raw[sizeof(ember_model_params) + 16];
+        std::memset(raw, 0xAB, sizeof raw);
+        const size_t v1 = offsetof(ember_model_params, use_mmap);  // the struct before use_mmap was appended
+        REQUIRE(ember_model_params_init_sized(reinterpret_cast<ember_model_params*>(raw), v1) == EMBER_OK);
+        ember_model_params older;
+        std::memcpy(&older, raw, v1);
+        CHECK(older.struct_size == v1);
+        CHECK(older.n_threads == 0);
+        CHECK(older.backend == nullptr);
+        for (size_t i = v1; i < sizeof raw; ++i) CHECK(raw[i] == 0xAB);  // nothing past its end
+        ember_model* m = nullptr;
+        CHECK(ember_model_load(kStories.c_str(), &older, &m) == EMBER_OK);
+        ember_model_free(m);
+    }
+    // A caller whose struct is newer (larger): the fields only it knows are zeroed, their default.
+    {
+        struct Newer {
+            ember_sampler_params known;
+            int64_t appended;
+        } newer;
+        std::memset(&newer, 0xAB, sizeof newer);
+        REQUIRE(ember_sampler_params_init_sized(&newer.known, sizeof newer) == EMBER_OK);
+        CHECK(newer.known.struct_size == sizeof newer);
+        CHECK(newer.appended == 0);
+        CHECK(newer.known.top_k == 40);
+        ember_sampler* smp = nullptr;
+        CHECK(ember_sampler_create(&newer.known, &smp) == EMBER_OK);
+        ember_sampler_free(smp);
+    }
+    ember_session_params tiny;
+    CHECK(ember_session_params_init_sized(&tiny, 3) == EMBER_ERR_INVALID_ARGUMENT);
 
     // struct_size 0 (never initialised), smaller than the first version, or larger than the library's.
     for (uint32_t bad : {0u, 4u, 0xFFFFFFFFu, 1u << 20}) {
