@@ -41,6 +41,8 @@ namespace Ember
         public IntPtr bias_tokens;        // const int32_t*
         public IntPtr bias_values;        // const float*
         public int n_bias;
+        public IntPtr tokens;             // int32_t*, optional: the sampled ids
+        public int tokens_cap;
     }
 
     [StructLayout(LayoutKind.Sequential)]
