@@ -27,9 +27,13 @@ ember_logged() {
 EMBER_PACKAGES="cmake ninja-build g++ ccache python3 python3-pip ca-certificates doctest-dev
     libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev pkg-config libcpp-httplib-dev python3-matplotlib"
 
+# The bindings' toolchains (scripts/test.sh runs each language's suite): Go 1.19, Rust 1.63, Mono.
+EMBER_BINDING_PACKAGES="golang-go rustc cargo mono-mcs mono-runtime"
+
+# Installs the Debian packages named (default: $EMBER_PACKAGES) that are missing.
 ember_install_deps() {
-    local missing=""
-    for p in $EMBER_PACKAGES; do
+    local missing="" packages=${1:-$EMBER_PACKAGES}
+    for p in $packages; do
         [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing="$missing $p"
     done
     [ -z "$missing" ] && return 0
