@@ -1,0 +1,437 @@
+"""bindings/SPEC.md, item by item, for the Python binding (stdlib unittest: no pytest needed).
+
+Environment: EMBER_TEST_MODEL (stories260K.gguf; defaults to the repository's copy) and EMBER_LIBRARY (the
+path of libember.so.1; otherwise the package's own copy or the platform's search path).
+"""
+
+import gc
+import math
+import os
+import re
+import tempfile
+import threading
+import unittest
+
+import ember
+from ember import _native
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODEL = os.environ.get(
+    "EMBER_TEST_MODEL", os.path.join(HERE, "..", "..", "..", "tests", "data", "models", "stories260K.gguf")
+)
+
+PROMPT = "Once upon a time"
+PROMPT_IDS = [1, 403, 407, 261, 378]
+GOLDEN = [432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337]
+THREADS = 1  # two cores shared with other jobs
+
+
+def generator_threads():
+    return [t for t in threading.enumerate() if t.name == "ember-generate"]
+
+
+class SpecTest(unittest.TestCase):
+    model: ember.Model
+
+    @classmethod
+    def setUpClass(cls):
+        cls.model = ember.Model(MODEL, n_threads=THREADS)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.model.close()
+
+    def tearDown(self):
+        gc.collect()
+        self.assertEqual(generator_threads(), [], "a generation thread outlived its test")
+
+    # helpers -----------------------------------------------------------------------------------------
+
+    def session(self, model=None, prompt=True, **kw):
+        s = ember.Session(model or self.model, n_threads=THREADS, **kw)
+        if prompt:
+            s.prefill(PROMPT_IDS)
+        return s
+
+    def greedy_tokens(self, model, n=16):
+        with ember.Session(model, n_threads=THREADS) as s, ember.Sampler.greedy() as g:
+            s.prefill(PROMPT_IDS)
+            r = s.generate(g, max_tokens=n, stop_at_eog=False)
+            return r.tokens
+
+    def assertError(self, cls, status, fn, *args, **kw):
+        with self.assertRaises(cls) as cm:
+            fn(*args, **kw)
+        e = cm.exception
+        self.assertIsInstance(e, ember.Error)
+        self.assertEqual(e.status, status)
+        self.assertTrue(e.message, "the error carries the library's message")
+        self.assertEqual(str(e), e.message)
+        return e
+
+    @staticmethod
+    def step(session, sampler, n):
+        """Samples n tokens by hand (sample, decode), the way generate does."""
+        out = []
+        for _ in range(n):
+            t = sampler.sample(session.logits())
+            out.append(t)
+            session.decode(t)
+        return out
+
+    # the list ----------------------------------------------------------------------------------------
+
+    def test_item_01_abi_check_and_version(self):
+        self.assertEqual(ember.ABI_VERSION, 1)
+        self.assertEqual(ember.abi_version(), 1)
+        self.assertRegex(ember.version(), r"^\d+\.\d+\.\d+$")
+        major, minor, patch = (int(x) for x in ember.version().split("."))
+        self.assertEqual(ember.version_number(), major * 1000000 + minor * 1000 + patch)
+        _native.check_abi(1, "libember.so.1")  # the one this binding knows: accepted
+        with self.assertRaises(ember.Unsupported) as cm:
+            _native.check_abi(2, "/x/libember.so.2")
+        msg = str(cm.exception)
+        self.assertIn("2", msg)
+        self.assertIn("ABI version 1", msg)
+        self.assertIn("/x/libember.so.2", msg)
+        self.assertEqual(cm.exception.status, ember.Status.UNSUPPORTED)
+
+    def test_item_02_load_and_facts(self):
+        m = self.model
+        self.assertEqual(m.n_vocab, 512)
+        self.assertEqual(m.architecture, "llama")
+        self.assertGreater(m.n_params, 0)
+        self.assertEqual(m.backend, "cpu")
+        self.assertIn("cpu", ember.backends())
+        self.assertEqual(m.bos, 1)
+        self.assertIsInstance(m.name, str)
+        self.assertIsInstance(m.chat_template, str)
+
+    def test_item_03_metadata(self):
+        m = self.model
+        keys = m.meta_keys()
+        self.assertIn("general.architecture", keys)
+        self.assertIn("tokenizer.ggml.tokens", keys)
+        self.assertEqual(len(keys), len(set(keys)))
+        self.assertEqual(m.meta("general.architecture"), "llama")
+        tokens = m.meta_json("tokenizer.ggml.tokens")
+        self.assertIsInstance(tokens, list)
+        self.assertEqual(len(tokens), 512)
+        self.assertTrue(all(isinstance(t, str) for t in tokens))
+        self.assertEqual(m.meta_type("tokenizer.ggml.tokens"), ember.MetaType.ARRAY)
+        e = self.assertError(ember.NotFound, ember.Status.NOT_FOUND, m.meta, "no.such.key")
+        self.assertIsInstance(e, KeyError)  # idiomatic too
+        self.assertError(ember.NotFound, ember.Status.NOT_FOUND, m.meta_json, "no.such.key")
+
+    def test_item_04_tokenize_detokenize(self):
+        m = self.model
+        self.assertEqual(m.tokenize(PROMPT), PROMPT_IDS)
+        self.assertEqual(m.detokenize(PROMPT_IDS), PROMPT)
+        self.assertEqual(m.tokenize(PROMPT, add_special=False), PROMPT_IDS[1:])
+        e = self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, m.detokenize, [512])
+        self.assertIsInstance(e, ValueError)
+        self.assertEqual(m.tokenize(""), [1])
+        self.assertEqual(m.tokenize("", add_special=False), [])
+        self.assertEqual(m.detokenize([]), "")
+        long_text = "Once upon a time " * 200  # more tokens than the first guess of the buffer
+        self.assertEqual(m.detokenize(m.tokenize(long_text, add_special=False)), long_text)
+
+    def test_item_05_greedy_generation(self):
+        reference = self.model.detokenize(GOLDEN)
+        pieces = []
+        with self.session() as s, ember.Sampler.greedy() as g:
+            r = s.generate(g, max_tokens=16, stop_at_eog=False, on_text=pieces.append)
+            self.assertEqual(s.position, 5 + 16)
+        self.assertEqual(r.tokens, GOLDEN)
+        self.assertEqual(r.n_generated, 16)
+        self.assertEqual("".join(pieces), reference)
+        self.assertEqual(r.text, reference)
+        self.assertIs(r.stop_reason, ember.StopReason.LENGTH)
+        self.assertIsNone(r.stop_index)
+        # the same through the model's generator (temperature 0 is greedy)
+        text = "".join(self.model.generate(PROMPT, max_tokens=16, temperature=0, stop_at_eog=False, n_threads=THREADS))
+        self.assertEqual(text, reference)
+        # and by hand: sample + decode
+        with self.session() as s, ember.Sampler.greedy() as g:
+            self.assertEqual(self.step(s, g, 16), GOLDEN)
+
+    def test_item_06_streaming_early_stop(self):
+        reference_pieces = []
+        with self.session() as s, ember.Sampler.greedy() as g:
+            s.generate(g, max_tokens=16, stop_at_eog=False, on_text=reference_pieces.append)
+        # the iterator: break after 3 pieces
+        with self.session() as s, ember.Sampler.greedy() as g:
+            got = []
+            with s.stream(g, max_tokens=16, stop_at_eog=False) as stream:
+                for piece in stream:
+                    got.append(piece)
+                    if len(got) == 3:
+                        break
+            self.assertEqual(list(stream), [], "no piece after the stop")
+            self.assertEqual(got, reference_pieces[:3])
+            self.assertIs(stream.result.stop_reason, ember.StopReason.CALLBACK)
+            self.assertEqual(s.position, 5 + 3 - 1)
+        self.assertEqual(generator_threads(), [])
+        # the callback: return False on the third piece
+        with self.session() as s, ember.Sampler.greedy() as g:
+            got = []
+
+            def on_text(piece):
+                got.append(piece)
+                return len(got) < 3
+
+            r = s.generate(g, max_tokens=16, stop_at_eog=False, on_text=on_text)
+            self.assertEqual(got, reference_pieces[:3])
+            self.assertIs(r.stop_reason, ember.StopReason.CALLBACK)
+            self.assertEqual(s.position, 5 + 3 - 1)
+        # the model's generator: breaking out ends the worker thread at once, as does dropping it
+        gen = self.model.generate(PROMPT, max_tokens=16, temperature=0, stop_at_eog=False, n_threads=THREADS)
+        got = []
+        for piece in gen:
+            got.append(piece)
+            if len(got) == 3:
+                break
+        gen.close()
+        self.assertEqual(got, reference_pieces[:3])
+        self.assertEqual(generator_threads(), [])
+        gen = self.model.generate(PROMPT, max_tokens=16, temperature=0, stop_at_eog=False, n_threads=THREADS)
+        next(gen)
+        del gen
+        gc.collect()
+        self.assertEqual(generator_threads(), [])
+
+    def test_item_07_stop_strings(self):
+        reference = self.model.detokenize(GOLDEN)
+        stop = reference[10:14]
+        expected = reference[: reference.index(stop)]
+        with self.session() as s, ember.Sampler.greedy() as g:
+            pieces = []
+            r = s.generate(g, max_tokens=16, stop_at_eog=False, stop=[stop], on_text=pieces.append)
+        self.assertEqual("".join(pieces), expected)
+        self.assertIs(r.stop_reason, ember.StopReason.STOP_STRING)
+        self.assertEqual(r.stop_index, 0)
+        text = "".join(self.model.generate(PROMPT, max_tokens=16, temperature=0, stop_at_eog=False, stop=stop,
+                                           n_threads=THREADS))
+        self.assertEqual(text, expected)
+
+    def test_item_08_cancel_from_another_thread(self):
+        with self.session() as s, ember.Sampler.greedy() as g:
+            pieces = []
+            canceller = []
+
+            def on_text(piece):
+                pieces.append(piece)
+                if not canceller:
+                    t = threading.Thread(target=s.cancel)
+                    canceller.append(t)
+                    t.start()
+                    t.join()  # the cancel has landed before generation goes on
+                return True
+
+            with self.assertRaises(ember.Cancelled) as cm:
+                s.generate(g, max_tokens=-1, stop_at_eog=False, on_text=on_text)
+            self.assertEqual(cm.exception.status, ember.Status.CANCELLED)
+            self.assertGreaterEqual(len(pieces), 1)
+            self.assertIsNotNone(cm.exception.result)
+            self.assertGreaterEqual(cm.exception.result.n_generated, len(pieces))
+            # sticky until cleared
+            self.assertRaises(ember.Cancelled, s.decode, 1)
+            s.clear_cancel()
+            s.rewind(5 - 1)
+            s.prefill(PROMPT_IDS[-1:])
+            r = s.generate(g, max_tokens=4, stop_at_eog=False)
+            self.assertEqual(r.tokens, GOLDEN[:4])
+
+        # a stream consumed on this thread, cancelled by another one while it runs
+        with self.session() as s, ember.Sampler.greedy() as g:
+            stream = s.stream(g, max_tokens=-1, stop_at_eog=False)
+            got = [next(stream)]
+            threading.Thread(target=s.cancel).start()
+            with self.assertRaises(ember.Cancelled):
+                for piece in stream:
+                    got.append(piece)
+            stream.close()
+            self.assertGreaterEqual(len(got), 1)
+
+    def test_item_09_errors(self):
+        missing = os.path.join(tempfile.gettempdir(), "ember-no-such-model.gguf")
+        e = self.assertError(ember.EmberIOError, ember.Status.IO, ember.Model, missing)
+        self.assertIn(missing, e.message)
+        with tempfile.NamedTemporaryFile(suffix=".gguf", delete=False) as f:
+            f.write(b"this is not a GGUF file at all\n" * 8)
+        try:
+            self.assertError(ember.BadFile, ember.Status.BAD_FILE, ember.Model, f.name)
+        finally:
+            os.unlink(f.name)
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.Model, MODEL, n_threads=-1)
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.Sampler, temperature=math.nan)
+        with self.assertRaises((ember.OutOfMemory, ember.InvalidArgument)) as cm:
+            ember.Session(self.model, n_ctx=2**30, n_threads=THREADS)
+        self.assertIn(cm.exception.status, (ember.Status.OUT_OF_MEMORY, ember.Status.INVALID_ARGUMENT))
+        self.assertTrue(cm.exception.message)
+        with self.session() as s:
+            self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, s.decode, -1)
+            self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, s.decode, 2**40)
+            self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, s.prefill, [])
+        closed = ember.Session(self.model, n_threads=THREADS)
+        closed.close()
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, closed.decode, 1)
+
+    def test_item_10_callback_that_fails(self):
+        class Boom(Exception):
+            pass
+
+        boom = Boom("from the callback")
+        with self.session() as s, ember.Sampler.greedy() as g:
+            pieces = []
+
+            def on_text(piece):
+                pieces.append(piece)
+                if len(pieces) == 2:
+                    raise boom
+
+            with self.assertRaises(Boom) as cm:
+                s.generate(g, max_tokens=16, stop_at_eog=False, on_text=on_text)
+            self.assertIs(cm.exception, boom, "the original exception")
+            self.assertEqual(len(pieces), 2, "no piece after the failure")
+            # the session is usable afterwards
+            s.rewind(5 - 1)
+            s.prefill(PROMPT_IDS[-1:])
+            self.assertEqual(s.generate(g, max_tokens=3, stop_at_eog=False).tokens, GOLDEN[:3])
+        # a progress callback that raises cancels the load and surfaces
+        with self.assertRaises(Boom):
+            ember.Model(MODEL, n_threads=THREADS, progress=lambda p: (_ for _ in ()).throw(Boom("load")))
+
+    def test_item_11_freeing_in_any_order(self):
+        m = ember.Model(MODEL, n_threads=THREADS)
+        s = self.session(model=m)
+        g = ember.Sampler.greedy()
+        m.close()  # before its session
+        m.close()
+        self.assertTrue(m.closed)
+        self.assertEqual(s.generate(g, max_tokens=16, stop_at_eog=False).tokens, GOLDEN)
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, m.tokenize, "x")
+        g.close()
+        s.close()
+        s.close()
+        s.cancel()  # harmless on a closed session
+        # left to the garbage collector, in whatever order it picks
+        m = ember.Model(MODEL, n_threads=THREADS)
+        s = self.session(model=m)
+        g = ember.Sampler(temperature=1.0, seed=7)
+        c = ember.Chat(m, n_threads=THREADS)
+        stream = s.stream(g, max_tokens=8)
+        next(stream)
+        del m, s, g, c, stream
+        gc.collect()
+        # a session closed from inside its own callback: the free waits for the call, which stops
+        with self.session() as s, ember.Sampler.greedy() as g:
+            def on_text(piece):
+                s.close()
+            with self.assertRaises(ember.Cancelled):
+                s.generate(g, max_tokens=16, stop_at_eog=False, on_text=on_text)
+            self.assertTrue(s.closed)
+
+    def test_item_12_seeds(self):
+        def twelve(sampler):
+            with self.session() as s:
+                return self.step(s, sampler, 12)
+
+        with ember.Sampler(temperature=1.0, seed=1234) as a, ember.Sampler(temperature=1.0, seed=1234) as b:
+            self.assertEqual(a.seed, 1234)
+            ta, tb = twelve(a), twelve(b)
+        self.assertEqual(ta, tb)
+        self.assertEqual(len(ta), 12)
+        with ember.Sampler(temperature=1.0) as r:
+            seed = r.seed
+            self.assertIsInstance(seed, int)
+            self.assertNotEqual(seed, _native.SEED_RANDOM)
+            tr = twelve(r)
+        with ember.Sampler(temperature=1.0, seed=seed) as again:
+            self.assertEqual(twelve(again), tr)
+        # through generate and the model's generator too
+        with self.session() as s, ember.Sampler(temperature=1.0, seed=99) as x:
+            tx = s.generate(x, max_tokens=12, stop_at_eog=False).text
+        ty = "".join(self.model.generate(PROMPT, max_tokens=12, temperature=1.0, top_k=40, top_p=0.95, min_p=0.05,
+                                         seed=99, stop_at_eog=False, n_threads=THREADS))
+        self.assertEqual(tx, ty)
+
+    def test_item_13_all_logits(self):
+        with self.session(prompt=False) as s:
+            s.prefill(PROMPT_IDS, all_logits=True)
+            last = s.logits()
+            self.assertEqual(len(last), 512)
+            self.assertEqual(s.logits_at(4), last)
+            self.assertEqual(memoryview(last).format, "f")
+            self.assertNotEqual(s.logits_at(0), last)
+            self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, s.logits_at, 5)
+            s.reset()
+            self.assertEqual(s.position, 0)
+            self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, s.logits)
+
+    def test_item_14_chat(self):
+        with ember.Chat(self.model, n_threads=THREADS) as chat, ember.Sampler.greedy() as g:
+            pieces = []
+            r = chat.say("Hello", sampler=g, max_tokens=8, on_text=pieces.append)
+            self.assertLessEqual(r.n_generated, 8)
+            self.assertTrue(r.text)
+            self.assertEqual("".join(pieces), r.text)
+            self.assertEqual(str(r), r.text)
+            self.assertEqual(chat.n_messages, 2)
+            self.assertEqual(len(chat), 2)
+            streamed = "".join(chat.stream("Hello again", sampler=g, max_tokens=8))
+            self.assertIsInstance(streamed, str)
+            self.assertEqual(chat.n_messages, 4)
+            chat.reset()
+            self.assertEqual(chat.n_messages, 0)
+            if _native.optional("ember_chat_cancel") is not None:  # newer libraries
+                chat.cancel()
+                self.assertRaises(ember.Cancelled, chat.say, "Hello", sampler=g, max_tokens=8)
+                self.assertEqual(chat.n_messages, 0, "a failed turn leaves the conversation as it was")
+                chat.clear_cancel()
+                self.assertTrue(chat.say("Hello", sampler=g, max_tokens=8).text)
+
+    def test_item_15_load_from_memory(self):
+        with open(MODEL, "rb") as f:
+            data = f.read()
+        with ember.Model.from_bytes(data, n_threads=THREADS) as m:
+            self.assertEqual(m.n_vocab, 512)
+            self.assertEqual(self.greedy_tokens(m), GOLDEN)
+
+    # beyond the list ---------------------------------------------------------------------------------
+
+    def test_session_save_load(self):
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "state.bin")
+            with self.session() as s, ember.Sampler.greedy() as g:
+                s.save(path)
+                a = s.generate(g, max_tokens=6, stop_at_eog=False).tokens
+                s.load(path)
+                self.assertEqual(s.position, 5)
+                self.assertEqual(s.generate(g, max_tokens=6, stop_at_eog=False).tokens, a)
+            with self.session(prompt=False) as s:
+                self.assertError(ember.EmberIOError, ember.Status.IO, s.load, os.path.join(d, "missing"))
+
+    def test_logit_bias_and_tokenizer_extras(self):
+        with self.session() as s, ember.Sampler.greedy() as g:
+            r = s.generate(g, max_tokens=1, stop_at_eog=False, logit_bias={GOLDEN[0]: -math.inf})
+            self.assertNotEqual(r.tokens[0], GOLDEN[0])
+        self.assertEqual(self.model.token_piece(403).strip(), self.model.detokenize([403]).encode())
+        self.assertTrue(self.model.add_bos)
+        self.assertTrue(self.model.is_eog(self.model.eos))
+        with ember.Tokenizer(MODEL) as t:
+            self.assertEqual(t.n_vocab, 512)
+            self.assertEqual(t.tokenize(PROMPT), PROMPT_IDS)
+
+    def test_context_managers_and_repr(self):
+        with ember.Model(MODEL, n_threads=THREADS) as m:
+            self.assertIn("llama", repr(m))
+        self.assertTrue(m.closed)
+        self.assertIn("closed", repr(m))
+        self.assertGreater(ember.estimate_memory(MODEL, 256).total, 0)
+        err = ember.NotFound(ember.Status.NOT_FOUND, "x")
+        self.assertEqual(re.sub(r"\s", "", repr(err)), "NotFound(<Status.NOT_FOUND:11>,'x')")
+
+
+if __name__ == "__main__":
+    unittest.main()
