@@ -713,6 +713,23 @@ EMBER_API ember_status ember_session_logits_at(const ember_session* session, int
     EMBER_CATCH
 }
 
+EMBER_API ember_status ember_session_tokens(const ember_session* session, int32_t* out, int32_t cap, int32_t* n_out) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(n_out);
+    *n_out = 0;
+    EMBER_REQUIRE_PTR(session);
+    EMBER_REQUIRE(cap >= 0, "cap is negative");
+    EMBER_REQUIRE(out || cap == 0, "out is NULL but cap is not 0");
+    const std::vector<ember::Token>& toks = session->session->tokens();
+    *n_out = static_cast<int32_t>(toks.size());
+    if (!out) return EMBER_OK;  // size query
+    if (toks.size() > static_cast<size_t>(cap))
+        return fail(EMBER_ERR_BUFFER_TOO_SMALL, __func__, "buffer too small for the session's tokens; *n_out says how many");
+    if (!toks.empty()) std::memcpy(out, toks.data(), toks.size() * sizeof(int32_t));
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
 EMBER_INT_GETTER(ember_session_position, ember_session, session, session->session->position())
 EMBER_INT_GETTER(ember_session_n_ctx, ember_session, session, session->session->n_ctx())
 

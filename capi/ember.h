@@ -380,7 +380,8 @@ EMBER_API ember_status ember_session_params_init_sized(ember_session_params* par
 EMBER_API ember_status ember_session_create(const ember_model* model, const ember_session_params* params,
                                             ember_session** out);
 
-/* Frees a session. NULL is fine. */
+/* Frees a session. NULL is fine. From a callback, or from another thread while a call runs on the session,
+ * the running call is cancelled and the free waits until it returns; no call may start on it afterwards. */
 EMBER_API void ember_session_free(ember_session* session);
 
 /* Evaluates n tokens at the current position; afterwards ember_session_logits belongs to the last one.
@@ -407,6 +408,9 @@ EMBER_API ember_status ember_session_logits(const ember_session* session, const 
  * EMBER_PREFILL_ALL_LOGITS, as ember_session_logits gives them; EMBER_ERR_INVALID_ARGUMENT otherwise. */
 EMBER_API ember_status ember_session_logits_at(const ember_session* session, int32_t i, const float** out,
                                                int32_t* n_vocab);
+
+/* The tokens in the session's cache, in order, two-call pattern over out/cap/n_out (n_out counts tokens). */
+EMBER_API ember_status ember_session_tokens(const ember_session* session, int32_t* out, int32_t cap, int32_t* n_out);
 
 /* Tokens in the cache / the context size; -1 when session is NULL. */
 EMBER_API int32_t ember_session_position(const ember_session* session);

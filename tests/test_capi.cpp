@@ -1215,8 +1215,12 @@ TEST_CASE("generate_ex: stop reasons, stop strings, logit bias, stream errors") 
         Streamed got;
         init(got);
         gp.max_tokens = 16;
+        int32_t ids[16] = {};
+        gp.tokens = ids;
+        gp.tokens_cap = 16;
         REQUIRE(ember_session_generate_ex(s.s, greedy.s, &gp, &r) == EMBER_OK);
         CHECK(r.n_generated == 16);
+        CHECK(std::vector<int32_t>(ids, ids + 16) == kGoldenGreedy16);
         CHECK(r.stop_reason == EMBER_STOP_LENGTH);
         CHECK(r.stop_index == -1);
         CHECK(got.nul_terminated);
@@ -1345,6 +1349,14 @@ TEST_CASE("all logits, the seed in use, chat_say_ex") {
     CHECK(ember_session_logits_at(s.s, 5, &at, &nv2) == EMBER_ERR_INVALID_ARGUMENT);
     CHECK(ember_session_logits_at(s.s, -1, &at, &nv2) == EMBER_ERR_INVALID_ARGUMENT);
     CHECK(ember_session_prefill_ex(s.s, kOnceUponATime.data(), 1, 4u) == EMBER_ERR_INVALID_ARGUMENT);
+    int32_t n_tok = 0;
+    REQUIRE(ember_session_tokens(s.s, nullptr, 0, &n_tok) == EMBER_OK);
+    CHECK(n_tok == 5);
+    std::vector<int32_t> cached(5, -1);
+    CHECK(ember_session_tokens(s.s, cached.data(), 4, &n_tok) == EMBER_ERR_BUFFER_TOO_SMALL);
+    CHECK(cached[0] == -1);
+    REQUIRE(ember_session_tokens(s.s, cached.data(), 5, &n_tok) == EMBER_OK);
+    CHECK(cached == kOnceUponATime);
 
     // The seed drawn for EMBER_SEED_RANDOM reproduces the run.
     ember_sampler_params p;
