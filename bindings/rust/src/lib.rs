@@ -1474,7 +1474,7 @@ mod layout_tests {
         if size_of::<usize>() == 8 {
             assert_eq!(size_of::<ember_model_params>(), 40);
             assert_eq!(size_of::<ember_session_params>(), 32);
-            assert_eq!(size_of::<ember_generate_params>(), 72);
+            assert_eq!(size_of::<ember_generate_params>(), 88);
             assert_eq!(size_of::<ember_generate_result>(), 16);
             assert_eq!(size_of::<ember_chat_params>(), 32);
             assert_eq!(size_of::<ember_sampler_params>(), 48);

@@ -90,6 +90,8 @@ pub struct ember_generate_params {
     pub bias_tokens: *const i32,
     pub bias_values: *const f32,
     pub n_bias: i32,
+    pub tokens: *mut i32,
+    pub tokens_cap: i32,
 }
 
 #[repr(C)]
@@ -133,7 +135,7 @@ extern "C" {
     pub fn ember_backend_count() -> i32;
     pub fn ember_backend_name(index: i32) -> *const c_char;
 
-    pub fn ember_model_params_init(params: *mut ember_model_params) -> ember_status;
+    pub fn ember_model_params_init_sized(params: *mut ember_model_params, size: usize) -> ember_status;
     pub fn ember_model_load(path: *const c_char, params: *const ember_model_params, out: *mut *mut ember_model)
         -> ember_status;
     pub fn ember_model_load_from_memory(
@@ -230,7 +232,7 @@ extern "C" {
     pub fn ember_tokenizer_add_bos(tokenizer: *const ember_tokenizer) -> i32;
     pub fn ember_tokenizer_add_eos(tokenizer: *const ember_tokenizer) -> i32;
 
-    pub fn ember_session_params_init(params: *mut ember_session_params) -> ember_status;
+    pub fn ember_session_params_init_sized(params: *mut ember_session_params, size: usize) -> ember_status;
     pub fn ember_session_create(
         model: *const ember_model,
         params: *const ember_session_params,
@@ -255,7 +257,7 @@ extern "C" {
     pub fn ember_session_reset(session: *mut ember_session) -> ember_status;
     pub fn ember_session_cancel(session: *mut ember_session) -> ember_status;
     pub fn ember_session_clear_cancel(session: *mut ember_session) -> ember_status;
-    pub fn ember_generate_params_init(params: *mut ember_generate_params) -> ember_status;
+    pub fn ember_generate_params_init_sized(params: *mut ember_generate_params, size: usize) -> ember_status;
     pub fn ember_session_generate_ex(
         session: *mut ember_session,
         sampler: *mut ember_sampler,
@@ -265,7 +267,7 @@ extern "C" {
     pub fn ember_session_save(session: *const ember_session, path: *const c_char) -> ember_status;
     pub fn ember_session_load(session: *mut ember_session, path: *const c_char) -> ember_status;
 
-    pub fn ember_chat_params_init(params: *mut ember_chat_params) -> ember_status;
+    pub fn ember_chat_params_init_sized(params: *mut ember_chat_params, size: usize) -> ember_status;
     pub fn ember_chat_create(
         model: *const ember_model,
         session_params: *const ember_session_params,
@@ -285,7 +287,7 @@ extern "C" {
     pub fn ember_chat_save(chat: *const ember_chat, path: *const c_char) -> ember_status;
     pub fn ember_chat_load(chat: *mut ember_chat, path: *const c_char) -> ember_status;
 
-    pub fn ember_sampler_params_init(params: *mut ember_sampler_params) -> ember_status;
+    pub fn ember_sampler_params_init_sized(params: *mut ember_sampler_params, size: usize) -> ember_status;
     pub fn ember_sampler_create(params: *const ember_sampler_params, out: *mut *mut ember_sampler) -> ember_status;
     pub fn ember_sampler_create_greedy(out: *mut *mut ember_sampler) -> ember_status;
     pub fn ember_sampler_free(sampler: *mut ember_sampler);
@@ -294,4 +296,34 @@ extern "C" {
     pub fn ember_sampler_accept(sampler: *mut ember_sampler, token: i32) -> ember_status;
     pub fn ember_sampler_reset(sampler: *mut ember_sampler) -> ember_status;
     pub fn ember_sampler_seed(sampler: *const ember_sampler, seed: *mut u64) -> ember_status;
+}
+
+/// As ember.h's `ember_model_params_init` macro: exactly `size_of` our struct is written, so a newer library
+/// never writes past it.
+pub unsafe fn ember_model_params_init(params: *mut ember_model_params) -> ember_status {
+    ember_model_params_init_sized(params, std::mem::size_of::<ember_model_params>())
+}
+
+/// As ember.h's `ember_session_params_init` macro: exactly `size_of` our struct is written, so a newer library
+/// never writes past it.
+pub unsafe fn ember_session_params_init(params: *mut ember_session_params) -> ember_status {
+    ember_session_params_init_sized(params, std::mem::size_of::<ember_session_params>())
+}
+
+/// As ember.h's `ember_generate_params_init` macro: exactly `size_of` our struct is written, so a newer library
+/// never writes past it.
+pub unsafe fn ember_generate_params_init(params: *mut ember_generate_params) -> ember_status {
+    ember_generate_params_init_sized(params, std::mem::size_of::<ember_generate_params>())
+}
+
+/// As ember.h's `ember_chat_params_init` macro: exactly `size_of` our struct is written, so a newer library
+/// never writes past it.
+pub unsafe fn ember_chat_params_init(params: *mut ember_chat_params) -> ember_status {
+    ember_chat_params_init_sized(params, std::mem::size_of::<ember_chat_params>())
+}
+
+/// As ember.h's `ember_sampler_params_init` macro: exactly `size_of` our struct is written, so a newer library
+/// never writes past it.
+pub unsafe fn ember_sampler_params_init(params: *mut ember_sampler_params) -> ember_status {
+    ember_sampler_params_init_sized(params, std::mem::size_of::<ember_sampler_params>())
 }
