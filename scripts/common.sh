@@ -27,8 +27,9 @@ ember_logged() {
 EMBER_PACKAGES="cmake ninja-build g++ ccache python3 python3-pip ca-certificates doctest-dev
     libcli11-dev nlohmann-json3-dev libcurl4-openssl-dev pkg-config libcpp-httplib-dev python3-matplotlib"
 
-# The bindings' toolchains (scripts/test.sh runs each language's suite): Go 1.19, Rust 1.63, Mono.
-EMBER_BINDING_PACKAGES="golang-go rustc cargo mono-mcs mono-runtime"
+# What only scripts/test.sh needs: the bindings' toolchains (Go 1.19, Rust 1.63, Mono) and make (the
+# pkg-config consumer project).
+EMBER_TEST_PACKAGES="golang-go rustc cargo mono-mcs mono-runtime make"
 
 # Installs the Debian packages named (default: $EMBER_PACKAGES) that are missing.
 ember_install_deps() {

@@ -4,7 +4,7 @@
 #   scripts/test.sh -R gguf         # extra arguments go to ctest
 source "$(dirname "$0")/common.sh"
 ember_install_deps
-ember_install_deps "$EMBER_BINDING_PACKAGES"
+ember_install_deps "$EMBER_TEST_PACKAGES"
 ember_fetch_default_model
 ember_fetch_gemma3
 ember_fetch_large_vocabs
