@@ -7,6 +7,7 @@
 #include "ember/library.hpp"
 #include "ember/model.hpp"
 #include "ember/model_info.hpp"
+#include "ember/quantize.hpp"
 #include "ember/sampler.hpp"
 #include "ember/session.hpp"
 #include "ember/tokenizer.hpp"
