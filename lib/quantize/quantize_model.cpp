@@ -474,6 +474,12 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
                 } else {
                     std::vector<std::exception_ptr> errs(static_cast<size_t>(nt_use));
                     std::vector<std::thread> ws;
+                    // Should starting a thread fail, the ones already running are joined before the error leaves.
+                    auto joiner = [](std::vector<std::thread>* v) {
+                        for (auto& th : *v)
+                            if (th.joinable()) th.join();
+                    };
+                    std::unique_ptr<std::vector<std::thread>, decltype(joiner)> join_all(&ws, joiner);
                     const int64_t per = (r1 - r0 + nt_use - 1) / nt_use;
                     for (int w = 0; w < nt_use; ++w) {
                         const int64_t a = r0 + w * per, b = std::min(r1, a + per);
@@ -486,6 +492,7 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
                             }
                         });
                     }
+                    join_all.release();
                     for (auto& th : ws) th.join();
                     for (auto& e : errs)
                         if (e) std::rethrow_exception(e);
