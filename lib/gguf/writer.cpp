@@ -32,30 +32,6 @@ public:
     }
 };
 
-void put_value_body(Out& o, const Value& v) {
-    switch (v.type()) {
-        case ValueType::String: o.str(v.as_string()); return;
-        case ValueType::Array: {
-            const ValueType elem = v.elem_type();
-            o.put<uint32_t>(static_cast<uint32_t>(elem));
-            o.put<uint64_t>(v.size());
-            if (elem == ValueType::String) {
-                for (const auto& s : v.as_strings()) o.str(s);
-            } else if (elem == ValueType::Array) {
-                for (const auto& a : v.as_arrays()) put_value_body(o, a);
-            } else {
-                const auto& p = v.packed();
-                o.raw(p.data(), p.size());
-            }
-            return;
-        }
-        default: {
-            const uint64_t b = v.bits();
-            o.raw(&b, scalar_size(v.type()));
-        }
-    }
-}
-
 }  // namespace
 
 Writer::Writer(uint32_t alignment) : alignment_(alignment) {

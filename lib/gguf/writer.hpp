@@ -10,6 +10,33 @@
 
 namespace ember::gguf {
 
+// Writes one metadata value's body (what follows its type tag) to a sink with put<T>(v), raw(p, n) and
+// str(s): the in-memory Writer below and ember-quantize's streaming writer share the format this way.
+template <typename Sink>
+void put_value_body(Sink& o, const Value& v) {
+    switch (v.type()) {
+        case ValueType::String: o.str(v.as_string()); return;
+        case ValueType::Array: {
+            const ValueType elem = v.elem_type();
+            o.template put<uint32_t>(static_cast<uint32_t>(elem));
+            o.template put<uint64_t>(v.size());
+            if (elem == ValueType::String) {
+                for (const auto& s : v.as_strings()) o.str(s);
+            } else if (elem == ValueType::Array) {
+                for (const auto& a : v.as_arrays()) put_value_body(o, a);  // no tag: the outer type says it
+            } else {
+                const auto& p = v.packed();
+                o.raw(p.data(), p.size());
+            }
+            return;
+        }
+        default: {
+            const uint64_t b = v.bits();
+            o.raw(&b, scalar_size(v.type()));
+        }
+    }
+}
+
 class Writer {
 public:
     explicit Writer(uint32_t alignment = 32);

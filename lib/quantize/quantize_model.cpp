@@ -20,6 +20,7 @@
 
 #include "ember/error.hpp"
 #include "gguf/reader.hpp"
+#include "gguf/writer.hpp"
 #include "tensor/dequantize.hpp"
 #include "tensor/quantize.hpp"
 #include "tensor/types.hpp"
@@ -261,19 +262,19 @@ public:
     OutFile(const OutFile&) = delete;
     OutFile& operator=(const OutFile&) = delete;
 
-    void write(const void* p, size_t n) {
+    void raw(const void* p, size_t n) {
         if (n && std::fwrite(p, 1, n, f_) != n) throw Error(Status::Io, "cannot write '" + path_ + "': " + std::strerror(errno));
         written_ += n;
     }
     template <typename T>
-    void put(T v) { write(&v, sizeof v); }
+    void put(T v) { raw(&v, sizeof v); }
     void str(const std::string& s) {
         put<uint64_t>(s.size());
-        write(s.data(), s.size());
+        raw(s.data(), s.size());
     }
     void pad(uint64_t alignment) {
         static const uint8_t zeros[256] = {};
-        while (written_ % alignment) write(zeros, std::min<uint64_t>(sizeof zeros, alignment - written_ % alignment));
+        while (written_ % alignment) raw(zeros, std::min<uint64_t>(sizeof zeros, alignment - written_ % alignment));
     }
     uint64_t written() const { return written_; }
     // Flushes, closes and renames onto `dest`; the temporary file is then gone.
@@ -294,33 +295,6 @@ private:
     uint64_t written_ = 0;
     bool done_ = false;
 };
-
-void put_value(OutFile& o, const gguf::Value& v) {
-    using gguf::ValueType;
-    switch (v.type()) {
-        case ValueType::String: o.str(v.as_string()); return;
-        case ValueType::Array: {
-            const ValueType elem = v.elem_type();
-            o.put<uint32_t>(static_cast<uint32_t>(elem));
-            o.put<uint64_t>(v.size());
-            if (elem == ValueType::String) {
-                for (const auto& s : v.as_strings()) o.str(s);
-            } else if (elem == ValueType::Array) {
-                for (const auto& a : v.as_arrays()) {
-                    o.put<uint32_t>(static_cast<uint32_t>(a.type()));
-                    put_value(o, a);
-                }
-            } else {
-                o.write(v.packed().data(), v.packed().size());
-            }
-            return;
-        }
-        default: {
-            const uint64_t b = v.bits();
-            o.write(&b, gguf::scalar_size(v.type()));
-        }
-    }
-}
 
 int resolve_threads(int n) {
     const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -428,7 +402,7 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
     for (const auto& [k, v] : kv) {
         o.str(k);
         o.put<uint32_t>(static_cast<uint32_t>(v.type()));
-        put_value(o, v);
+        gguf::put_value_body(o, v);
     }
     uint64_t offset = 0;
     for (size_t i = 0; i < order.size(); ++i) {
@@ -456,7 +430,7 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
         const gguf::TensorInfo& t = *order[i];
         const TensorType nt = *tensor::type_from_name(res.tensors[i].type_out);
         if (nt == t.type) {
-            o.write(t.data, t.n_bytes);
+            o.raw(t.data, t.n_bytes);
         } else {
             const int64_t nx = t.ne[0];
             const int64_t rows = static_cast<int64_t>(t.n_elements / static_cast<uint64_t>(std::max<int64_t>(nx, 1)));
@@ -497,7 +471,7 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
                     for (auto& e : errs)
                         if (e) std::rethrow_exception(e);
                 }
-                o.write(work.data(), work.size());
+                o.raw(work.data(), work.size());
                 if (r1 < rows) report(done + static_cast<uint64_t>(r1) * in_row);
             }
         }
