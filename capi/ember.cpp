@@ -882,6 +882,79 @@ EMBER_API ember_status ember_session_generate_ex(ember_session* session, ember_s
     EMBER_CATCH
 }
 
+struct ember_generation {
+    ember_generation(ember_session* s, ember_sampler* smp) : session_in_use(s), sampler_in_use(smp) {}
+    // Held for the generation's lifetime: a free of either handle meanwhile is deferred until this one goes.
+    InUse<ember_session> session_in_use;
+    InUse<ember_sampler> sampler_in_use;
+    std::optional<ember::Generation> gen;
+    ember_generate_params params;  // for its tokens array
+    std::string text;              // the piece last handed out
+};
+
+EMBER_API ember_status ember_generation_start(ember_session* session, ember_sampler* sampler,
+                                              const ember_generate_params* params, ember_generation** out) {
+    EMBER_TRY
+    if (out) *out = nullptr;
+    EMBER_REQUIRE_PTR(out);
+    EMBER_REQUIRE_PTR(session);
+    EMBER_REQUIRE_PTR(sampler);
+    auto g = std::make_unique<ember_generation>(session, sampler);
+    ember::GenerateParams gp;
+    if (const ember_status st = read_generate_params(params, session->session->model().n_vocab(), g->params, gp, __func__);
+        st != EMBER_OK)
+        return st;
+    EMBER_REQUIRE(g->params.stream == nullptr, "params->stream must be NULL: a generation hands its pieces out");
+    g->gen.emplace(session->session->start_generation(sampler->sampler, gp));
+    *out = g.release();
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_generation_next(ember_generation* generation, const char** text, size_t* len,
+                                             int32_t* token) {
+    EMBER_TRY
+    if (text) *text = nullptr;
+    if (len) *len = 0;
+    if (token) *token = -1;
+    EMBER_REQUIRE_PTR(generation);
+    EMBER_REQUIRE_PTR(text);
+    EMBER_REQUIRE_PTR(len);
+    EMBER_REQUIRE_PTR(token);
+    std::optional<ember::Generation::Piece> p;
+    try {
+        p = generation->gen->next();
+    } catch (...) {
+        copy_tokens(generation->gen->result(), generation->params);
+        throw;
+    }
+    copy_tokens(generation->gen->result(), generation->params);
+    if (!p) return EMBER_OK;
+    generation->text = std::move(p->text);
+    *text = generation->text.c_str();
+    *len = generation->text.size();
+    *token = p->token;
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_generation_result(const ember_generation* generation, ember_generate_result* result) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(generation);
+    EMBER_REQUIRE_PTR(result);
+    if (const ember_status st = check_result_struct(result, __func__); st != EMBER_OK) return st;
+    return write_generate_result(generation->gen->result(), result, __func__);
+    EMBER_CATCH
+}
+
+EMBER_API void ember_generation_free(ember_generation* generation) {
+    try {
+        delete generation;  // lets go of the session and sampler (a free asked meanwhile happens now)
+    } catch (...) {
+        // Destructors here do not throw; nothing may escape a C entry point regardless.
+    }
+}
+
 EMBER_API ember_status ember_session_generate(ember_session* session, ember_sampler* sampler, int32_t max_tokens,
                                               ember_token_callback callback, void* user_data, int32_t* n_generated) {
     if (n_generated) *n_generated = 0;

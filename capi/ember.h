@@ -487,6 +487,29 @@ typedef struct ember_generate_result {
 EMBER_API ember_status ember_session_generate_ex(ember_session* session, ember_sampler* sampler,
                                                  const ember_generate_params* params, ember_generate_result* result);
 
+/* A generation driven one piece at a time: ember_session_generate_ex's sampling, stop strings, UTF-8
+ * hold-back and stop reasons, with no callback and no thread (an iterator for bindings and event loops).
+ * params as for ember_session_generate_ex, except that `stream` must be NULL; its `tokens` array is filled
+ * as generation goes. The generation keeps the session and sampler alive: freeing them first is deferred
+ * until ember_generation_free (and cancels a session). Use the session for nothing else meanwhile. */
+typedef struct ember_generation ember_generation;
+EMBER_API ember_status ember_generation_start(ember_session* session, ember_sampler* sampler,
+                                              const ember_generate_params* params, ember_generation** out);
+
+/* The next piece: *text (NUL-terminated UTF-8, *len bytes; owned by the generation, valid until the next
+ * call on it) and the token that completed it; *text is NULL once generation has ended. The token of the
+ * piece returned is evaluated at the following call, so stopping early leaves the session as a stream
+ * callback returning EMBER_STREAM_STOP would. Fails as generate does (CANCELLED...); the session keeps
+ * what was evaluated. */
+EMBER_API ember_status ember_generation_next(ember_generation* generation, const char** text, size_t* len,
+                                             int32_t* token);
+
+/* The result so far (complete once ember_generation_next has returned NULL text). */
+EMBER_API ember_status ember_generation_result(const ember_generation* generation, ember_generate_result* result);
+
+/* Frees a generation. NULL is fine. */
+EMBER_API void ember_generation_free(ember_generation* generation);
+
 /* Saves the session's state (tokens, KV cache, last logits) to `path` atomically (temporary file, flush,
  * rename), so a killed program can resume without re-evaluating. */
 EMBER_API ember_status ember_session_save(const ember_session* session, const char* path);

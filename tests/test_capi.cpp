@@ -1393,3 +1393,117 @@ TEST_CASE("all logits, the seed in use, chat_say_ex") {
     CHECK(ember_chat_n_messages(chat) == 2);
     ember_chat_free(chat);
 }
+
+TEST_CASE("generations: pieces one at a time, early stop, stop strings, misuse") {
+    Sampler greedy;
+    const ember_tokenizer* tok = ember_model_tokenizer(stories());
+    std::string reference;
+    {
+        size_t needed = 0;
+        std::string text(256, '\0');
+        REQUIRE(ember_detokenize(tok, kGoldenGreedy16.data(), 16, 0, text.data(), text.size(), &needed) == EMBER_OK);
+        reference = text.c_str();
+    }
+    ember_generate_params gp;
+    ember_generate_params_init(&gp);
+    gp.max_tokens = 16;
+    gp.stop_at_eog = 0;
+    const auto drain = [](ember_generation* g, int max_pieces, std::string& text, std::vector<int32_t>& toks) {
+        for (int i = 0; i < max_pieces; ++i) {
+            const char* piece = nullptr;
+            size_t len = 0;
+            int32_t t = -1;
+            REQUIRE(ember_generation_next(g, &piece, &len, &t) == EMBER_OK);
+            if (!piece) return false;
+            CHECK(piece[len] == '\0');
+            text.append(piece, len);
+            toks.push_back(t);
+        }
+        return true;
+    };
+    SUBCASE("the golden tokens, then the end") {
+        Session s;
+        REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        int32_t ids[16] = {};
+        gp.tokens = ids;
+        gp.tokens_cap = 16;
+        ember_generation* g = nullptr;
+        REQUIRE(ember_generation_start(s.s, greedy.s, &gp, &g) == EMBER_OK);
+        std::string text;
+        std::vector<int32_t> toks;
+        CHECK_FALSE(drain(g, 100, text, toks));
+        CHECK(text == reference);
+        CHECK(toks == kGoldenGreedy16);
+        CHECK(std::vector<int32_t>(ids, ids + 16) == kGoldenGreedy16);
+        ember_generate_result r;
+        r.struct_size = sizeof r;
+        REQUIRE(ember_generation_result(g, &r) == EMBER_OK);
+        CHECK(r.n_generated == 16);
+        CHECK(r.stop_reason == EMBER_STOP_LENGTH);
+        CHECK(ember_session_position(s.s) == 5 + 16);
+        const char* piece = reinterpret_cast<const char*>(1);
+        size_t len = 9;
+        int32_t t = 0;
+        CHECK(ember_generation_next(g, &piece, &len, &t) == EMBER_OK);  // ended stays ended
+        CHECK(piece == nullptr);
+        ember_generation_free(g);
+    }
+    SUBCASE("stopping after 3 pieces leaves the third token unevaluated") {
+        Session s;
+        REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        ember_generation* g = nullptr;
+        REQUIRE(ember_generation_start(s.s, greedy.s, &gp, &g) == EMBER_OK);
+        std::string text;
+        std::vector<int32_t> toks;
+        CHECK(drain(g, 3, text, toks));
+        ember_generation_free(g);
+        CHECK(ember_session_position(s.s) == 5 + 3 - 1);
+    }
+    SUBCASE("a stop string") {
+        Session s;
+        REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        const std::string stop = reference.substr(10, 4);
+        const char* stops[] = {stop.c_str()};
+        gp.stop = stops;
+        gp.n_stop = 1;
+        ember_generation* g = nullptr;
+        REQUIRE(ember_generation_start(s.s, greedy.s, &gp, &g) == EMBER_OK);
+        std::string text;
+        std::vector<int32_t> toks;
+        CHECK_FALSE(drain(g, 100, text, toks));
+        CHECK(text == reference.substr(0, reference.find(stop)));
+        ember_generate_result r;
+        r.struct_size = sizeof r;
+        REQUIRE(ember_generation_result(g, &r) == EMBER_OK);
+        CHECK(r.stop_reason == EMBER_STOP_STRING);
+        ember_generation_free(g);
+    }
+    SUBCASE("misuse: a callback given, the session used meanwhile, the session freed first") {
+        ember_session_params sp;
+        ember_session_params_init(&sp);
+        sp.n_threads = 1;
+        ember_session* s = nullptr;
+        REQUIRE(ember_session_create(stories(), &sp, &s) == EMBER_OK);
+        REQUIRE(ember_session_prefill(s, kOnceUponATime.data(), 5) == EMBER_OK);
+        ember_generation* g = nullptr;
+        ember_generate_params with_cb = gp;
+        with_cb.stream = stream_cb;
+        CHECK(ember_generation_start(s, greedy.s, &with_cb, &g) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(g == nullptr);
+        REQUIRE(ember_generation_start(s, greedy.s, &gp, &g) == EMBER_OK);
+        std::string text;
+        std::vector<int32_t> toks;
+        CHECK(drain(g, 2, text, toks));
+        REQUIRE(ember_session_decode(s, 403) == EMBER_OK);  // the session moves under the generation
+        const char* piece = nullptr;
+        size_t len = 0;
+        int32_t t = 0;
+        CHECK(ember_generation_next(g, &piece, &len, &t) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(last_error().find("changed") != std::string::npos);
+        ember_session_free(s);  // deferred: the generation still holds it, and now it is cancelled
+        CHECK(ember_generation_next(g, &piece, &len, &t) == EMBER_ERR_CANCELLED);
+        ember_generation_free(g);  // the session goes now
+        ember_generation_free(nullptr);
+        CHECK(ember_generation_next(nullptr, &piece, &len, &t) == EMBER_ERR_INVALID_ARGUMENT);
+    }
+}

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -51,6 +52,37 @@ struct GenerateResult {
     int stop_index = -1;         // with StopString: which of GenerateParams::stop
 };
 
+class Session;
+
+// A generation handed out one piece at a time (an iterator for bindings, UIs and event loops), with the
+// sampling, stop strings, UTF-8 hold-back and stop reasons of Session::generate. From
+// Session::start_generation; the session and sampler must outlive it, and the session must not be used
+// otherwise until it is done (next() throws InvalidArgument if the session changed). The token whose piece
+// next() returned is evaluated at the following next(): a consumer that stops early leaves the session as
+// generate's callback returning false would.
+class Generation {
+public:
+    struct Piece {
+        std::string text;  // UTF-8, never a split character
+        Token token;       // the token that completed it
+    };
+    // The next piece, or nullopt once generation has ended (result() says why). Throws as generate does
+    // (Cancelled from another thread: the session keeps what was evaluated).
+    std::optional<Piece> next();
+    const GenerateResult& result() const;  // so far; complete once done()
+    bool done() const noexcept;
+
+    ~Generation();
+    Generation(Generation&&) noexcept;
+    Generation& operator=(Generation&&) noexcept;
+
+private:
+    friend class Session;
+    struct State;
+    Generation();
+    std::unique_ptr<State> s_;
+};
+
 class Session {
 public:
     explicit Session(const Model& model, const SessionParams& params = {});
@@ -86,6 +118,8 @@ public:
     // evaluated into the cache.
     GenerateResult generate(Sampler& sampler, const GenerateParams& params = {},
                             const std::function<bool(std::string_view text, Token token)>& on_text = {});
+    // The same generation, driven by the caller one piece at a time.
+    Generation start_generation(Sampler& sampler, const GenerateParams& params = {});
     // The same, filling `result` as it goes: when it throws (Cancelled from another thread, an error from
     // on_text), `result` still tells what was sampled and streamed before.
     void generate(Sampler& sampler, const GenerateParams& params,

@@ -313,77 +313,144 @@ size_t stop_prefix_tail(std::string_view text, const std::vector<std::string>& s
 
 }  // namespace
 
+// One generation's progress, shared by generate() (which streams it to a callback) and Generation (which
+// hands it out a piece at a time).
+struct Generation::State {
+    Session* session;
+    detail::SessionImpl* impl;
+    Sampler* sampler;
+    GenerateParams params;
+    GenerateResult own;
+    GenerateResult* r = &own;  // generate() points this at its caller's result
+    std::string pending;       // bytes of an incomplete UTF-8 character
+    std::string held;          // complete text that may be the start of a stop string
+    std::vector<float> biased;
+    Token to_evaluate = -1;    // the token of the piece last handed out, evaluated on the next step
+    int position = 0;          // where the session must stand at the next step
+    bool ended = false;
+
+    State(Session& s, detail::SessionImpl& i, Sampler& smp, GenerateParams p)
+        : session(&s), impl(&i), sampler(&smp), params(std::move(p)), position(i.position()) {
+        const Tokenizer& tok = impl->model.tokenizer();
+        for (const std::string& st : params.stop)
+            if (st.empty()) throw Error(Status::InvalidArgument, "generate: a stop string is empty");
+        for (const auto& [id, bias] : params.logit_bias)
+            if (id < 0 || id >= tok.n_vocab() || std::isnan(bias))
+                throw Error(Status::InvalidArgument, "generate: logit_bias for token " + std::to_string(id) +
+                                                         " (ids are in [0, " + std::to_string(tok.n_vocab()) +
+                                                         "), NaN is no bias)");
+    }
+
+    // Ends generation for `why`, handing out what text is left.
+    std::optional<Generation::Piece> finish(GenerateResult::Stop why) {
+        r->stop = why;
+        ended = true;
+        std::string rest = std::move(held) + std::move(pending);
+        held.clear();
+        pending.clear();
+        if (rest.empty()) return std::nullopt;
+        r->text += rest;
+        return Generation::Piece{std::move(rest), r->tokens.empty() ? -1 : r->tokens.back()};
+    }
+
+    void evaluate(Token t) {
+        as_ember_error("generate", [&] { impl->prefill(std::span<const Token>(&t, 1), false); });
+    }
+
+    // The next piece of text, or nullopt once generation has ended. No Call taken: the caller holds one.
+    std::optional<Generation::Piece> step() {
+        if (ended) return std::nullopt;
+        if (impl->position() != position)
+            throw Error(Status::InvalidArgument, "generate: the session changed since this generation started");
+        if (to_evaluate >= 0) {
+            const Token t = to_evaluate;
+            to_evaluate = -1;
+            evaluate(t);
+            position = impl->position();
+        }
+        const Tokenizer& tok = impl->model.tokenizer();
+        for (;;) {
+            if (params.max_tokens >= 0 && static_cast<int>(r->tokens.size()) >= params.max_tokens)
+                return finish(GenerateResult::Stop::Length);
+            if (impl->position() >= impl->n_ctx) return finish(GenerateResult::Stop::ContextFull);
+            std::span<const float> logits = session->logits();
+            if (!params.logit_bias.empty()) {
+                biased.assign(logits.begin(), logits.end());
+                for (const auto& [id, bias] : params.logit_bias) biased[static_cast<size_t>(id)] += bias;
+                logits = biased;
+            }
+            const Token t = sampler->sample(logits);
+            r->tokens.push_back(t);
+            if (params.stop_at_eog && tok.is_end_of_generation(t)) return finish(GenerateResult::Stop::EndOfGeneration);
+            pending += tok.piece(t, false);
+            const size_t n = complete_utf8_prefix(pending);
+            held.append(pending, 0, n);
+            pending.erase(0, n);
+            size_t cut = std::string::npos;
+            for (size_t i = 0; i < params.stop.size(); ++i)
+                if (const size_t at = held.find(params.stop[i]); at < cut) {
+                    cut = at;
+                    r->stop_index = static_cast<int>(i);
+                }
+            if (cut != std::string::npos) {  // the stop string and what follows are dropped; t is not evaluated
+                held.resize(cut);
+                pending.clear();
+                return finish(GenerateResult::Stop::StopString);
+            }
+            const size_t keep = stop_prefix_tail(held, params.stop);
+            std::string out = held.substr(0, held.size() - keep);
+            held.erase(0, held.size() - keep);
+            if (!out.empty()) {
+                r->text += out;
+                to_evaluate = t;
+                return Generation::Piece{std::move(out), t};
+            }
+            evaluate(t);  // nothing to hand out yet (a split character, a possible stop string): go on
+            position = impl->position();
+        }
+    }
+};
+
 void Session::generate(Sampler& sampler, const GenerateParams& params,
                        const std::function<bool(std::string_view, Token)>& on_text, GenerateResult& r) {
     Call call(*impl_, "generate");
     r = GenerateResult{};
-    const Tokenizer& tok = impl_->model.tokenizer();
-    for (const std::string& s : params.stop)
-        if (s.empty()) throw Error(Status::InvalidArgument, "generate: a stop string is empty");
-    for (const auto& [id, bias] : params.logit_bias)
-        if (id < 0 || id >= tok.n_vocab() || std::isnan(bias))
-            throw Error(Status::InvalidArgument, "generate: logit_bias for token " + std::to_string(id) +
-                                                     " (ids are in [0, " + std::to_string(tok.n_vocab()) + "), NaN is no bias)");
-    std::string pending;  // bytes of an incomplete UTF-8 character
-    std::string held;     // complete text that may be the start of a stop string
-    auto emit = [&](std::string_view out, Token t) -> bool {
-        if (out.empty()) return true;
-        r.text += out;
-        return !on_text || on_text(out, t);
-    };
-    // Moves complete text on; false when the caller or a stop string ends generation.
-    auto flush = [&](Token t, bool final) -> bool {
-        const size_t n = final ? pending.size() : complete_utf8_prefix(pending);
-        held.append(pending, 0, n);
-        pending.erase(0, n);
-        size_t cut = std::string::npos;
-        for (size_t i = 0; i < params.stop.size(); ++i)
-            if (const size_t at = held.find(params.stop[i]); at < cut) {
-                cut = at;
-                r.stop_index = static_cast<int>(i);
-            }
-        if (cut != std::string::npos) {
-            r.stop = GenerateResult::Stop::StopString;
-            emit(std::string_view(held).substr(0, cut), t);
-            return false;
+    Generation::State st(*this, *impl_, sampler, params);
+    st.r = &r;
+    while (std::optional<Generation::Piece> p = st.step()) {
+        if (on_text && !on_text(p->text, p->token)) {
+            // The token whose text the caller refused is not evaluated. Refusing the very last text of a
+            // generation that ended otherwise changes nothing.
+            if (!st.ended || r.stop == GenerateResult::Stop::Length) r.stop = GenerateResult::Stop::Callback;
+            return;
         }
-        const size_t keep = final ? 0 : stop_prefix_tail(held, params.stop);
-        const std::string out = held.substr(0, held.size() - keep);
-        held.erase(0, held.size() - keep);
-        if (!emit(out, t)) {
-            r.stop = GenerateResult::Stop::Callback;
-            return false;
-        }
-        return true;
-    };
-    std::vector<float> biased;
-    for (int i = 0; params.max_tokens < 0 || i < params.max_tokens; ++i) {
-        if (position() >= n_ctx()) {
-            r.stop = GenerateResult::Stop::ContextFull;
-            break;
-        }
-        std::span<const float> logits = this->logits();
-        if (!params.logit_bias.empty()) {
-            biased.assign(logits.begin(), logits.end());
-            for (const auto& [id, bias] : params.logit_bias) biased[static_cast<size_t>(id)] += bias;
-            logits = biased;
-        }
-        const Token t = sampler.sample(logits);
-        r.tokens.push_back(t);
-        if (params.stop_at_eog && tok.is_end_of_generation(t)) {
-            r.stop = GenerateResult::Stop::EndOfGeneration;
-            break;
-        }
-        pending += tok.piece(t, false);
-        if (!flush(t, false)) return;
-        as_ember_error("generate", [&] { impl_->prefill(std::span<const Token>(&t, 1), false); });
-    }
-    if (!pending.empty() || !held.empty()) {
-        const GenerateResult::Stop why = r.stop;
-        if (flush(r.tokens.empty() ? -1 : r.tokens.back(), true) || r.stop == GenerateResult::Stop::StopString) return;
-        if (why != GenerateResult::Stop::Length) r.stop = why;  // the caller stopping at the very end changes nothing
     }
 }
+
+Generation Session::start_generation(Sampler& sampler, const GenerateParams& params) {
+    Call call(*impl_, "generate");  // refuses a busy or cancelled session now rather than at the first piece
+    Generation g;
+    g.s_ = std::make_unique<Generation::State>(*this, *impl_, sampler, params);
+    return g;
+}
+
+Generation::Generation() = default;
+Generation::~Generation() = default;
+Generation::Generation(Generation&&) noexcept = default;
+Generation& Generation::operator=(Generation&&) noexcept = default;
+
+std::optional<Generation::Piece> Generation::next() {
+    if (!s_) throw Error(Status::InvalidArgument, "generation: moved from");
+    Call call(*s_->impl, "generate");
+    return s_->step();
+}
+
+const GenerateResult& Generation::result() const {
+    if (!s_) throw Error(Status::InvalidArgument, "generation: moved from");
+    return *s_->r;
+}
+
+bool Generation::done() const noexcept { return !s_ || s_->ended; }
 
 std::vector<uint8_t> Session::save_state() const {
     return as_ember_error("save", [&] { return detail::wrap_state(impl_->model.impl()->identity, impl_->state()); });
