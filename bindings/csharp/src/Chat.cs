@@ -29,7 +29,7 @@ namespace Ember
             Library.EnsureCompatible();
             GCHandle abortState = default(GCHandle);
             var sp = sessionParams != null ? sessionParams.ToNative(out abortState) : SessionParams.Defaults();
-            var cp = Interop.InitParams<ChatParamsNative>(NativeMethods.ember_chat_params_init);
+            var cp = Interop.InitParams<ChatParamsNative>(NativeMethods.ember_chat_params_init_sized);
             IntPtr system = IntPtr.Zero;
             try
             {
@@ -70,7 +70,7 @@ namespace Ember
         /// <summary>One turn as an enumerable of text pieces; see <see cref="TextStream"/>.</summary>
         public TextStream Stream(string user, Sampler sampler, GenerateOptions options = null)
         {
-            return new TextStream(Call(user, sampler), options);
+            return new TextStream(new WorkerSource(Call(user, sampler), options));
         }
 
         GenerateCall Call(string user, Sampler sampler)

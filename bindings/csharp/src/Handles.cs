@@ -43,6 +43,26 @@ namespace Ember
         protected override void Free(IntPtr h) { NativeMethods.ember_chat_free(h); }
     }
 
+    /// <summary>
+    /// An ember_generation. It holds a reference on the managed handles of its session and sampler
+    /// (<see cref="Hold"/>), so disposing either while the generation lives defers their release (and with it
+    /// the session's abort state) until the generation is freed, here or by its finalizer.
+    /// </summary>
+    internal sealed class GenerationHandle : EmberHandle
+    {
+        SafeHandle _session, _sampler;
+
+        /// <summary>Right after a successful start: the handles whose references the caller took for it.</summary>
+        internal void Hold(SafeHandle session, SafeHandle sampler) { _session = session; _sampler = sampler; }
+
+        protected override void Free(IntPtr h)
+        {
+            NativeMethods.ember_generation_free(h);
+            if (_session != null) _session.DangerousRelease();
+            if (_sampler != null) _sampler.DangerousRelease();
+        }
+    }
+
     /// <summary>A tokenizer from ember_tokenizer_load (one borrowed from a model is not wrapped in this).</summary>
     internal sealed class TokenizerHandle : EmberHandle
     {

@@ -106,33 +106,18 @@ namespace Ember
             finally { Marshal.FreeHGlobal(p); }
         }
 
-        /// <summary>
-        /// Fills a params struct through its *_params_init. ember's init writes sizeof(the library's struct),
-        /// which a newer library makes larger than ours; so init into a generous zeroed scratch block, take our
-        /// prefix, and say our own size in struct_size.
-        /// </summary>
-        internal static T InitParams<T>(InitFn init) where T : struct
+        internal delegate Status SizedInitFn(IntPtr p, UIntPtr size);
+
+        /// <summary>A params struct filled by its *_params_init_sized with our struct's size: the library writes
+        /// exactly that many bytes (its defaults for the fields we share, zero for any it does not know).</summary>
+        internal static T InitParams<T>(SizedInitFn init) where T : struct
         {
-            int ours = Marshal.SizeOf(typeof(T));
-            const int scratch = 4096;
-            IntPtr p = Marshal.AllocHGlobal(scratch);
+            int size = Marshal.SizeOf(typeof(T));
+            IntPtr p = Marshal.AllocHGlobal(size);
             try
             {
-                for (int i = 0; i < scratch; i += 8) Marshal.WriteInt64(p, i, 0);
-                Check(init(p));
-                uint theirs = (uint)Marshal.ReadInt32(p);
-                if (theirs > scratch)
-                    throw new EmberException(Status.Unsupported, "ember: the library's " + typeof(T).Name + " is " + theirs + " bytes, more than a binding can hold");
-                var value = (T)Marshal.PtrToStructure(p, typeof(T));
-                // struct_size is the first field of every params struct.
-                IntPtr q = Marshal.AllocHGlobal(ours);
-                try
-                {
-                    Marshal.StructureToPtr(value, q, false);
-                    Marshal.WriteInt32(q, 0, ours);
-                    return (T)Marshal.PtrToStructure(q, typeof(T));
-                }
-                finally { Marshal.FreeHGlobal(q); }
+                Check(init(p, (UIntPtr)(uint)size));
+                return (T)Marshal.PtrToStructure(p, typeof(T));
             }
             finally { Marshal.FreeHGlobal(p); }
         }

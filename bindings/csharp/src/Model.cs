@@ -61,7 +61,7 @@ namespace Ember
         static Model LoadCore(ModelParams parameters, LoadCall call)
         {
             Library.EnsureCompatible();
-            var p = Interop.InitParams<ModelParamsNative>(NativeMethods.ember_model_params_init);
+            var p = Interop.InitParams<ModelParamsNative>(NativeMethods.ember_model_params_init_sized);
             IntPtr backend = IntPtr.Zero;
             ProgressState state = null;
             GCHandle stateHandle = default(GCHandle);

@@ -126,7 +126,8 @@ namespace Ember
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern IntPtr ember_backend_name(int index);
 
         // --- models
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_model_params_init(IntPtr p);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_model_params_init(IntPtr p);  // the library's full size (layout checks)
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_model_params_init_sized(IntPtr p, UIntPtr size);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_model_load(byte[] path, ref ModelParamsNative p, out ModelHandle model);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_model_load_from_memory(byte[] data, UIntPtr size, ref ModelParamsNative p, out ModelHandle model);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void ember_model_free(IntPtr model);
@@ -167,7 +168,8 @@ namespace Ember
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int ember_tokenizer_add_eos(IntPtr tokenizer);
 
         // --- sessions
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_params_init(IntPtr p);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_params_init(IntPtr p);  // the library's full size (layout checks)
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_params_init_sized(IntPtr p, UIntPtr size);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_create(ModelHandle model, ref SessionParamsNative p, out SessionHandle session);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void ember_session_free(IntPtr session);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_prefill_ex(SessionHandle session, int[] tokens, int n, uint flags);
@@ -180,13 +182,19 @@ namespace Ember
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_reset(SessionHandle session);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_cancel(SessionHandle session);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_clear_cancel(SessionHandle session);
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_generate_params_init(IntPtr p);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_generate_params_init(IntPtr p);  // the library's full size (layout checks)
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_generate_params_init_sized(IntPtr p, UIntPtr size);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_generate_ex(SessionHandle session, SamplerHandle sampler, ref GenerateParamsNative p, ref GenerateResultNative result);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_generation_start(SessionHandle session, SamplerHandle sampler, ref GenerateParamsNative p, out GenerationHandle generation);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_generation_next(GenerationHandle generation, out IntPtr text, out UIntPtr len, out int token);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_generation_result(GenerationHandle generation, ref GenerateResultNative result);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void ember_generation_free(IntPtr generation);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_save(SessionHandle session, byte[] path);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_load(SessionHandle session, byte[] path);
 
         // --- chats
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_chat_params_init(IntPtr p);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_chat_params_init(IntPtr p);  // the library's full size (layout checks)
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_chat_params_init_sized(IntPtr p, UIntPtr size);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_chat_create(ModelHandle model, ref SessionParamsNative sp, ref ChatParamsNative p, out ChatHandle chat);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void ember_chat_free(IntPtr chat);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_chat_say_ex(ChatHandle chat, SamplerHandle sampler, byte[] user, ref GenerateParamsNative p, ref GenerateResultNative result);
@@ -196,7 +204,8 @@ namespace Ember
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_chat_load(ChatHandle chat, byte[] path);
 
         // --- samplers
-        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_params_init(IntPtr p);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_params_init(IntPtr p);  // the library's full size (layout checks)
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_params_init_sized(IntPtr p, UIntPtr size);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_create(ref SamplerParamsNative p, out SamplerHandle sampler);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_create_greedy(out SamplerHandle sampler);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void ember_sampler_free(IntPtr sampler);

@@ -49,7 +49,7 @@ namespace Ember
         static SamplerHandle Create(SamplerParams q)
         {
             Library.EnsureCompatible();
-            var p = Interop.InitParams<SamplerParamsNative>(NativeMethods.ember_sampler_params_init);
+            var p = Interop.InitParams<SamplerParamsNative>(NativeMethods.ember_sampler_params_init_sized);
             if (q != null)
             {
                 if (q.Temperature.HasValue) p.temperature = q.Temperature.Value;

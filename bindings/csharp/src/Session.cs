@@ -19,7 +19,7 @@ namespace Ember
 
         internal SessionParamsNative ToNative(out GCHandle abortState)
         {
-            var p = Interop.InitParams<SessionParamsNative>(NativeMethods.ember_session_params_init);
+            var p = Interop.InitParams<SessionParamsNative>(NativeMethods.ember_session_params_init_sized);
             abortState = default(GCHandle);
             if (NCtx.HasValue) p.n_ctx = NCtx.Value;
             if (NBatch.HasValue) p.n_batch = NBatch.Value;
@@ -35,7 +35,7 @@ namespace Ember
 
         internal static SessionParamsNative Defaults()
         {
-            return Interop.InitParams<SessionParamsNative>(NativeMethods.ember_session_params_init);
+            return Interop.InitParams<SessionParamsNative>(NativeMethods.ember_session_params_init_sized);
         }
     }
 
@@ -182,7 +182,8 @@ namespace Ember
         /// <summary>Generation as an enumerable of text pieces; see <see cref="TextStream"/>.</summary>
         public TextStream Stream(Sampler sampler, GenerateOptions options = null)
         {
-            return new TextStream(Call(sampler), options);
+            if (sampler == null) throw new ArgumentNullException("sampler");
+            return new TextStream(new GenerationSource(Handle, sampler.Handle, options));
         }
 
         GenerateCall Call(Sampler sampler)
