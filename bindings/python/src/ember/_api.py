@@ -10,16 +10,18 @@ import enum
 import json
 import os
 import threading
-from ctypes import POINTER, byref, c_char_p, c_float, c_int32, c_uint64, c_void_p
+from ctypes import POINTER, byref, c_char_p, c_float, c_int32, c_size_t, c_uint64, c_void_p
 from typing import (
     Any,
     Callable,
+    Generator,
     Iterable,
     Iterator,
     List,
     Mapping,
     Optional,
     Sequence,
+    Tuple,
     Union,
 )
 
@@ -522,9 +524,9 @@ class Model(_Handle, _Vocab):
         n_threads: int = 0,
     ) -> Iterator[str]:
         """Streams the continuation of prompt (text, tokenized with special tokens, or token ids) as text
-        pieces. A session of its own is made and prefilled now (errors surface here); generation runs on a
-        worker thread without the GIL, one piece ahead of nothing: it waits for the consumer, and leaving
-        the loop (break, an exception, or dropping the generator) ends it and frees everything."""
+        pieces. A session of its own is made and prefilled now (errors surface here); each piece is generated
+        when asked for (see Session.stream), and leaving the loop (break, an exception, or dropping the
+        generator) ends generation and frees everything."""
         ids = self.tokenize(prompt) if isinstance(prompt, (str, bytes)) else list(prompt)
         sampler = Sampler(
             temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p, repeat_penalty=repeat_penalty, seed=seed
@@ -699,14 +701,13 @@ class _Piecer:
             return N.STREAM_ERROR
 
 
-def _generate(
-    run: Callable[[Any, Any], int],
+def _generate_params(
     max_tokens: int,
     stop: Union[None, str, bytes, Sequence[Union[str, bytes]]],
     logit_bias: Optional[Mapping[int, float]],
     stop_at_eog: bool,
-    on_piece: Optional[Callable[[str, int], bool]],
-) -> GenerateResult:
+) -> Tuple[Any, List[Any]]:
+    """An ember_generate_params (no stream callback yet) and the ctypes objects it points into."""
     p = N.init_params(N.GenerateParams, "generate")
     p.max_tokens = _i32(max_tokens, "max_tokens")
     p.stop_at_eog = 1 if stop_at_eog else 0
@@ -726,19 +727,41 @@ def _generate(
         p.bias_tokens = toks
         p.bias_values = vals
         p.n_bias = len(items)
-    piecer = _Piecer(on_piece)
-    p.stream = piecer.c
+    return p, keep
+
+
+def _result_struct() -> Any:
     r = N.GenerateResultC()
     r.struct_size = ctypes.sizeof(r)
+    return r
+
+
+def _result(r: Any, stop_reason: Optional[StopReason], pieces: List[str], tokens: List[int]) -> GenerateResult:
+    """stop_reason None: generation failed (no stop reason, no stop index)."""
+    return GenerateResult(
+        n_generated=int(r.n_generated),
+        stop_reason=stop_reason,
+        stop_index=int(r.stop_index) if stop_reason is not None and r.stop_index >= 0 else None,
+        text="".join(pieces),
+        tokens=tokens,
+    )
+
+
+def _generate(
+    run: Callable[[Any, Any], int],
+    max_tokens: int,
+    stop: Union[None, str, bytes, Sequence[Union[str, bytes]]],
+    logit_bias: Optional[Mapping[int, float]],
+    stop_at_eog: bool,
+    on_piece: Optional[Callable[[str, int], bool]],
+) -> GenerateResult:
+    p, _keep = _generate_params(max_tokens, stop, logit_bias, stop_at_eog)
+    piecer = _Piecer(on_piece)
+    p.stream = piecer.c
+    r = _result_struct()
     st = run(byref(p), byref(r))
     message = N.last_error() if st != 0 else ""  # read at once, on this thread
-    result = GenerateResult(
-        n_generated=int(r.n_generated),
-        stop_reason=StopReason(r.stop_reason) if st == 0 else None,
-        stop_index=int(r.stop_index) if st == 0 and r.stop_index >= 0 else None,
-        text="".join(piecer.pieces),
-        tokens=piecer.tokens,
-    )
+    result = _result(r, StopReason(r.stop_reason) if st == 0 else None, piecer.pieces, piecer.tokens)
     if piecer.exc is not None:
         exc = piecer.exc
         piecer.exc = None
@@ -756,8 +779,67 @@ def _on_text(on_text: Optional[Callable[[str], Any]]) -> Optional[Callable[[str,
     return lambda piece, _tok: on_text(piece) is not False
 
 
-class _StreamState:
-    """The hand-over between a generation running on a worker thread and the consumer iterating. The
+class _Outcome:
+    """Where a stream's generator function leaves its GenerateResult for the TextStream (no reference cycle)."""
+
+    __slots__ = ("result",)
+
+    def __init__(self) -> None:
+        self.result: Optional[GenerateResult] = None
+
+
+def _generation_pieces(
+    session: "Session",
+    sampler: "Sampler",
+    max_tokens: int,
+    stop: Any,
+    logit_bias: Optional[Mapping[int, float]],
+    stop_at_eog: bool,
+    out: _Outcome,
+) -> Generator[str, None, None]:
+    """The pieces of an ember_generation, one ember_generation_next per piece on the consumer's thread (ctypes
+    releases the GIL, so Session.cancel() from another thread ends the running step). The token of the piece
+    handed out last is evaluated only when the next piece is asked for, so closing the generator stops right
+    there, as on_text returning False would (StopReason.CALLBACK). The generation holds the session and the
+    sampler until it is freed: closing either meanwhile is deferred (and cancels the session)."""
+    L = lib()
+    p, _keep = _generate_params(max_tokens, stop, logit_bias, stop_at_eog)
+    g = c_void_p()
+    with session._use() as h, sampler._use() as sh:
+        check(L.ember_generation_start(h, sh, byref(p), byref(g)))
+    text, n, token = c_void_p(), c_size_t(0), c_int32(0)
+    pieces: List[str] = []
+    tokens: List[int] = []
+    st, message, ended = 0, "", False
+    try:
+        while True:
+            st = L.ember_generation_next(g, byref(text), byref(n), byref(token))
+            if st != 0:
+                message = N.last_error()  # read at once, on this thread
+                break
+            if text.value is None:
+                ended = True
+                break
+            piece = ctypes.string_at(text.value, n.value).decode("utf-8", "replace")
+            pieces.append(piece)
+            tokens.append(int(token.value))
+            yield piece
+    finally:
+        r = _result_struct()
+        rst = L.ember_generation_result(g, byref(r))
+        L.ember_generation_free(g)
+        # ended by the consumer (close, garbage collection) unless it ended or failed on its own
+        stop_reason = StopReason(r.stop_reason) if ended else None if st != 0 else StopReason.CALLBACK
+        out.result = _result(r, stop_reason, pieces, tokens)
+        check(rst)
+    if st != 0:
+        err = N.make_error(st, message)
+        err.result = out.result
+        raise err
+
+
+class _HandOver:
+    """The hand-over between a callback-based generation running on a worker thread and the consumer. The
     worker's callback hands one piece over and then waits for the consumer to ask for the next one (so the
     consumer stopping after a piece stops generation right there, as a callback returning STOP would)."""
 
@@ -797,67 +879,66 @@ class _StreamState:
             self.cv.notify_all()
 
 
-class TextStream(Iterator[str]):
-    """An iterator over generated text pieces; generation runs on a worker thread (without the GIL) that
-    waits for the consumer. ``close()`` (or leaving a ``with`` block, or garbage collection) stops it and
-    joins the thread. ``result`` holds the GenerateResult once it has ended."""
+def _handed_over_pieces(
+    run: Callable[[Callable[[str, int], bool]], GenerateResult], out: _Outcome
+) -> Generator[str, None, None]:
+    """The pieces of run(on_piece), a callback-based generation (a chat's turn: the C ABI has no chat
+    generation to pull from), on a worker thread without the GIL; closing the generator joins it."""
+    s = _HandOver(run)
+    worker = threading.Thread(target=s.work, name="ember-generate", daemon=True)
+    worker.start()
+    try:
+        while True:
+            with s.cv:
+                while not (s.has_item or s.done):
+                    s.cv.wait()
+                if not s.has_item:
+                    break
+                s.has_item = False
+                piece = s.item
+            yield piece  # type: ignore[misc]
+            with s.cv:
+                s.want = True
+                s.cv.notify_all()
+    finally:
+        with s.cv:
+            s.closed = True
+            s.cv.notify_all()
+        worker.join()
+        out.result = s.result
+    if s.error is not None:
+        raise s.error
 
-    def __init__(self, run: Callable[[Callable[[str, int], bool]], GenerateResult]) -> None:
-        self._state = _StreamState(run)
-        self._thread: Optional[threading.Thread] = None
-        self._finished = False
+
+class TextStream(Iterator[str]):
+    """An iterator over generated text pieces, each generated when asked for. ``close()`` (or leaving a
+    ``with`` block, or garbage collection) stops generation: the piece handed out last is the last one
+    (StopReason.CALLBACK). ``result`` holds the GenerateResult once it has ended (on a failure, what was
+    generated before it, as the error's ``.result``)."""
+
+    def __init__(self, pieces: Callable[[_Outcome], Generator[str, None, None]]) -> None:
+        self._out = _Outcome()
+        self._pieces = pieces(self._out)
 
     @property
     def result(self) -> Optional[GenerateResult]:
-        return self._state.result
+        return self._out.result
 
     def __iter__(self) -> "TextStream":
         return self
 
     def __next__(self) -> str:
-        s = self._state
-        if self._finished:
-            raise StopIteration
-        with s.cv:
-            if self._thread is None:
-                self._thread = threading.Thread(target=s.work, name="ember-generate", daemon=True)
-                self._thread.start()
-            else:
-                s.want = True
-                s.cv.notify_all()
-            while not (s.has_item or s.done):
-                s.cv.wait()
-            if s.has_item:
-                s.has_item = False
-                return s.item  # type: ignore[return-value]
-        self._thread.join()
-        self._finished = True
-        if s.error is not None:
-            err, s.error = s.error, None
-            raise err
-        raise StopIteration
+        return next(self._pieces)
 
     def close(self) -> None:
-        """Stops generation (the piece handed out last is the last one) and waits for the worker."""
-        s = self._state
-        with s.cv:
-            s.closed = True
-            s.cv.notify_all()
-        if self._thread is not None:
-            self._thread.join()
-        self._finished = True
+        """Stops generation (the piece handed out last is the last one) and frees what it holds."""
+        self._pieces.close()
 
     def __enter__(self) -> "TextStream":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1003,9 +1084,13 @@ class Session(_Handle):
         stop_at_eog: bool = True,
         logit_bias: Optional[Mapping[int, float]] = None,
     ) -> TextStream:
-        """generate() as an iterator of text pieces (see TextStream): breaking out after a piece stops
-        generation there, as on_text returning False would."""
-        return TextStream(lambda on_piece: self._run(sampler, max_tokens, stop, logit_bias, stop_at_eog, on_piece))
+        """generate() as an iterator of text pieces (see TextStream), generated on the consumer's thread one
+        at a time: breaking out after a piece stops generation there, as on_text returning False would. Use
+        the session for nothing else until the stream has ended or is closed."""
+        if N.optional("ember_generation_start") is None:  # an older library: its callback on a worker thread
+            return TextStream(lambda out: _handed_over_pieces(
+                lambda on_piece: self._run(sampler, max_tokens, stop, logit_bias, stop_at_eog, on_piece), out))
+        return TextStream(lambda out: _generation_pieces(self, sampler, max_tokens, stop, logit_bias, stop_at_eog, out))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -1096,8 +1181,9 @@ class Chat(_Handle):
         stop_at_eog: bool = True,
         logit_bias: Optional[Mapping[int, float]] = None,
     ) -> TextStream:
-        """say() as an iterator of reply pieces."""
-        return TextStream(lambda on_piece: self._run(text, sampler, max_tokens, stop, logit_bias, stop_at_eog, on_piece))
+        """say() as an iterator of reply pieces (the turn runs on a worker thread that waits for the consumer)."""
+        return TextStream(lambda out: _handed_over_pieces(
+            lambda on_piece: self._run(text, sampler, max_tokens, stop, logit_bias, stop_at_eog, on_piece), out))
 
     def _closing_while_busy(self, h: int) -> None:
         fn = N.optional("ember_chat_cancel")

@@ -350,13 +350,17 @@ _PROTOTYPES: Dict[str, Any] = {
 }
 
 # Present in newer libraries only: *_params_init_sized(params, size) writes exactly `size` bytes;
-# ember_chat_cancel / ember_chat_clear_cancel.
+# ember_chat_cancel / ember_chat_clear_cancel; ember_generation_* (a generation one piece at a time).
 _OPTIONAL: Dict[str, Any] = {
     f"ember_{kind}_params_init_sized": (_S, [c_void_p, c_size_t])
     for kind in ("model", "session", "generate", "chat", "sampler")
 }
 _OPTIONAL["ember_chat_cancel"] = (_S, [_P])
 _OPTIONAL["ember_chat_clear_cancel"] = (_S, [_P])
+_OPTIONAL["ember_generation_start"] = (_S, [_P, _P, POINTER(GenerateParams), POINTER(_P)])
+_OPTIONAL["ember_generation_next"] = (_S, [_P, POINTER(c_void_p), _SZ, _I32P])  # text as void*: it may hold NULs
+_OPTIONAL["ember_generation_result"] = (_S, [_P, POINTER(GenerateResultC)])
+_OPTIONAL["ember_generation_free"] = (None, [_P])
 
 
 def optional(name: str) -> Any:
