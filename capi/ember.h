@@ -500,7 +500,8 @@ EMBER_API ember_status ember_generation_start(ember_session* session, ember_samp
  * call on it) and the token that completed it; *text is NULL once generation has ended. The token of the
  * piece returned is evaluated at the following call, so stopping early leaves the session as a stream
  * callback returning EMBER_STREAM_STOP would. Fails as generate does (CANCELLED...); the session keeps
- * what was evaluated. */
+ * what was evaluated. A call refused before it started (a session already cancelled) changes nothing; one
+ * that failed while evaluating ends the generation (later calls give NULL text). */
 EMBER_API ember_status ember_generation_next(ember_generation* generation, const char** text, size_t* len,
                                              int32_t* token);
 

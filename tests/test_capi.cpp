@@ -1459,6 +1459,50 @@ TEST_CASE("generations: pieces one at a time, early stop, stop strings, misuse")
         ember_generation_free(g);
         CHECK(ember_session_position(s.s) == 5 + 3 - 1);
     }
+    SUBCASE("a cancel before a step refuses it; the generation goes on coherently once cleared") {
+        Session s;
+        REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        ember_generation* g = nullptr;
+        REQUIRE(ember_generation_start(s.s, greedy.s, &gp, &g) == EMBER_OK);
+        std::string text;
+        std::vector<int32_t> toks;
+        CHECK(drain(g, 2, text, toks));
+        REQUIRE(ember_session_cancel(s.s) == EMBER_OK);
+        const char* piece = nullptr;
+        size_t len = 0;
+        int32_t t = 0;
+        CHECK(ember_generation_next(g, &piece, &len, &t) == EMBER_ERR_CANCELLED);
+        REQUIRE(ember_session_clear_cancel(s.s) == EMBER_OK);
+        CHECK(ember_session_position(s.s) == 5 + 1);  // the first piece's token; the second's waits
+        REQUIRE(ember_generation_next(g, &piece, &len, &t) == EMBER_OK);
+        REQUIRE(piece != nullptr);
+        CHECK(t == kGoldenGreedy16[2]);  // the second token was evaluated first: the text goes on as it should
+        ember_generation_free(g);
+    }
+    SUBCASE("a step that fails while evaluating ends the generation") {
+        static std::atomic<bool> stop_now{false};
+        ember_session_params sp;
+        ember_session_params_init(&sp);
+        sp.n_threads = 1;
+        sp.abort = [](void*) { return stop_now.load(); };
+        Session s(&sp);
+        REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_OK);
+        ember_generation* g = nullptr;
+        REQUIRE(ember_generation_start(s.s, greedy.s, &gp, &g) == EMBER_OK);
+        std::string text;
+        std::vector<int32_t> toks;
+        CHECK(drain(g, 2, text, toks));
+        stop_now = true;
+        const char* piece = nullptr;
+        size_t len = 0;
+        int32_t t = 0;
+        CHECK(ember_generation_next(g, &piece, &len, &t) == EMBER_ERR_CANCELLED);
+        stop_now = false;
+        CHECK(ember_session_position(s.s) == 5 + 1);
+        CHECK(ember_generation_next(g, &piece, &len, &t) == EMBER_OK);
+        CHECK(piece == nullptr);  // ended: its second piece's token never reached the cache
+        ember_generation_free(g);
+    }
     SUBCASE("a stop string") {
         Session s;
         REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), 5) == EMBER_OK);

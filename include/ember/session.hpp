@@ -67,7 +67,8 @@ public:
         Token token;       // the token that completed it
     };
     // The next piece, or nullopt once generation has ended (result() says why). Throws as generate does
-    // (Cancelled from another thread: the session keeps what was evaluated).
+    // (Cancelled: the session keeps what was evaluated; a step that failed while evaluating ends the
+    // generation, while one refused before it started, on a session already cancelled, changes nothing).
     std::optional<Piece> next();
     const GenerateResult& result() const;  // so far; complete once done()
     bool done() const noexcept;

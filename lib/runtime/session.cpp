@@ -353,15 +353,24 @@ struct Generation::State {
         return Generation::Piece{std::move(rest), r->tokens.empty() ? -1 : r->tokens.back()};
     }
 
+    // A failure ends the generation: its last token was handed out but never reached the cache, so going
+    // on would continue a text the session does not hold.
     void evaluate(Token t) {
-        as_ember_error("generate", [&] { impl->prefill(std::span<const Token>(&t, 1), false); });
+        try {
+            as_ember_error("generate", [&] { impl->prefill(std::span<const Token>(&t, 1), false); });
+        } catch (...) {
+            ended = true;
+            throw;
+        }
     }
 
     // The next piece of text, or nullopt once generation has ended. No Call taken: the caller holds one.
     std::optional<Generation::Piece> step() {
         if (ended) return std::nullopt;
-        if (impl->position() != position)
+        if (impl->position() != position) {
+            ended = true;
             throw Error(Status::InvalidArgument, "generate: the session changed since this generation started");
+        }
         if (to_evaluate >= 0) {
             const Token t = to_evaluate;
             to_evaluate = -1;
