@@ -826,16 +826,14 @@ void copy_tokens(const ember::GenerateResult& r, const ember_generate_params& p)
 }
 
 // Copies what the caller's result struct holds.
-ember_status write_generate_result(const ember::GenerateResult& r, ember_generate_result* out, const char* where) {
-    if (!out) return EMBER_OK;
+void write_generate_result(const ember::GenerateResult& r, ember_generate_result* out) noexcept {
+    if (!out) return;
     ember_generate_result full;
     full.struct_size = out->struct_size;
     full.n_generated = static_cast<int32_t>(r.tokens.size());
     full.stop_reason = stop_reason(r.stop);
     full.stop_index = r.stop == ember::GenerateResult::Stop::StopString ? r.stop_index : -1;
     std::memcpy(static_cast<void*>(out), &full, std::min<size_t>(out->struct_size, sizeof full));
-    (void)where;
-    return EMBER_OK;
 }
 
 ember_status check_result_struct(const ember_generate_result* out, const char* where) noexcept {
@@ -861,7 +859,7 @@ EMBER_API ember_status ember_session_generate_ex(ember_session* session, ember_s
     EMBER_TRY
     if (const ember_status st = check_result_struct(result, __func__); st != EMBER_OK) return st;
     ember::GenerateResult r;
-    write_generate_result(r, result, __func__);
+    write_generate_result(r, result);
     EMBER_REQUIRE_PTR(session);
     EMBER_REQUIRE_PTR(sampler);
     const InUse<ember_session> session_in_use(session);
@@ -873,12 +871,13 @@ EMBER_API ember_status ember_session_generate_ex(ember_session* session, ember_s
     try {
         session->session->generate(sampler->sampler, gp, on_text_of(p.stream, p.stream_user_data), r);
     } catch (...) {
-        write_generate_result(r, result, __func__);  // what was sampled before the failure
+        write_generate_result(r, result);  // what was sampled before the failure
         copy_tokens(r, p);
         throw;
     }
     copy_tokens(r, p);
-    return write_generate_result(r, result, __func__);
+    write_generate_result(r, result);
+    return EMBER_OK;
     EMBER_CATCH
 }
 
@@ -943,7 +942,8 @@ EMBER_API ember_status ember_generation_result(const ember_generation* generatio
     EMBER_REQUIRE_PTR(generation);
     EMBER_REQUIRE_PTR(result);
     if (const ember_status st = check_result_struct(result, __func__); st != EMBER_OK) return st;
-    return write_generate_result(generation->gen->result(), result, __func__);
+    write_generate_result(generation->gen->result(), result);
+    return EMBER_OK;
     EMBER_CATCH
 }
 
@@ -1063,7 +1063,7 @@ EMBER_API ember_status ember_chat_say_ex(ember_chat* chat, ember_sampler* sample
                                          const ember_generate_params* params, ember_generate_result* result) {
     EMBER_TRY
     if (const ember_status st = check_result_struct(result, __func__); st != EMBER_OK) return st;
-    write_generate_result(ember::GenerateResult{}, result, __func__);
+    write_generate_result(ember::GenerateResult{}, result);
     EMBER_REQUIRE_PTR(chat);
     EMBER_REQUIRE_PTR(sampler);
     EMBER_REQUIRE_PTR(user);
@@ -1075,7 +1075,8 @@ EMBER_API ember_status ember_chat_say_ex(ember_chat* chat, ember_sampler* sample
         return st;
     const ember::ChatTurn t = chat->chat->say(user, sampler->sampler, gp, on_text_of(p.stream, p.stream_user_data));
     copy_tokens(t.reply, p);
-    return write_generate_result(t.reply, result, __func__);
+    write_generate_result(t.reply, result);
+    return EMBER_OK;
     EMBER_CATCH
 }
 

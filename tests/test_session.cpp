@@ -338,3 +338,25 @@ TEST_CASE("bad model files are errors") {
         CHECK(e.status() == Status::BadFile);
     }
 }
+
+TEST_CASE("GeneratedText: whole characters only, stop strings held back and cut") {
+    ember::GeneratedText plain;
+    CHECK(plain.push("a\xE2\x82") == "a");  // "€" split across tokens waits for its last byte
+    CHECK(plain.push("\xAC!") == "\xE2\x82\xAC!");
+    CHECK(plain.push("\xF0") == "");
+    CHECK(plain.flush() == "\xF0");  // at the end, what is held goes out as it is
+
+    ember::GeneratedText t({"STOP", "</s>"});
+    CHECK(t.push("hello S") == "hello ");  // "S" may begin "STOP"
+    CHECK(t.push("T") == "");
+    CHECK(t.push("ay") == "STay");          // it did not
+    CHECK(t.push(" x</") == " x");
+    CHECK_FALSE(t.stopped());
+    CHECK(t.push("s> tail") == "");         // the stop string and what follows are dropped
+    CHECK(t.stopped());
+    CHECK(t.stop_index() == 1);
+    CHECK(t.push("more") == "");
+    CHECK(t.flush() == "");
+
+    CHECK_THROWS_AS(ember::GeneratedText({""}), ember::Error);
+}

@@ -55,8 +55,7 @@ public:
     std::string chat_template() const;   // empty when the file has none
     // A metadata value rendered as text (strings as they are, numbers in decimal); nullopt when absent.
     std::optional<std::string> meta(std::string_view key) const;
-    std::vector<std::string> meta_keys() const;                    // every key, in file order
-    std::optional<MetaType> meta_type(std::string_view key) const;  // nullopt when absent
+    std::optional<MetaType> meta_type(std::string_view key) const;  // nullopt when absent (keys: info().metadata)
     // The whole value as JSON (arrays in full; bytes that are not UTF-8 become U+FFFD; NaN is null).
     std::optional<std::string> meta_json(std::string_view key) const;
 

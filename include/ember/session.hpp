@@ -52,6 +52,26 @@ struct GenerateResult {
     int stop_index = -1;         // with StopString: which of GenerateParams::stop
 };
 
+// Generated text as it may be shown while tokens arrive: never a split UTF-8 character, never text that
+// may still turn out to be a stop string, and nothing from the first stop string on. Session::generate
+// uses it; so can a caller that steps decoding itself (a server's batched steps).
+class GeneratedText {
+public:
+    explicit GeneratedText(std::vector<std::string> stop = {});  // InvalidArgument for an empty stop string
+    // Appends a token's bytes; returns the text now safe to show (up to the stop string, once one appears).
+    std::string push(std::string_view bytes);
+    // At the end of generation: the text held back ("" once a stop string was found).
+    std::string flush();
+    bool stopped() const noexcept { return stop_index_ >= 0; }
+    int stop_index() const noexcept { return stop_index_; }  // which stop string; -1 while none
+
+private:
+    std::vector<std::string> stop_;
+    std::string pending_;  // bytes of an incomplete UTF-8 character
+    std::string held_;     // whole characters that may be the start of a stop string
+    int stop_index_ = -1;
+};
+
 class Session;
 
 // A generation handed out one piece at a time (an iterator for bindings, UIs and event loops), with the

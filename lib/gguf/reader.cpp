@@ -131,23 +131,17 @@ bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul
 }  // namespace
 
 File File::open(const std::string& path, bool use_mmap) {
-    auto map = std::make_shared<MappedFile>(path, use_mmap);
-    File f;
-    f.map_ = map;
-    f.bytes_ = map->bytes();
-    try {
-        f.parse_all();
-    } catch (const Error& e) {
-        throw Error(e.status(), path + ": " + e.what());
-    }
-    return f;
+    return from_map(std::make_shared<MappedFile>(path, use_mmap), path);
 }
 
 File File::copy_of(std::span<const uint8_t> bytes, const std::string& name) {
-    auto copy = std::make_shared<MappedFile>(bytes, name);
+    return from_map(std::make_shared<MappedFile>(bytes, name), name);
+}
+
+File File::from_map(std::shared_ptr<MappedFile> map, const std::string& name) {
     File f;
-    f.map_ = copy;
-    f.bytes_ = copy->bytes();
+    f.bytes_ = map->bytes();
+    f.map_ = std::move(map);
     try {
         f.parse_all();
     } catch (const Error& e) {

@@ -79,6 +79,8 @@ public:
 
 private:
     File() = default;
+    // Parses what `map` holds and keeps it alive; `name` labels errors.
+    static File from_map(std::shared_ptr<MappedFile> map, const std::string& name);
     void parse_all();
 
     std::shared_ptr<MappedFile> map_;

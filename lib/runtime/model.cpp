@@ -72,13 +72,6 @@ std::optional<std::string> Model::meta(std::string_view key) const {
     return v->describe();
 }
 
-std::vector<std::string> Model::meta_keys() const {
-    std::vector<std::string> keys;
-    keys.reserve(impl_->file.metadata().size());
-    for (const auto& kv : impl_->file.metadata()) keys.push_back(kv.first);
-    return keys;
-}
-
 std::optional<MetaType> Model::meta_type(std::string_view key) const {
     const gguf::Value* v = impl_->file.find(key);
     if (!v) return std::nullopt;

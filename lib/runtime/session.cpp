@@ -313,6 +313,42 @@ size_t stop_prefix_tail(std::string_view text, const std::vector<std::string>& s
 
 }  // namespace
 
+GeneratedText::GeneratedText(std::vector<std::string> stop) : stop_(std::move(stop)) {
+    for (const std::string& st : stop_)
+        if (st.empty()) throw Error(Status::InvalidArgument, "generate: a stop string is empty");
+}
+
+std::string GeneratedText::push(std::string_view bytes) {
+    if (stopped()) return {};
+    pending_.append(bytes);
+    const size_t n = complete_utf8_prefix(pending_);
+    held_.append(pending_, 0, n);
+    pending_.erase(0, n);
+    size_t cut = std::string::npos;
+    for (size_t i = 0; i < stop_.size(); ++i)
+        if (const size_t at = held_.find(stop_[i]); at < cut) {
+            cut = at;
+            stop_index_ = static_cast<int>(i);
+        }
+    if (cut != std::string::npos) {  // the stop string and what follows are dropped
+        std::string out = held_.substr(0, cut);
+        held_.clear();
+        pending_.clear();
+        return out;
+    }
+    const size_t keep = stop_prefix_tail(held_, stop_);
+    std::string out = held_.substr(0, held_.size() - keep);
+    held_.erase(0, held_.size() - keep);
+    return out;
+}
+
+std::string GeneratedText::flush() {
+    std::string rest = std::move(held_) + std::move(pending_);
+    held_.clear();
+    pending_.clear();
+    return rest;
+}
+
 // One generation's progress, shared by generate() (which streams it to a callback) and Generation (which
 // hands it out a piece at a time).
 struct Generation::State {
@@ -322,18 +358,15 @@ struct Generation::State {
     GenerateParams params;
     GenerateResult own;
     GenerateResult* r = &own;  // generate() points this at its caller's result
-    std::string pending;       // bytes of an incomplete UTF-8 character
-    std::string held;          // complete text that may be the start of a stop string
+    GeneratedText text;
     std::vector<float> biased;
     Token to_evaluate = -1;    // the token of the piece last handed out, evaluated on the next step
     int position = 0;          // where the session must stand at the next step
     bool ended = false;
 
     State(Session& s, detail::SessionImpl& i, Sampler& smp, GenerateParams p)
-        : session(&s), impl(&i), sampler(&smp), params(std::move(p)), position(i.position()) {
+        : session(&s), impl(&i), sampler(&smp), params(std::move(p)), text(params.stop), position(i.position()) {
         const Tokenizer& tok = impl->model.tokenizer();
-        for (const std::string& st : params.stop)
-            if (st.empty()) throw Error(Status::InvalidArgument, "generate: a stop string is empty");
         for (const auto& [id, bias] : params.logit_bias)
             if (id < 0 || id >= tok.n_vocab() || std::isnan(bias))
                 throw Error(Status::InvalidArgument, "generate: logit_bias for token " + std::to_string(id) +
@@ -345,9 +378,7 @@ struct Generation::State {
     std::optional<Generation::Piece> finish(GenerateResult::Stop why) {
         r->stop = why;
         ended = true;
-        std::string rest = std::move(held) + std::move(pending);
-        held.clear();
-        pending.clear();
+        std::string rest = text.flush();
         if (rest.empty()) return std::nullopt;
         r->text += rest;
         return Generation::Piece{std::move(rest), r->tokens.empty() ? -1 : r->tokens.back()};
@@ -391,24 +422,15 @@ struct Generation::State {
             const Token t = sampler->sample(logits);
             r->tokens.push_back(t);
             if (params.stop_at_eog && tok.is_end_of_generation(t)) return finish(GenerateResult::Stop::EndOfGeneration);
-            pending += tok.piece(t, false);
-            const size_t n = complete_utf8_prefix(pending);
-            held.append(pending, 0, n);
-            pending.erase(0, n);
-            size_t cut = std::string::npos;
-            for (size_t i = 0; i < params.stop.size(); ++i)
-                if (const size_t at = held.find(params.stop[i]); at < cut) {
-                    cut = at;
-                    r->stop_index = static_cast<int>(i);
-                }
-            if (cut != std::string::npos) {  // the stop string and what follows are dropped; t is not evaluated
-                held.resize(cut);
-                pending.clear();
-                return finish(GenerateResult::Stop::StopString);
+            std::string out = text.push(tok.piece(t, false));
+            if (text.stopped()) {  // t, which completed the stop string, is not evaluated
+                r->stop = GenerateResult::Stop::StopString;
+                r->stop_index = text.stop_index();
+                ended = true;
+                if (out.empty()) return std::nullopt;
+                r->text += out;
+                return Generation::Piece{std::move(out), t};
             }
-            const size_t keep = stop_prefix_tail(held, params.stop);
-            std::string out = held.substr(0, held.size() - keep);
-            held.erase(0, held.size() - keep);
             if (!out.empty()) {
                 r->text += out;
                 to_evaluate = t;
