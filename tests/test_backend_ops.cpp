@@ -3,10 +3,12 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "cpu/kernels.hpp"
 #include "ember/error.hpp"
 #include "tensor/dequantize.hpp"
 #include "tensor/fp16.hpp"
@@ -103,6 +105,95 @@ TEST_CASE("matmul: every weight type against dequantized weights in double") {
                              : type == TensorType::BF16 ? 2e-5 : 2e-4;
             CHECK(nmse(f.download(out), ref) < tol);
         }
+    }
+}
+
+// The CPU kernels (row kernels below 8 tokens, packed-panel kernels from 8) against the same products in
+// double: weights dequantized, activations rounded exactly as the backend rounds them
+// (cpu::quantize_activations), so only the float accumulation order differs. Its error is a few float
+// ulps of Σ|w·x| (block sums are exact integers); 1e-5·Σ|w·x| is far above that and far below what one wrong
+// group of 4 elements changes (about 4/K of it). Shapes: one row, rows past a panel (8, 16), token counts
+// that leave every tile remainder, and the 1B models' longest rows (8192).
+TEST_CASE("matmul: CPU kernels against double on awkward shapes") {
+    if (available_backends().front() != "cpu") return;
+    Fixture f;
+    const auto& cpu = cpu::cpu_features();
+    MESSAGE("CPU kernels in use: " << (cpu.avx2 ? "AVX2 row and packed-panel kernels" : "portable reference (dequantize + dot)"));
+    const TensorType types[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
+                                TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
+                                TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+    struct Shape { int64_t K, N, T; };
+    const Shape shapes[] = {{256, 1, 1}, {256, 1, 8}, {512, 9, 3}, {512, 17, 8}, {768, 25, 13}, {256, 8, 31}, {8192, 9, 9}};
+    uint32_t seed = 10;
+    for (TensorType type : types)
+        for (const Shape& sh : shapes) {
+            const std::string name(tensor::type_name(type));
+            CAPTURE(name);
+            CAPTURE(sh.K);
+            CAPTURE(sh.N);
+            CAPTURE(sh.T);
+            const auto wv = randn(static_cast<size_t>(sh.K * sh.N), ++seed), xv = randn(static_cast<size_t>(sh.K * sh.T), ++seed);
+            Tensor w = f.upload(wv, sh.K, type), x = f.upload(xv, sh.K), out = f.make(TensorType::F32, sh.N, sh.T);
+            f.stream->matmul(w, x, out);
+            const auto got = f.download(out);
+            const auto wd = stored(wv, sh.K, type);
+            const TensorType at = cpu::activation_type(type);
+            std::vector<uint8_t> xq(tensor::row_bytes(at, sh.K));
+            std::vector<float> xd(static_cast<size_t>(sh.K));
+            int bad = 0;
+            for (int64_t t = 0; t < sh.T; ++t) {
+                if (at == TensorType::F32) {
+                    std::copy_n(xv.begin() + t * sh.K, sh.K, xd.begin());
+                } else {
+                    cpu::quantize_activations(at, xv.data() + t * sh.K, xq.data(), sh.K);
+                    tensor::dequantize_row(at, xq.data(), xd.data(), sh.K);
+                }
+                for (int64_t n = 0; n < sh.N; ++n) {
+                    double s = 0, a = 0;
+                    for (int64_t k = 0; k < sh.K; ++k) {
+                        s += double(wd[n * sh.K + k]) * xd[k];
+                        a += std::abs(double(wd[n * sh.K + k]) * xd[k]);
+                    }
+                    if (at == TensorType::Q8_1) {
+                        // Q4_1/Q5_1: each block's min meets the activations through the block's stored
+                        // s = d·Σq, rounded to F16 (llama.cpp's arithmetic), not through Σx itself.
+                        const auto* wrow = static_cast<const uint8_t*>(w.row(n));
+                        const size_t wb = tensor::info(type).block_bytes, xb = tensor::info(at).block_bytes;
+                        for (int64_t i = 0; i < sh.K / 32; ++i) {
+                            uint16_t m, sx;
+                            std::memcpy(&m, wrow + i * wb + 2, 2);
+                            std::memcpy(&sx, xq.data() + i * xb + 2, 2);
+                            double xsum = 0;
+                            for (int k = 0; k < 32; ++k) xsum += xd[i * 32 + k];
+                            s += double(tensor::fp16_to_f32(m)) * (tensor::fp16_to_f32(sx) - xsum);
+                        }
+                    }
+                    if (std::abs(got[t * sh.N + n] - s) > 1e-5 * a + 1e-6 && bad++ < 3)
+                        FAIL_CHECK("token " << t << " row " << n << ": " << got[t * sh.N + n] << " vs " << s);
+                }
+            }
+            CHECK(bad == 0);
+        }
+}
+
+TEST_CASE("activations: the CPU's Q8_K rounding equals the scalar reference byte for byte") {
+    std::vector<std::vector<float>> rows;
+    for (uint32_t seed = 1; seed <= 20; ++seed) rows.push_back(randn(1024, 100 + seed, seed % 2 ? 1.f : 1e-3f));
+    std::vector<float> ties(512);
+    for (size_t i = 0; i < ties.size(); ++i) ties[i] = static_cast<float>(static_cast<int>(i % 255) - 127) * 0.5f;
+    ties[300] = -63.5f;  // the largest magnitude twice, with both signs: the first one sets the scale
+    ties[301] = 63.5f;
+    rows.push_back(ties);
+    rows.push_back(std::vector<float>(256, 0.f));
+    std::vector<float> one_hot(256, 0.f);
+    one_hot[77] = -3.f;
+    rows.push_back(one_hot);
+    for (const auto& row : rows) {
+        const int64_t n = static_cast<int64_t>(row.size());
+        std::vector<uint8_t> got(tensor::row_bytes(TensorType::Q8_K, n)), want(got.size());
+        cpu::quantize_activations(TensorType::Q8_K, row.data(), got.data(), n);
+        tensor::quantize_row(TensorType::Q8_K, row.data(), want.data(), n);
+        CHECK(got == want);
     }
 }
 

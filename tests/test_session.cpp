@@ -173,7 +173,10 @@ TEST_CASE("small batches give the same result as one big batch") {
     p.n_batch = 3;
     Session small(m, p);
     small.prefill(prompt);
-    CHECK(max_diff(big.logits(), small.logits()) < 1e-4f);
+    // Not bit-identical: from 8 tokens on, matmuls run packed-panel kernels that add each dot product's
+    // blocks in another order than the row kernels do (float rounding, ~1e-3 here). A batching bug (a wrong
+    // position, a lost token) moves logits by whole units.
+    CHECK(max_diff(big.logits(), small.logits()) < 2e-2f);
 }
 
 TEST_CASE("context limits and bad tokens leave the session as it was") {

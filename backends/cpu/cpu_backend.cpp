@@ -13,6 +13,7 @@
 #include "util/log.hpp"
 #include "ember/error.hpp"
 #include "kernels.hpp"
+#include "tensor/blocks.hpp"
 #include "tensor/dequantize.hpp"
 #include "tensor/fp16.hpp"
 #include "tensor/quantize.hpp"
@@ -53,6 +54,8 @@ float* f32(const Tensor& t) { return static_cast<float*>(t.data); }
 
 // Work items per thread worth waking a worker for, given the cost of one item in element operations.
 constexpr int64_t kMinOpsPerThread = 1 << 15;
+// Tokens from which a matmul packs weight panels (decode and small batches use the row kernels).
+constexpr int64_t kPanelMinTokens = 8;
 int64_t grain_for(int64_t cost_per_item) { return std::max<int64_t>(1, kMinOpsPerThread / std::max<int64_t>(1, cost_per_item)); }
 
 class CpuStream final : public backend::Stream {
@@ -98,7 +101,8 @@ public:
         const int64_t K = w.ne[0], N = w.n_rows(), T = x.n_rows();
         if (x.ne[0] != K || out.ne[0] != N || out.n_rows() != T) shape_error("matmul");
         float* o = f32(out);
-        if (w.type == TensorType::F32) {
+        const PanelGemm* gemm = T >= kPanelMinTokens ? panel_gemm(w.type) : nullptr;
+        if (w.type == TensorType::F32 && !gemm) {
             parallel_for(N, [&](int64_t b, int64_t e) {
                 for (int64_t n = b; n < e; ++n)
                     for (int64_t t = 0; t < T; ++t)
@@ -106,36 +110,31 @@ public:
             }, grain_for(K * T));
             return;
         }
-        // Round the activations the way llama.cpp does before its dot products.
-        const TensorType at = activation_type(w.type);
-        const size_t xrb = tensor::row_bytes(at, K);
-        xq_.resize(xrb * T);
-        parallel_for(T, [&](int64_t b, int64_t e) {
-            for (int64_t t = b; t < e; ++t) quantize_activations(at, f32(x) + t * K, xq_.data() + t * xrb, K);
-        }, grain_for(2 * K));
-        if (const FusedDot dot = fused_dot(w.type)) {
-            // Block scales widened once here, not once per weight row in the kernel.
-            const bool widen = at == TensorType::Q8_0 || at == TensorType::Q8_1;
-            const tensor::TypeInfo& ai = tensor::info(at);
-            const int64_t nb = widen ? K / ai.block_size : 0;
-            xd_.resize(static_cast<size_t>(nb * T));
-            xs_.resize(static_cast<size_t>(nb * T));
-            for (int64_t t = 0; t < T && widen; ++t)
-                for (int64_t i = 0; i < nb; ++i) {
-                    const uint8_t* blk = xq_.data() + t * xrb + i * ai.block_bytes;
-                    uint16_t d, sum;
-                    std::memcpy(&d, blk, 2);      // every 32-element activation block starts with d (F16)
-                    std::memcpy(&sum, blk + 2, 2);  // and, in Q8_1, s = d·Σq (F16)
-                    xd_[t * nb + i] = tensor::fp16_to_f32(d);
-                    xs_[t * nb + i] = at == TensorType::Q8_1 ? tensor::fp16_to_f32(sum) : 0.f;
+        const ActRows acts = prepare_activations(w.type, x, gemm != nullptr);
+        const size_t wrb = w.row_bytes();
+        if (gemm) {
+            const int R = gemm->rows;
+            const size_t panel_bytes = gemm->panel_bytes(K);
+            parallel_for((N + R - 1) / R, [&](int64_t b, int64_t e) {
+                thread_local std::vector<uint8_t> panel;
+                if (panel.size() < panel_bytes) panel.resize(panel_bytes);
+                for (int64_t n = b * R; n < std::min(N, e * R); n += R) {
+                    const int rows = static_cast<int>(std::min<int64_t>(R, N - n));
+                    gemm->pack(K, w.row(n), wrb, rows, panel.data());
+                    gemm->run(K, panel.data(), acts, T, o + n, static_cast<size_t>(N), rows);
                 }
-            const size_t wrb = w.row_bytes();
+            }, grain_for(K * T * R));
+            return;
+        }
+        if (const FusedDot dot = fused_dot(w.type)) {
             parallel_for((N + kMaxTileRows - 1) / kMaxTileRows, [&](int64_t b, int64_t e) {
                 for (int64_t n = b * kMaxTileRows; n < std::min(N, e * kMaxTileRows); n += kMaxTileRows) {
                     const int wr = static_cast<int>(std::min<int64_t>(kMaxTileRows, N - n));
                     for (int64_t t = 0; t < T; t += kMaxTileRows) {
                         const int xr = static_cast<int>(std::min<int64_t>(kMaxTileRows, T - t));
-                        const ActRows rows{xq_.data() + t * xrb, xrb, xd_.data() + t * nb, xs_.data() + t * nb};
+                        const int64_t nb = acts.d ? K / tensor::kQK : 0;
+                        const ActRows rows{static_cast<const uint8_t*>(acts.q) + t * acts.stride, acts.stride,
+                                           acts.d + t * nb, acts.s + t * nb};
                         dot(K, w.row(n), wrb, wr, rows, xr, o + t * N + n, static_cast<size_t>(N));
                     }
                 }
@@ -143,9 +142,10 @@ public:
             return;
         }
         // Reference path: both sides dequantized to F32 (same products, other summation order).
+        const TensorType at = activation_type(w.type);
         xf_.resize(static_cast<size_t>(K * T));
         parallel_for(T, [&](int64_t b, int64_t e) {
-            for (int64_t t = b; t < e; ++t) tensor::dequantize_row(at, xq_.data() + t * xrb, xf_.data() + t * K, K);
+            for (int64_t t = b; t < e; ++t) tensor::dequantize_row(at, xq_.data() + t * acts.stride, xf_.data() + t * K, K);
         }, grain_for(2 * K));
         parallel_for(N, [&](int64_t b, int64_t e) {
             thread_local std::vector<float> wrow;
@@ -301,6 +301,47 @@ private:
         }, grain_for(8));
     }
 
+    // The activations rounded the way llama.cpp rounds them before its dot products with weights of type
+    // w: 8-bit blocks with their scales widened to float once here (not once per weight row), or, for the
+    // packed float kernels (`as_float`), F16/BF16-rounded rows back in F32.
+    ActRows prepare_activations(TensorType w, const Tensor& x, bool as_float) {
+        const int64_t K = x.ne[0], T = x.n_rows();
+        const TensorType at = activation_type(w);
+        if (at == TensorType::F32) return {x.data, static_cast<size_t>(K) * 4};
+        const size_t xrb = tensor::row_bytes(at, K);
+        xq_.resize(xrb * T);
+        parallel_for(T, [&](int64_t b, int64_t e) {
+            for (int64_t t = b; t < e; ++t) quantize_activations(at, f32(x) + t * K, xq_.data() + t * xrb, K);
+        }, grain_for(2 * K));
+        if (as_float && (at == TensorType::F16 || at == TensorType::BF16)) {
+            xf_.resize(static_cast<size_t>(K * T));
+            for (int64_t t = 0; t < T; ++t) tensor::dequantize_row(at, xq_.data() + t * xrb, xf_.data() + t * K, K);
+            return {xf_.data(), static_cast<size_t>(K) * 4};
+        }
+        if (at != TensorType::Q8_0 && at != TensorType::Q8_1) return {xq_.data(), xrb};
+        const tensor::TypeInfo& ai = tensor::info(at);
+        const int64_t nb = K / ai.block_size;
+        xd_.resize(static_cast<size_t>(nb * T));
+        xs_.resize(static_cast<size_t>(nb * T));
+        xsum_.resize(static_cast<size_t>(nb * T));
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t i = 0; i < nb; ++i) {
+                const uint8_t* blk = xq_.data() + t * xrb + i * ai.block_bytes;
+                uint16_t d, sum;
+                std::memcpy(&d, blk, 2);      // every 32-element activation block starts with d (F16)
+                std::memcpy(&sum, blk + 2, 2);  // and, in Q8_1, s = d·Σq (F16)
+                xd_[t * nb + i] = tensor::fp16_to_f32(d);
+                xs_[t * nb + i] = at == TensorType::Q8_1 ? tensor::fp16_to_f32(sum) : 0.f;
+                if (at == TensorType::Q8_0) {
+                    const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
+                    int32_t s = 0;
+                    for (int k = 0; k < tensor::kQK; ++k) s += q[k];
+                    xsum_[t * nb + i] = s;
+                }
+            }
+        return {xq_.data(), xrb, xd_.data(), xs_.data(), xsum_.data()};
+    }
+
     void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) {
         pool_->parallel_for(n_threads_, n, fn, grain);
     }
@@ -309,6 +350,7 @@ private:
     int n_threads_;
     std::vector<uint8_t> xq_;
     std::vector<float> xf_, xd_, xs_;
+    std::vector<int32_t> xsum_;
 };
 
 class CpuDevice final : public backend::Device {

@@ -62,10 +62,19 @@ FusedDot fused_dot(TensorType w) noexcept {
     return nullptr;
 }
 
+const PanelGemm* panel_gemm(TensorType w) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::panel_gemm(w);
+#endif
+    (void)w;
+    return nullptr;
+}
+
 void quantize_activations(TensorType type, const float* x, void* dst, int64_t n) {
 #if defined(__x86_64__)
     if (cpu_features().avx2 && type == TensorType::Q8_0) return avx2::quantize_q8_0(x, dst, n);
     if (cpu_features().avx2 && type == TensorType::Q8_1) return avx2::quantize_q8_1(x, dst, n);
+    if (cpu_features().avx2 && type == TensorType::Q8_K) return avx2::quantize_q8_K(x, dst, n);
     if (cpu_features().avx2 && type == TensorType::F16) return avx2::to_f16(x, static_cast<uint16_t*>(dst), n);
 #endif
     tensor::quantize_row(type, x, dst, n);

@@ -26,6 +26,7 @@ struct ActRows {
     size_t stride = 0;
     const float* d = nullptr;
     const float* s = nullptr;
+    const int32_t* sum = nullptr;  // Q8_0: Σq of each block (nb per row), for weights stored with a zero point
 };
 
 // A tile of dot products: out[j·out_stride + r] = Σ w_r·x_j over n elements, for w_rows weight rows
@@ -37,9 +38,24 @@ using FusedDot = void (*)(int64_t n, const void* w, size_t w_stride, int w_rows,
                           float* out, size_t out_stride);
 FusedDot fused_dot(TensorType w) noexcept;
 
-// Rounds one row of activations to `type` (activation_type of some weight). On x86 this follows
+// Prefill matmul over packed weight panels: `rows` weight rows at a time are rewritten into a panel laid out
+// for the kernel (values widened to bytes and interleaved across rows, scales widened), once per panel,
+// then every token runs against it. pack: w_rows ≤ rows rows (w + r·w_stride) over n elements into `panel`
+// (panel_bytes(n) bytes); run: out[j·out_stride + r] for the x_rows activation rows (any count; for float
+// weights, rows of floats already rounded to the weights' activation format).
+struct PanelGemm {
+    int rows;
+    size_t (*panel_bytes)(int64_t n);
+    void (*pack)(int64_t n, const void* w, size_t w_stride, int w_rows, void* panel);
+    void (*run)(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float* out, size_t out_stride, int w_rows);
+};
+// nullptr when this CPU has no packed kernel for the type.
+const PanelGemm* panel_gemm(TensorType w) noexcept;
+
+// Rounds one row of activations to `type` (activation_type of some weight). On x86, Q8_0/Q8_1 follow
 // llama.cpp's AVX2 quantizers (scale 127/amax, ties to even), which differ from the scalar reference
-// (1/d, ties away from zero) in the last bit often enough to matter when comparing logits.
+// (1/d, ties away from zero) in the last bit often enough to matter when comparing logits; Q8_K is the
+// scalar reference's bytes exactly (llama.cpp has no other on x86).
 void quantize_activations(TensorType type, const float* x, void* dst, int64_t n);
 
 // F32 → F16, round to nearest even (the KV cache store).
@@ -62,6 +78,7 @@ float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
 
 namespace avx2 {
+const PanelGemm* panel_gemm(TensorType w) noexcept;
 float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
@@ -71,6 +88,7 @@ void exp_shifted(float* x, int64_t n, float max) noexcept;
 void round_to_f16(float* x, int64_t n) noexcept;
 void quantize_q8_0(const float* x, void* dst, int64_t n) noexcept;
 void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept;
+void quantize_q8_K(const float* x, void* dst, int64_t n) noexcept;
 void dot_q4_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 void dot_q4_1_q8_1(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);
 void dot_q8_0_q8_0(int64_t n, const void* w, size_t ws, int wr, const ActRows& x, int xr, float* out, size_t os);

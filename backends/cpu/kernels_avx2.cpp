@@ -2,9 +2,11 @@
 // calls into it only after cpu_features() has seen them.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 
+#include "avx2_util.hpp"
 #include "kernels.hpp"
 #include "tensor/blocks.hpp"
 #include "tensor/fp16.hpp"
@@ -14,33 +16,6 @@ namespace ember::cpu::avx2 {
 using namespace ember::tensor;
 
 namespace {
-
-inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
-
-// 16 bytes of nibbles → 32 bytes: low nibbles (elements 0..15) then high nibbles (16..31).
-inline __m256i unpack_nibbles(const uint8_t* qs) {
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-// The 32 bits at qh → 32 bytes, 0xFF where element k's bit is set (element k: byte k / 8, bit k % 8).
-inline __m256i bits_to_bytes(const uint8_t* qh) {
-    uint32_t bits;
-    std::memcpy(&bits, qh, 4);
-    const __m256i spread = _mm256_shuffle_epi8(
-        _mm256_set1_epi32(static_cast<int>(bits)),
-        _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0x0000000000000000));
-    const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
-    return _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit);
-}
 
 // Σ of signed bytes a·b as 8 floats (maddubs needs one unsigned side: move the signs onto b).
 inline __m256 dot_i8(__m256i a, __m256i b) {
@@ -195,6 +170,51 @@ void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept {
         const int sum = quantize_block(x + i * kQK, b[i].qs, &d);
         b[i].d = f32_to_fp16(d);
         b[i].s = f32_to_fp16(d * static_cast<float>(sum));
+    }
+}
+
+// Q8_K exactly as the scalar reference (tensor::quantize_row) rounds it: the element of largest magnitude
+// (the first on ties) sets iscale = -127/max, q = min(127, round-half-even(iscale·x)), bsums per 16.
+void quantize_q8_K(const float* x, void* dst, int64_t n) noexcept {
+    auto* out = static_cast<block_q8_K*>(dst);
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    for (int64_t i = 0; i < n / kQK_K; ++i) {
+        const float* xb = x + i * kQK_K;
+        block_q8_K& b = out[i];
+        __m256 am = _mm256_setzero_ps();
+        for (int k = 0; k < kQK_K; k += 8) am = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(xb + k), abs_mask), am);  // NaN: skipped
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(am), _mm256_extractf128_ps(am, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        const float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        if (amax == 0.f) {
+            std::memset(&b, 0, sizeof b);
+            continue;
+        }
+        float max = 0.f;
+        for (int k = 0; k < kQK_K; ++k)
+            if (std::fabs(xb[k]) == amax) {
+                max = xb[k];
+                break;
+            }
+        const float iscale = -127.f / max;
+        const __m256 vs = _mm256_set1_ps(iscale);
+        const __m256i lim = _mm256_set1_epi32(127);
+        const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        for (int k = 0; k < kQK_K; k += 32) {
+            __m256i q[4];
+            for (int j = 0; j < 4; ++j)  // cvtps rounds half to even in the default rounding mode
+                q[j] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(xb + k + 8 * j))), lim);
+            for (int j = 0; j < 4; j += 2) {
+                const __m256i s = _mm256_add_epi32(q[j], q[j + 1]);
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+                h = _mm_hadd_epi32(h, h);
+                h = _mm_hadd_epi32(h, h);
+                b.bsums[(k + 8 * j) / 16] = static_cast<int16_t>(_mm_cvtsi128_si32(h));
+            }
+            const __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(b.qs + k), _mm256_permutevar8x32_epi32(p, order));
+        }
+        b.d = 1.f / iscale;
     }
 }
 

@@ -1,0 +1,483 @@
+// Prefill GEMMs over packed weight panels (AVX2). A panel holds a few weight rows rewritten once per
+// matmul into the layout the inner loop wants, then reused for every token:
+//   - quantized types: values widened to unsigned bytes and interleaved four elements per row, so one
+//     32-byte load holds elements 4g..4g+3 of 8 rows, and one broadcast of 4 activation bytes multiplies
+//     all 8 rows at once (vpmaddubsw). Block sums stay in 16 bits while they cannot overflow, and the
+//     float work (conversion, scales) is done once per block for 8 rows instead of once per row;
+//   - float types: 16 rows per panel, element-major, for a 16 × 6 FMA tile.
+// Integer block sums equal llama.cpp's exactly; only the order of the float accumulation differs.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+
+#include "avx2_util.hpp"
+#include "kernels.hpp"
+#include "tensor/blocks.hpp"
+#include "tensor/fp16.hpp"
+
+namespace ember::cpu::avx2 {
+
+using namespace ember::tensor;
+
+namespace {
+
+inline __m256i bcast4(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm256_set1_epi32(v);
+}
+
+// Output tile rows [0, rows) of acc for token j (a full 8-row panel stores with one instruction).
+inline void store_rows(float* out, __m256 acc, int rows) {
+    if (rows == 8) {
+        _mm256_storeu_ps(out, acc);
+        return;
+    }
+    alignas(32) float tmp[8];
+    _mm256_store_ps(tmp, acc);
+    std::memcpy(out, tmp, sizeof(float) * static_cast<size_t>(rows));
+}
+
+// v[r] holds 32 values of row r; q[g] gets dword g of every row (elements 4g..4g+3 of rows 0..7): an
+// 8 × 8 transpose of 32-bit words.
+inline void interleave(const __m256i v[8], uint8_t (*q)[32]) {
+    __m256i t[8], u[8];
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_epi32(v[k], v[k + 1]);
+        t[k + 1] = _mm256_unpackhi_epi32(v[k], v[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+        u[k] = _mm256_unpacklo_epi64(t[k], t[k + 2]);
+        u[k + 1] = _mm256_unpackhi_epi64(t[k], t[k + 2]);
+        u[k + 2] = _mm256_unpacklo_epi64(t[k + 1], t[k + 3]);
+        u[k + 3] = _mm256_unpackhi_epi64(t[k + 1], t[k + 3]);
+    }
+    for (int g = 0; g < 4; ++g) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q[g]), _mm256_permute2x128_si256(u[g], u[g + 4], 0x20));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(q[g + 4]), _mm256_permute2x128_si256(u[g], u[g + 4], 0x31));
+    }
+}
+
+// ---- 32-element block types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) against Q8_0 / Q8_1 activations ----
+
+struct Panel32 {
+    float d[8];
+    float m[8];         // Q4_1 / Q5_1 mins
+    uint8_t q[8][32];   // q[g][4r + e] = element 4g + e of row r
+};
+
+// Per weight type: the activation block, how a block unpacks, and the arithmetic it needs.
+//   kZero: the value stored is q + kZero (Q4_0: 8, Q5_0: 16); the kernel takes kZero·Σx off in integers.
+//   kGroupsPerMadd: groups of 4 elements whose 16-bit products can be summed before widening.
+struct Q40P {
+    using Act = block_q8_0;
+    static constexpr int kZero = 8, kGroupsPerMadd = 8;
+    static constexpr bool kMin = false, kSigned = false;
+    static __m256i unpack(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q4_0*>(w)[i];
+        *d = h2f(b.d), *m = 0;
+        return unpack_nibbles(b.qs);
+    }
+};
+struct Q41P {
+    using Act = block_q8_1;
+    static constexpr int kZero = 0, kGroupsPerMadd = 8;
+    static constexpr bool kMin = true, kSigned = false;
+    static __m256i unpack(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q4_1*>(w)[i];
+        *d = h2f(b.d), *m = h2f(b.m);
+        return unpack_nibbles(b.qs);
+    }
+};
+template <class B>
+__m256i unpack5(const B& b) {
+    return _mm256_or_si256(unpack_nibbles(b.qs), _mm256_and_si256(bits_to_bytes(b.qh), _mm256_set1_epi8(0x10)));
+}
+struct Q50P {
+    using Act = block_q8_0;
+    static constexpr int kZero = 16, kGroupsPerMadd = 4;
+    static constexpr bool kMin = false, kSigned = false;
+    static __m256i unpack(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q5_0*>(w)[i];
+        *d = h2f(b.d), *m = 0;
+        return unpack5(b);
+    }
+};
+struct Q51P {
+    using Act = block_q8_1;
+    static constexpr int kZero = 0, kGroupsPerMadd = 4;
+    static constexpr bool kMin = true, kSigned = false;
+    static __m256i unpack(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q5_1*>(w)[i];
+        *d = h2f(b.d), *m = h2f(b.m);
+        return unpack5(b);
+    }
+};
+// Q8_0 weights are signed: vpmaddubsw needs one unsigned side, so the kernel moves the weights' signs onto
+// the activations (|w|·sign(x, w)), and each group's products are widened at once (they could overflow 16 bits).
+struct Q80P {
+    using Act = block_q8_0;
+    static constexpr int kZero = 0, kGroupsPerMadd = 1;
+    static constexpr bool kMin = false, kSigned = true;
+    static __m256i unpack(const void* w, int64_t i, float* d, float* m) {
+        const auto& b = static_cast<const block_q8_0*>(w)[i];
+        *d = h2f(b.d), *m = 0;
+        return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs));
+    }
+};
+
+template <class W>
+size_t panel32_bytes(int64_t n) { return sizeof(Panel32) * static_cast<size_t>(n / kQK); }
+
+template <class W>
+void pack32(int64_t n, const void* w, size_t ws, int rows, void* out) {
+    auto* p = static_cast<Panel32*>(out);
+    for (int64_t i = 0; i < n / kQK; ++i) {
+        Panel32& b = p[i];
+        __m256i v[8];
+        for (int r = 0; r < 8; ++r) {
+            if (r < rows) {
+                v[r] = W::unpack(static_cast<const char*>(w) + r * ws, i, &b.d[r], &b.m[r]);
+            } else {
+                v[r] = _mm256_setzero_si256();
+                b.d[r] = b.m[r] = 0.f;
+            }
+        }
+        interleave(v, b.q);
+    }
+}
+
+// NT tokens (j0 ..) against one 8-row panel.
+template <class W, int NT>
+void tile32(int64_t nb, const Panel32* p, const ActRows& x, int64_t j0, float* out, size_t os, int rows) {
+    using A = typename W::Act;
+    const A* xa[NT];
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const A*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        const Panel32& b = p[i];
+        __m256i isum[NT], s16[NT];
+        for (int j = 0; j < NT; ++j) isum[j] = _mm256_setzero_si256();
+        for (int g = 0; g < 8; ++g) {
+            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q[g]));
+            if constexpr (W::kSigned) {
+                const __m256i aw = _mm256_sign_epi8(w, w);
+                for (int j = 0; j < NT; ++j) {
+                    const __m256i xs = _mm256_sign_epi8(bcast4(xa[j][i].qs + 4 * g), w);
+                    isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(_mm256_maddubs_epi16(aw, xs), ones));
+                }
+            } else {
+                for (int j = 0; j < NT; ++j) {
+                    const __m256i p16 = _mm256_maddubs_epi16(w, bcast4(xa[j][i].qs + 4 * g));
+                    s16[j] = g % W::kGroupsPerMadd == 0 ? p16 : _mm256_add_epi16(s16[j], p16);
+                }
+                if (g % W::kGroupsPerMadd == W::kGroupsPerMadd - 1)
+                    for (int j = 0; j < NT; ++j) isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(s16[j], ones));
+            }
+        }
+        const __m256 dw = _mm256_loadu_ps(b.d);
+        for (int j = 0; j < NT; ++j) {
+            const int64_t k = (j0 + j) * nb + i;
+            __m256i s = isum[j];
+            if constexpr (W::kZero != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(W::kZero * x.sum[k]));
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(x.d[k])), acc[j]);
+            if constexpr (W::kMin) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(b.m), _mm256_set1_ps(x.s[k]), acc[j]);
+        }
+    }
+    for (int j = 0; j < NT; ++j) store_rows(out + (j0 + j) * os, acc[j], rows);
+}
+
+template <class W>
+void run32(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float* out, size_t os, int rows) {
+    const int64_t nb = n / kQK;
+    const auto* p = static_cast<const Panel32*>(panel);
+    int64_t j = 0;
+    for (; j + 4 <= x_rows; j += 4) tile32<W, 4>(nb, p, x, j, out, os, rows);
+    switch (x_rows - j) {
+        case 3: tile32<W, 3>(nb, p, x, j, out, os, rows); break;
+        case 2: tile32<W, 2>(nb, p, x, j, out, os, rows); break;
+        case 1: tile32<W, 1>(nb, p, x, j, out, os, rows); break;
+        default: break;
+    }
+}
+
+// ---- K types (Q2_K .. Q6_K) against Q8_K activations ----
+
+// Per super-block of 8 rows. A sub-block's scales are repeated in both 16-bit halves of each row's lane so
+// one vpmaddwd applies them; mn[p] holds, per row, the two coefficients of bsums[2p] and bsums[2p+1]
+// (a 32-element sub-block's min twice; for 16-element sub-blocks their own mins, or their scales when the
+// type stores values with a zero point instead of mins).
+struct PanelK {
+    float d[8];
+    float dmin[8];
+    int16_t sc[16][16];
+    int16_t mn[8][16];
+    uint8_t q[64][32];
+};
+
+// One super-block of one row: its values in 8 chunks of 32 elements, and its scales.
+struct KBlock {
+    __m256i v[8];
+    int sc[16];   // per sub-block
+    int mn[16];   // per 16 elements: the coefficient of bsums[k]
+    float d, dmin;
+};
+
+// The 2-bit field at bit `shift` of each byte.
+inline __m256i bits2(__m256i q, int shift) {
+    return _mm256_and_si256(_mm256_srli_epi16(q, shift), _mm256_set1_epi8(3));
+}
+inline __m256i nibble(__m256i q, bool high) {
+    return _mm256_and_si256(high ? _mm256_srli_epi16(q, 4) : q, _mm256_set1_epi8(15));
+}
+// Bit `bit` of each byte of h, moved to bit `to`.
+inline __m256i bit_at(__m256i h, int bit, int to) {
+    return _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, bit), _mm256_set1_epi8(1)), to);
+}
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// kSub: sub-blocks per super-block (8 of 32 or 16 of 16). kZero (a power of two): values stored as q + kZero
+// (the kernel takes kZero·Σ sc·bsum off in integers); otherwise dmin·Σ min·bsum comes off in floats.
+// Chunk c of a 2-bit-plane type (Q2_K, Q3_K, Q6_K's top bits) is field c % 4 of qs half c / 4.
+struct Q2KP {
+    static constexpr int kSub = 16, kGroupsPerMadd = 4, kZero = 0;
+    static void unpack(const void* w, int64_t i, KBlock& o) {
+        const auto& b = static_cast<const block_q2_K*>(w)[i];
+        for (int c = 0; c < 8; ++c) o.v[c] = bits2(load32(b.qs + 32 * (c / 4)), 2 * (c % 4));
+        for (int s = 0; s < 16; ++s) o.sc[s] = b.scales[s] & 15, o.mn[s] = b.scales[s] >> 4;
+        o.d = h2f(b.d), o.dmin = h2f(b.dmin);
+    }
+};
+struct Q3KP {
+    static constexpr int kSub = 16, kGroupsPerMadd = 4, kZero = 4;
+    static void unpack(const void* w, int64_t i, KBlock& o) {
+        const auto& b = static_cast<const block_q3_K*>(w)[i];
+        const __m256i hm = load32(b.hmask);
+        for (int c = 0; c < 8; ++c)
+            o.v[c] = _mm256_or_si256(bits2(load32(b.qs + 32 * (c / 4)), 2 * (c % 4)), bit_at(hm, c, 2));
+        for (int s = 0; s < 16; ++s) o.sc[s] = o.mn[s] = q3k_scale(b.scales, s);
+        o.d = h2f(b.d), o.dmin = 0;
+    }
+};
+struct Q4KP {
+    static constexpr int kSub = 8, kGroupsPerMadd = 8, kZero = 0;
+    static void unpack(const void* w, int64_t i, KBlock& o) {
+        const auto& b = static_cast<const block_q4_K*>(w)[i];
+        for (int c = 0; c < 8; ++c) o.v[c] = nibble(load32(b.qs + 32 * (c / 2)), c % 2);
+        k4_scales(b.scales, o);
+        o.d = h2f(b.d), o.dmin = h2f(b.dmin);
+    }
+    static void k4_scales(const uint8_t* scales, KBlock& o) {
+        for (int s = 0; s < 8; ++s) {
+            const ScaleMin sm = k4_scale_min(scales, s);
+            o.sc[s] = sm.scale;
+            o.mn[2 * s] = o.mn[2 * s + 1] = sm.min;
+        }
+    }
+};
+struct Q5KP {
+    static constexpr int kSub = 8, kGroupsPerMadd = 4, kZero = 0;
+    static void unpack(const void* w, int64_t i, KBlock& o) {
+        const auto& b = static_cast<const block_q5_K*>(w)[i];
+        const __m256i qh = load32(b.qh);
+        for (int c = 0; c < 8; ++c) o.v[c] = _mm256_or_si256(nibble(load32(b.qs + 32 * (c / 2)), c % 2), bit_at(qh, c, 4));
+        Q4KP::k4_scales(b.scales, o);
+        o.d = h2f(b.d), o.dmin = h2f(b.dmin);
+    }
+};
+struct Q6KP {
+    static constexpr int kSub = 16, kGroupsPerMadd = 2, kZero = 32;
+    static void unpack(const void* w, int64_t i, KBlock& o) {
+        const auto& b = static_cast<const block_q6_K*>(w)[i];
+        for (int c = 0; c < 8; ++c) {
+            const int h = c / 4, g = c % 4;
+            const __m256i low = nibble(load32(b.ql + 64 * h + 32 * (g & 1)), g >= 2);
+            o.v[c] = _mm256_or_si256(low, _mm256_slli_epi16(bits2(load32(b.qh + 32 * h), 2 * g), 4));
+        }
+        for (int s = 0; s < 16; ++s) o.sc[s] = o.mn[s] = b.scales[s];
+        o.d = h2f(b.d), o.dmin = 0;
+    }
+};
+
+template <class W>
+size_t panelk_bytes(int64_t n) { return sizeof(PanelK) * static_cast<size_t>(n / kQK_K); }
+
+template <class W>
+void packk(int64_t n, const void* w, size_t ws, int rows, void* out) {
+    auto* p = static_cast<PanelK*>(out);
+    KBlock kb[8];
+    for (int64_t i = 0; i < n / kQK_K; ++i) {
+        PanelK& b = p[i];
+        for (int r = 0; r < 8; ++r) {
+            if (r < rows) {
+                W::unpack(static_cast<const char*>(w) + r * ws, i, kb[r]);
+            } else {
+                std::memset(static_cast<void*>(&kb[r]), 0, sizeof kb[r]);
+            }
+            b.d[r] = kb[r].d;
+            b.dmin[r] = kb[r].dmin;
+            for (int s = 0; s < W::kSub; ++s) b.sc[s][2 * r] = b.sc[s][2 * r + 1] = static_cast<int16_t>(kb[r].sc[s]);
+            for (int k = 0; k < 8; ++k) {
+                b.mn[k][2 * r] = static_cast<int16_t>(kb[r].mn[2 * k]);
+                b.mn[k][2 * r + 1] = static_cast<int16_t>(kb[r].mn[2 * k + 1]);
+            }
+        }
+        for (int c = 0; c < 8; ++c) {
+            const __m256i v[8] = {kb[0].v[c], kb[1].v[c], kb[2].v[c], kb[3].v[c], kb[4].v[c], kb[5].v[c], kb[6].v[c], kb[7].v[c]};
+            interleave(v, b.q + 8 * c);
+        }
+    }
+}
+
+template <class W, int NT>
+void tilek(int64_t nb, const PanelK* p, const ActRows& x, int64_t j0, float* out, size_t os, int rows) {
+    constexpr int kGroups = 64 / W::kSub;  // 4-element groups per sub-block
+    const block_q8_K* xa[NT];
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    __m256 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        const PanelK& b = p[i];
+        __m256i isum[NT], s16[NT];
+        for (int j = 0; j < NT; ++j) isum[j] = _mm256_setzero_si256();
+        for (int s = 0; s < W::kSub; ++s) {
+            const __m256i sc = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.sc[s]));
+            for (int g = 0; g < kGroups; ++g) {
+                const int gg = s * kGroups + g;
+                const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q[gg]));
+                for (int j = 0; j < NT; ++j) {
+                    const __m256i p16 = _mm256_maddubs_epi16(w, bcast4(xa[j][i].qs + 4 * gg));
+                    s16[j] = g % W::kGroupsPerMadd == 0 ? p16 : _mm256_add_epi16(s16[j], p16);
+                }
+                if (g % W::kGroupsPerMadd == W::kGroupsPerMadd - 1)
+                    for (int j = 0; j < NT; ++j) isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(s16[j], sc));
+            }
+        }
+        __m256i msum[NT];
+        for (int j = 0; j < NT; ++j) msum[j] = _mm256_setzero_si256();
+        for (int k = 0; k < 8; ++k) {
+            const __m256i mn = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.mn[k]));
+            for (int j = 0; j < NT; ++j) msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(mn, bcast4(xa[j][i].bsums + 2 * k)));
+        }
+        const __m256 d = _mm256_loadu_ps(b.d);
+        for (int j = 0; j < NT; ++j) {
+            const __m256 dx = _mm256_set1_ps(xa[j][i].d);
+            if constexpr (W::kZero != 0) {
+                const __m256i s = _mm256_sub_epi32(isum[j], _mm256_slli_epi32(msum[j], std::countr_zero(unsigned(W::kZero))));
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, dx), acc[j]);
+            } else {
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_mul_ps(d, dx), acc[j]);
+                acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[j]), _mm256_mul_ps(_mm256_loadu_ps(b.dmin), dx), acc[j]);
+            }
+        }
+    }
+    for (int j = 0; j < NT; ++j) store_rows(out + (j0 + j) * os, acc[j], rows);
+}
+
+template <class W>
+void runk(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float* out, size_t os, int rows) {
+    const int64_t nb = n / kQK_K;
+    const auto* p = static_cast<const PanelK*>(panel);
+    int64_t j = 0;
+    for (; j + 4 <= x_rows; j += 4) tilek<W, 4>(nb, p, x, j, out, os, rows);
+    switch (x_rows - j) {
+        case 3: tilek<W, 3>(nb, p, x, j, out, os, rows); break;
+        case 2: tilek<W, 2>(nb, p, x, j, out, os, rows); break;
+        case 1: tilek<W, 1>(nb, p, x, j, out, os, rows); break;
+        default: break;
+    }
+}
+
+// ---- float weights (F32, F16, BF16) against activations already rounded to the weights' format ----
+
+constexpr int kFloatRows = 16;
+
+template <TensorType T>
+float to_float(const void* w, int64_t k) {
+    if constexpr (T == TensorType::F32) return static_cast<const float*>(w)[k];
+    else if constexpr (T == TensorType::F16) return h2f(static_cast<const uint16_t*>(w)[k]);
+    else return bf16_to_f32(static_cast<const uint16_t*>(w)[k]);
+}
+
+template <TensorType T>
+size_t panelf_bytes(int64_t n) { return sizeof(float) * kFloatRows * static_cast<size_t>(n); }
+
+// p[16k + r] = element k of row r.
+template <TensorType T>
+void packf(int64_t n, const void* w, size_t ws, int rows, void* out) {
+    auto* p = static_cast<float*>(out);
+    for (int r = 0; r < kFloatRows; ++r) {
+        const void* row = static_cast<const char*>(w) + r * ws;
+        for (int64_t k = 0; k < n; ++k) p[kFloatRows * k + r] = r < rows ? to_float<T>(row, k) : 0.f;
+    }
+}
+
+template <int NT>
+void tilef(int64_t n, const float* p, const ActRows& x, int64_t j0, float* out, size_t os, int rows) {
+    const float* xa[NT];
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const float*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    __m256 a0[NT], a1[NT];
+    for (int j = 0; j < NT; ++j) a0[j] = a1[j] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < n; ++k) {
+        const __m256 w0 = _mm256_loadu_ps(p + kFloatRows * k), w1 = _mm256_loadu_ps(p + kFloatRows * k + 8);
+        for (int j = 0; j < NT; ++j) {
+            const __m256 xb = _mm256_broadcast_ss(xa[j] + k);
+            a0[j] = _mm256_fmadd_ps(w0, xb, a0[j]);
+            a1[j] = _mm256_fmadd_ps(w1, xb, a1[j]);
+        }
+    }
+    for (int j = 0; j < NT; ++j) {
+        float* o = out + (j0 + j) * os;
+        store_rows(o, a0[j], std::min(rows, 8));
+        if (rows > 8) store_rows(o + 8, a1[j], rows - 8);
+    }
+}
+
+template <TensorType T>
+void runf(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float* out, size_t os, int rows) {
+    const auto* p = static_cast<const float*>(panel);
+    int64_t j = 0;
+    for (; j + 6 <= x_rows; j += 6) tilef<6>(n, p, x, j, out, os, rows);
+    switch (x_rows - j) {
+        case 5: tilef<5>(n, p, x, j, out, os, rows); break;
+        case 4: tilef<4>(n, p, x, j, out, os, rows); break;
+        case 3: tilef<3>(n, p, x, j, out, os, rows); break;
+        case 2: tilef<2>(n, p, x, j, out, os, rows); break;
+        case 1: tilef<1>(n, p, x, j, out, os, rows); break;
+        default: break;
+    }
+}
+
+template <class W>
+constexpr PanelGemm gemm32{8, panel32_bytes<W>, pack32<W>, run32<W>};
+template <class W>
+constexpr PanelGemm gemmk{8, panelk_bytes<W>, packk<W>, runk<W>};
+template <TensorType T>
+constexpr PanelGemm gemmf{kFloatRows, panelf_bytes<T>, packf<T>, runf<T>};
+
+}  // namespace
+
+const PanelGemm* panel_gemm(TensorType w) noexcept {
+    switch (w) {
+        case TensorType::Q4_0: return &gemm32<Q40P>;
+        case TensorType::Q4_1: return &gemm32<Q41P>;
+        case TensorType::Q5_0: return &gemm32<Q50P>;
+        case TensorType::Q5_1: return &gemm32<Q51P>;
+        case TensorType::Q8_0: return &gemm32<Q80P>;
+        case TensorType::Q2_K: return &gemmk<Q2KP>;
+        case TensorType::Q3_K: return &gemmk<Q3KP>;
+        case TensorType::Q4_K: return &gemmk<Q4KP>;
+        case TensorType::Q5_K: return &gemmk<Q5KP>;
+        case TensorType::Q6_K: return &gemmk<Q6KP>;
+        case TensorType::F32: return &gemmf<TensorType::F32>;
+        case TensorType::F16: return &gemmf<TensorType::F16>;
+        case TensorType::BF16: return &gemmf<TensorType::BF16>;
+        default: return nullptr;
+    }
+}
+
+}  // namespace ember::cpu::avx2
