@@ -208,6 +208,11 @@ public:
             k_cache.type != TensorType::F16 || v_cache.type != TensorType::F16 || p.n_head % p.n_head_kv)
             shape_error("attention");
         const int group = p.n_head / p.n_head_kv;
+        if (T >= kPanelMinTokens) {
+            const PanelGemm* qk = panel_gemm(TensorType::F16);
+            const PanelGemm* pv = panel_gemm_f16_columns();
+            if (qk && pv) return attention_blocks(q, k_cache, v_cache, p, out, *qk, *pv);
+        }
         parallel_for(T * p.n_head, [&](int64_t b, int64_t e) {
             thread_local std::vector<float> scores, qh;
             qh.resize(static_cast<size_t>(hd));
@@ -239,6 +244,67 @@ public:
                 }
             }
         }, grain_for(2 * hd * (p.n_past + T)));
+    }
+
+    // Prompt attention in blocks: the query rows of a few tokens × the heads sharing one KV head, against
+    // every key any of them sees, as two packed-panel GEMMs (S = Q·Kᵀ, then O = P·V) around a softmax of
+    // each row over its own causal / sliding-window range. Each K and V row is converted once per block
+    // instead of once per query.
+    void attention_blocks(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const AttentionParams& p,
+                          Tensor& out, const PanelGemm& qk, const PanelGemm& pv) {
+        const int64_t T = q.n_rows(), hd = p.head_dim;
+        const int group = p.n_head / p.n_head_kv;
+        const int64_t tokens = std::max<int64_t>(1, 48 / group);  // about 48 query rows per block
+        const int64_t n_blocks = (T + tokens - 1) / tokens;
+        const auto first_key = [&](int64_t pos) { return p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0; };
+        parallel_for(p.n_head_kv * n_blocks, [&](int64_t b, int64_t e) {
+            thread_local std::vector<float> qr, s, o, panel;
+            for (int64_t i = b; i < e; ++i) {
+                const int64_t kvh = i / n_blocks, t0 = i % n_blocks * tokens, t1 = std::min(T, t0 + tokens);
+                const int64_t R = (t1 - t0) * group;
+                const int64_t k_lo = first_key(p.n_past + t0), n = p.n_past + t1 - k_lo;
+                qr.resize(static_cast<size_t>(R * hd));
+                s.resize(static_cast<size_t>(R * n));
+                o.resize(static_cast<size_t>(R * hd));
+                panel.resize(std::max(qk.panel_bytes(hd), pv.panel_bytes(n)) / sizeof(float));
+                for (int64_t r = 0; r < R; ++r) {  // row r: token t0 + r / group, head kvh·group + r % group
+                    const float* src = f32(q) + (t0 + r / group) * q.ne[0] + (kvh * group + r % group) * hd;
+                    std::copy_n(src, hd, qr.data() + r * hd);
+                }
+                round_to_f16(qr.data(), R * hd);  // as llama.cpp's F16 K·q product rounds q
+                const ActRows queries{qr.data(), static_cast<size_t>(hd) * sizeof(float)};
+                for (int64_t k = 0; k < n; k += qk.rows) {
+                    const int rows = static_cast<int>(std::min<int64_t>(qk.rows, n - k));
+                    const auto* keys = static_cast<const uint16_t*>(k_cache.row(k_lo + k)) + kvh * hd;
+                    qk.pack(hd, keys, k_cache.row_bytes(), rows, panel.data());
+                    qk.run(hd, panel.data(), queries, R, s.data() + k, static_cast<size_t>(n), rows);
+                }
+                for (int64_t r = 0; r < R; ++r) {
+                    const int64_t pos = p.n_past + t0 + r / group, lo = first_key(pos) - k_lo, hi = pos - k_lo + 1;
+                    float* sr = s.data() + r * n;
+                    float mx = -INFINITY;
+                    for (int64_t j = lo; j < hi; ++j) {
+                        float v = sr[j] * p.scale;
+                        if (p.softcap > 0.f) v = p.softcap * std::tanh(v / p.softcap);
+                        sr[j] = v;
+                        mx = std::max(mx, v);
+                    }
+                    const float inv = static_cast<float>(1.0 / exp_shifted(sr + lo, hi - lo, mx));
+                    std::fill(sr, sr + lo, 0.f);
+                    for (int64_t j = lo; j < hi; ++j) sr[j] *= inv;
+                    std::fill(sr + hi, sr + n, 0.f);
+                }
+                const ActRows probs{s.data(), static_cast<size_t>(n) * sizeof(float)};
+                for (int64_t d = 0; d < hd; d += pv.rows) {
+                    const int cols = static_cast<int>(std::min<int64_t>(pv.rows, hd - d));
+                    const auto* values = static_cast<const uint16_t*>(v_cache.row(k_lo)) + kvh * hd + d;
+                    pv.pack(n, values, v_cache.row_bytes(), cols, panel.data());
+                    pv.run(n, panel.data(), probs, R, o.data() + d, static_cast<size_t>(hd), cols);
+                }
+                for (int64_t r = 0; r < R; ++r)
+                    std::copy_n(o.data() + r * hd, hd, f32(out) + (t0 + r / group) * out.ne[0] + (kvh * group + r % group) * hd);
+            }
+        }, 1);
     }
 
     void add(const Tensor& a, const Tensor& b, Tensor& out) override {

@@ -416,6 +416,21 @@ void packf(int64_t n, const void* w, size_t ws, int rows, void* out) {
     }
 }
 
+// The panel of columns: p[16k + r] = w[k·ws + r] (F16), for V in attention, whose rows are keys and
+// whose columns are the output's dimensions.
+void packf16_columns(int64_t n, const void* w, size_t ws, int cols, void* out) {
+    auto* p = static_cast<float*>(out);
+    for (int64_t k = 0; k < n; ++k) {
+        const auto* row = reinterpret_cast<const uint16_t*>(static_cast<const char*>(w) + k * ws);
+        if (cols == kFloatRows) {
+            _mm256_storeu_ps(p + kFloatRows * k, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row))));
+            _mm256_storeu_ps(p + kFloatRows * k + 8, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 8))));
+        } else {
+            for (int r = 0; r < kFloatRows; ++r) p[kFloatRows * k + r] = r < cols ? h2f(row[r]) : 0.f;
+        }
+    }
+}
+
 template <int NT>
 void tilef(int64_t n, const float* p, const ActRows& x, int64_t j0, float* out, size_t os, int rows) {
     const float* xa[NT];
@@ -459,7 +474,11 @@ constexpr PanelGemm gemmk{8, panelk_bytes<W>, packk<W>, runk<W>};
 template <TensorType T>
 constexpr PanelGemm gemmf{kFloatRows, panelf_bytes<T>, packf<T>, runf<T>};
 
+constexpr PanelGemm gemm_f16_columns{kFloatRows, panelf_bytes<TensorType::F16>, packf16_columns, runf<TensorType::F16>};
+
 }  // namespace
+
+const PanelGemm* panel_gemm_f16_columns() noexcept { return &gemm_f16_columns; }
 
 const PanelGemm* panel_gemm(TensorType w) noexcept {
     switch (w) {

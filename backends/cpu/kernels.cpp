@@ -70,6 +70,13 @@ const PanelGemm* panel_gemm(TensorType w) noexcept {
     return nullptr;
 }
 
+const PanelGemm* panel_gemm_f16_columns() noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::panel_gemm_f16_columns();
+#endif
+    return nullptr;
+}
+
 void quantize_activations(TensorType type, const float* x, void* dst, int64_t n) {
 #if defined(__x86_64__)
     if (cpu_features().avx2 && type == TensorType::Q8_0) return avx2::quantize_q8_0(x, dst, n);

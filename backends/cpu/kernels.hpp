@@ -51,6 +51,10 @@ struct PanelGemm {
 };
 // nullptr when this CPU has no packed kernel for the type.
 const PanelGemm* panel_gemm(TensorType w) noexcept;
+// The F16 kernel with a panel made of columns instead of rows: pack reads element k of column r at
+// w + k·w_stride (bytes) + r (F16 elements), for `w_rows` ≤ rows columns (attention's P·V, V being
+// keys × dimensions). nullptr where panel_gemm(F16) is.
+const PanelGemm* panel_gemm_f16_columns() noexcept;
 
 // Rounds one row of activations to `type` (activation_type of some weight). On x86, Q8_0/Q8_1 follow
 // llama.cpp's AVX2 quantizers (scale 127/amax, ties to even), which differ from the scalar reference
@@ -79,6 +83,7 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
 
 namespace avx2 {
 const PanelGemm* panel_gemm(TensorType w) noexcept;
+const PanelGemm* panel_gemm_f16_columns() noexcept;
 float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
