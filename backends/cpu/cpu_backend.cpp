@@ -375,36 +375,38 @@ private:
         const TensorType at = activation_type(w);
         if (at == TensorType::F32) return {x.data, static_cast<size_t>(K) * 4};
         const size_t xrb = tensor::row_bytes(at, K);
-        xq_.resize(xrb * T);
-        parallel_for(T, [&](int64_t b, int64_t e) {
-            for (int64_t t = b; t < e; ++t) quantize_activations(at, f32(x) + t * K, xq_.data() + t * xrb, K);
-        }, grain_for(2 * K));
-        if (as_float && (at == TensorType::F16 || at == TensorType::BF16)) {
-            xf_.resize(static_cast<size_t>(K * T));
-            for (int64_t t = 0; t < T; ++t) tensor::dequantize_row(at, xq_.data() + t * xrb, xf_.data() + t * K, K);
-            return {xf_.data(), static_cast<size_t>(K) * 4};
-        }
-        if (at != TensorType::Q8_0 && at != TensorType::Q8_1) return {xq_.data(), xrb};
+        const bool to_float = as_float && (at == TensorType::F16 || at == TensorType::BF16);
+        const bool widen = at == TensorType::Q8_0 || at == TensorType::Q8_1;
         const tensor::TypeInfo& ai = tensor::info(at);
-        const int64_t nb = K / ai.block_size;
+        const int64_t nb = widen ? K / ai.block_size : 0;
+        xq_.resize(xrb * T);
+        xf_.resize(to_float ? static_cast<size_t>(K * T) : 0);
         xd_.resize(static_cast<size_t>(nb * T));
         xs_.resize(static_cast<size_t>(nb * T));
         xsum_.resize(static_cast<size_t>(nb * T));
-        for (int64_t t = 0; t < T; ++t)
-            for (int64_t i = 0; i < nb; ++i) {
-                const uint8_t* blk = xq_.data() + t * xrb + i * ai.block_bytes;
-                uint16_t d, sum;
-                std::memcpy(&d, blk, 2);      // every 32-element activation block starts with d (F16)
-                std::memcpy(&sum, blk + 2, 2);  // and, in Q8_1, s = d·Σq (F16)
-                xd_[t * nb + i] = tensor::fp16_to_f32(d);
-                xs_[t * nb + i] = at == TensorType::Q8_1 ? tensor::fp16_to_f32(sum) : 0.f;
-                if (at == TensorType::Q8_0) {
-                    const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
-                    int32_t s = 0;
-                    for (int k = 0; k < tensor::kQK; ++k) s += q[k];
-                    xsum_[t * nb + i] = s;
+        parallel_for(T, [&](int64_t b, int64_t e) {
+            for (int64_t t = b; t < e; ++t) {
+                uint8_t* row = xq_.data() + t * xrb;
+                quantize_activations(at, f32(x) + t * K, row, K);
+                if (to_float) tensor::dequantize_row(at, row, xf_.data() + t * K, K);
+                for (int64_t i = 0; i < nb; ++i) {
+                    const uint8_t* blk = row + i * ai.block_bytes;
+                    uint16_t d, sum;
+                    std::memcpy(&d, blk, 2);      // every 32-element activation block starts with d (F16)
+                    std::memcpy(&sum, blk + 2, 2);  // and, in Q8_1, s = d·Σq (F16)
+                    xd_[t * nb + i] = tensor::fp16_to_f32(d);
+                    xs_[t * nb + i] = at == TensorType::Q8_1 ? tensor::fp16_to_f32(sum) : 0.f;
+                    if (at == TensorType::Q8_0) {
+                        const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
+                        int32_t s = 0;
+                        for (int k = 0; k < tensor::kQK; ++k) s += q[k];
+                        xsum_[t * nb + i] = s;
+                    }
                 }
             }
+        }, grain_for(3 * K));
+        if (to_float) return {xf_.data(), static_cast<size_t>(K) * 4};
+        if (!widen) return {xq_.data(), xrb};
         return {xq_.data(), xrb, xd_.data(), xs_.data(), xsum_.data()};
     }
 
