@@ -1,6 +1,7 @@
 // Tokenizer golden tests: llama.cpp's vocab test files (.inp/.out from Hugging Face tokenizers,
 // the same cases llama.cpp's test-tokenizer-0 runs with add_special=false, parse_special=false),
-// Llama-3 through encoder.json/vocab.bpe, decode round trips, and edge cases.
+// Llama-3 through encoder.json/vocab.bpe, pre-tokenizer split goldens for the families without a
+// vocab file, decode round trips, and edge cases.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -12,11 +13,14 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ember/error.hpp"
 #include "ember/tokenizer.hpp"
 #include "models.hpp"
 #include "testdata.hpp"
 #include "tokenizer/pretokenize.hpp"
+#include "tokenizer/unicode.hpp"
 #include "tokenizer/vocab.hpp"
 
 using ember::Token;
@@ -309,6 +313,64 @@ TEST_CASE("falcon pre-tokenizer: backticks split off, digits in threes") {
     CHECK(pretokenize("a `b", PreType::Default) == std::vector<std::string>{"a", sp + "`", "b"});
     CHECK(pretokenize("Hello, world!! 12345", PreType::Falcon) ==
           std::vector<std::string>{"Hello", ",", sp + "world", "!!", sp, "123", "45"});
+}
+
+namespace {
+
+// The bytes of the text a pre-tokenizer word stands for (words come back GPT-2 byte-encoded).
+std::string unbyte(const std::string& word) {
+    std::string out;
+    for (uint32_t c : ember::detail::unicode::cpts_from_utf8(word)) {
+        const int b = ember::detail::unicode::utf8_cpt_to_byte(c);
+        if (b < 0) FAIL("not a byte-encoded word: " << word);
+        out.push_back(static_cast<char>(b));
+    }
+    return out;
+}
+
+std::string from_hex(const std::string& hex) {
+    std::string out;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2)
+        out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("pre-tokenizer splits match the regex goldens") {
+    // tests/data/pretokenize/<family>.json (make_goldens.py): llama.cpp's pattern lists run by
+    // Python's `regex` over llama.cpp's vocab-test texts and hard cases. Every `tokenizer.ggml.pre`
+    // alias of a family must select a pre-tokenizer that splits each case the same way.
+    for (const std::string family : {"deepseek-v3", "chatglm4", "gpt-4o", "tekken", "kimi-k2"}) {
+        SUBCASE(family.c_str()) {
+            const std::string path = ember::test::testdata("pretokenize/" + family + ".json");
+            const auto doc = nlohmann::json::parse(ember::test::read_file(path));
+            REQUIRE(doc["cases"].size() > 80);
+            for (const auto& pre : doc["pre"]) {
+                ember::detail::Vocab v;
+                ember::detail::apply_pre_type(v, pre.get<std::string>());
+                int bad = 0;
+                for (const auto& c : doc["cases"]) {
+                    const std::string text = c.contains("text") ? c["text"].get<std::string>() : from_hex(c["hex"]);
+                    const auto want = c["pieces"].get<std::vector<std::string>>();
+                    std::vector<std::string> got;
+                    for (const auto& w : ember::detail::pretokenize(text, v.pre)) got.push_back(unbyte(w));
+                    if (got != want) {
+                        auto join = [](const std::vector<std::string>& pieces) {
+                            std::string s;
+                            for (const auto& x : pieces) s += "[" + x + "]";
+                            return s;
+                        };
+                        ++bad;
+                        CHECK_MESSAGE(got == want, pre << ": " << c.dump() << "\n  want: " << join(want)
+                                                       << "\n  got:  " << join(got));
+                    }
+                }
+                MESSAGE(pre.get<std::string>() << ": " << doc["cases"].size() - static_cast<size_t>(bad) << "/"
+                                               << doc["cases"].size() << " cases match");
+            }
+        }
+    }
 }
 
 TEST_CASE("one tokenizer, many threads: the same tokens as one thread") {

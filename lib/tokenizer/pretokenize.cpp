@@ -14,18 +14,15 @@ using Offsets = std::vector<size_t>;
 
 // The categories as llama.cpp's std::regex fallback sees them: it "collapses" every non-ASCII
 // codepoint to one byte per category (whitespace wins over the category) and spells the ASCII
-// part of each class by hand. The only deviation from the true Unicode classes is that ASCII
-// '~' is missing from \p{S}; \s is the Unicode White_Space set either way.
+// part of each class by hand, exactly. No White_Space codepoint is in L, N, P, S or M, so these
+// are the Unicode classes; \s is the Unicode White_Space set either way.
 inline bool rx_ws(uint32_t c) { return uc::is_whitespace(c); }
-inline bool rx_cat(uint32_t c, uint16_t cat) {
-    const uint16_t f = uc::flags(c);
-    if (c >= 128 && (f & uc::Whitespace)) return false;
-    if (c == '~' && cat == uc::Symbol) return false;
-    return (f & cat) != 0;
-}
+inline bool rx_cat(uint32_t c, uint16_t cat) { return (uc::flags(c) & cat) && !(c >= 128 && uc::is_whitespace(c)); }
 inline bool rx_L(uint32_t c) { return rx_cat(c, uc::Letter); }
 inline bool rx_N(uint32_t c) { return rx_cat(c, uc::Number); }
 inline bool rx_P(uint32_t c) { return rx_cat(c, uc::Punctuation); }
+inline bool rx_S(uint32_t c) { return rx_cat(c, uc::Symbol); }
+inline bool rx_M(uint32_t c) { return rx_cat(c, uc::Mark); }
 
 // Runs the hand-written splitters over every current segment. `split_one(begin, end, out)`
 // appends the lengths of the pieces of [begin, end).
@@ -89,6 +86,27 @@ bool deepseek_letter(uint32_t c) {
 }
 // \s as std::wregex sees it in the C locale: ASCII whitespace only.
 bool wregex_space(uint32_t c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+
+// llama.cpp's unicode_cpt_is_han (Kimi-K2): fixed CJK ideograph blocks, not the Script=Han
+// property, so U+3007 (〇) and the CJK radicals are not Han here.
+bool kimi_han(uint32_t c) {
+    return (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x20000 && c <= 0x2A6DF) ||
+           (c >= 0x2A700 && c <= 0x2EBEF) || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
+}
+
+// How the Llama-3 family of patterns (Splitter::words) forms its letter words.
+enum class Words {
+    Plain,   // <letters>+; contractions are an alternative of their own (Llama-3, Qwen2, Qwen3.5, GLM-4)
+    Cased,   // an "upper" run then a "lower" run, contraction attached (GPT-4o, Tekken)
+    NonHan,  // Han runs first, then runs of the other letters, contraction attached (Kimi-K2)
+};
+struct WordRule {
+    Words words = Words::Plain;
+    uint16_t letters = uc::Letter;  // Plain only: Qwen3.5 adds \p{M}
+    size_t max_digits = 3;
+    bool contractions = true;
+    bool slash = false;             // punctuation runs also take the '/' after them: [\r\n/]*
+};
 
 struct Splitter {
     const std::vector<uint32_t>& cpts;
@@ -164,99 +182,123 @@ struct Splitter {
         });
     }
 
-    // Llama-3 (max_digits 3) and Qwen2 (max_digits 1):
-    // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-    // Qwen3.5 is Qwen2 with `letters` = \p{L} or \p{M}: [\p{L}\p{M}]+ and [^\s\p{L}\p{M}\p{N}].
-    Offsets llama3(const Offsets& offsets, size_t max_digits, uint16_t letters = uc::Letter) const {
-        return refine(offsets, [&](size_t b, size_t e, Offsets& out) {
-            auto cpt = [&](size_t p) { return p < e ? cpts[p] : kNone; };
-            auto fl = [&](size_t p) -> uint16_t { return p < e ? uc::flags(cpts[p]) : 0; };
-            auto is_other = [letters](uint16_t f) {
-                return f != 0 && !(f & (uc::Whitespace | letters | uc::Number));
-            };
-            // Only ASCII letters lower-case to one of "stmdrevl" (checked against the UCD when
-            // the tables were generated: U+0130 -> i and U+212A -> k are the only non-ASCII
-            // codepoints with an ASCII lower case), so ASCII folding is exact here.
-            auto lower = [](uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; };
-            size_t prev = b;
-            auto emit = [&](size_t end) {
-                if (end > prev) out.push_back(end - prev);
-                prev = end;
-            };
-            size_t pos = b;
-            while (pos < e) {
-                const uint32_t c = cpts[pos];
-                const uint16_t f = uc::flags(c);
-                if (c == '\'' && pos + 1 < e) {
-                    const uint32_t n1 = lower(cpt(pos + 1));
-                    if (n1 == 's' || n1 == 't' || n1 == 'm' || n1 == 'd') {
-                        pos += 2;
-                        emit(pos);
-                        continue;
-                    }
-                    if (pos + 2 < e) {
-                        const uint32_t n2 = lower(cpt(pos + 2));
-                        if ((n1 == 'r' && n2 == 'e') || (n1 == 'v' && n2 == 'e') || (n1 == 'l' && n2 == 'l')) {
-                            pos += 3;
-                            emit(pos);
-                            continue;
-                        }
-                    }
-                }
-                // [^\r\n\p{L}\p{N}]?\p{L}+
-                if (!(c == '\r' || c == '\n' || (f & uc::Number))) {
-                    if ((f & letters) || (fl(pos + 1) & letters)) {
-                        ++pos;
-                        while (fl(pos) & letters) ++pos;
-                        emit(pos);
-                        continue;
-                    }
-                }
-                // \p{N}{1,max}
-                if (f & uc::Number) {
-                    size_t ini = pos;
-                    while (fl(pos) & uc::Number) {
-                        if (++pos - ini >= max_digits) {
-                            emit(pos);
-                            ini = pos;
-                        }
-                    }
-                    emit(pos);
-                    continue;
-                }
-                // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
-                uint16_t f2 = c == ' ' ? fl(pos + 1) : f;
-                if (is_other(f2)) {
-                    pos += (c == ' ');
-                    while (is_other(fl(pos))) ++pos;
-                    while (cpt(pos) == '\r' || cpt(pos) == '\n') ++pos;
-                    emit(pos);
-                    continue;
-                }
-                size_t n_ws = 0;
-                size_t last_nl = 0;
-                while (fl(pos + n_ws) & uc::Whitespace) {
-                    const uint32_t w = cpts[pos + n_ws];
-                    if (w == '\r' || w == '\n') last_nl = pos + n_ws + 1;
-                    ++n_ws;
-                }
-                if (last_nl > 0) {  // \s*[\r\n]+
-                    pos = last_nl;
-                    emit(pos);
-                    continue;
-                }
-                if (n_ws > 1 && pos + n_ws < e) {  // \s+(?!\S)
-                    pos += n_ws - 1;
-                    emit(pos);
-                    continue;
-                }
-                if (n_ws > 0) {
-                    pos += n_ws;
-                    emit(pos);
-                    continue;
-                }
-                emit(++pos);
+    // \s*[\r\n]+|\s+(?!\S)|\s+ at p: the match length, 0 when cpts[p] is not whitespace.
+    size_t spaces(size_t p, size_t e) const {
+        size_t q = p;
+        size_t last_nl = 0;
+        while (q < e && rx_ws(cpts[q])) {
+            if (cpts[q] == '\r' || cpts[q] == '\n') last_nl = q + 1;
+            ++q;
+        }
+        if (last_nl > 0) return last_nl - p;         // \s*[\r\n]+
+        if (q - p > 1 && q < e) return q - 1 - p;    // \s+(?!\S): the last one goes with the next word
+        return q - p;                                // \s+
+    }
+
+    // (?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD]) at p: the match length or 0.
+    size_t contraction(size_t p, size_t e) const {
+        if (p + 1 >= e || cpts[p] != '\'') return 0;
+        // Only ASCII letters lower-case to one of "stmdrevl" (checked against the UCD when the
+        // tables were generated: U+0130 -> i and U+212A -> k are the only non-ASCII codepoints with
+        // an ASCII lower case), so ASCII folding is exact for llama.cpp's case-insensitive forms.
+        auto lower = [](uint32_t c) { return (c >= 'A' && c <= 'Z') ? c + 32 : c; };
+        const uint32_t n1 = lower(cpts[p + 1]);
+        if (n1 == 's' || n1 == 't' || n1 == 'm' || n1 == 'd') return 2;
+        if (p + 2 >= e) return 0;
+        const uint32_t n2 = lower(cpts[p + 2]);
+        return ((n1 == 'r' && n2 == 'e') || (n1 == 'v' && n2 == 'e') || (n1 == 'l' && n2 == 'l')) ? 3 : 0;
+    }
+
+    // The Llama-3 family of patterns:
+    //   [contraction |] <letter word> | \p{N}{1,digits} | ' ?'[^\s<letters>\p{N}]+[\r\n(/)]*
+    //   | \s*[\r\n]+ | \s+(?!\S) | \s+
+    // where the letter word, after an optional [^\r\n\p{L}\p{N}], is as `Words` says.
+    Offsets words(const Offsets& offsets, const WordRule& r) const {
+        const uint16_t letters = r.words == Words::Plain ? r.letters : uint16_t{uc::Letter};
+        auto letter = [&](uint32_t c) {
+            return (uc::flags(c) & letters) && !(r.words == Words::NonHan && kimi_han(c));
+        };
+        auto other = [&](uint32_t c) { return !(uc::flags(c) & (uc::Whitespace | letters | uc::Number)); };
+        auto lower_ascii = [](uint32_t c) { return c >= 'a' && c <= 'z'; };
+        auto upper_ascii = [](uint32_t c) { return c >= 'A' && c <= 'Z'; };
+        return split_matches(offsets, [&](size_t p, size_t e) -> size_t {
+            const uint32_t c = cpts[p];
+            const uint16_t f = uc::flags(c);
+            if (r.words == Words::Plain && r.contractions) {
+                if (const size_t n = contraction(p, e)) return n;
             }
+            if (r.words == Words::NonHan && kimi_han(c)) {
+                size_t q = p;
+                while (q < e && kimi_han(cpts[q])) ++q;
+                return q - p;
+            }
+            const bool lead = c != '\r' && c != '\n' && !(f & (uc::Letter | uc::Number));
+            const size_t s = lead && p + 1 < e && letter(cpts[p + 1]) ? p + 1 : p;
+            if (letter(cpts[s])) {
+                size_t q = s;
+                if (r.words == Words::Cased) {
+                    // llama.cpp's stand-ins for [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+ and
+                    // its mirror: "upper" is a letter that is not a-z, "lower" one that is not A-Z, so
+                    // every non-ASCII letter is both, and marks are not letters at all.
+                    while (q < e && letter(cpts[q]) && !lower_ascii(cpts[q])) ++q;  // upper*
+                    if (q < e && lower_ascii(cpts[q])) {
+                        while (q < e && letter(cpts[q]) && !upper_ascii(cpts[q])) ++q;  // lower+
+                    } else {
+                        // All upper: upper*lower+ backtracks to the word's last non-ASCII letter
+                        // ("ÉCOLE" -> "É", "COLE"); without one, upper+ takes the whole run.
+                        size_t j = q;
+                        while (j > s && upper_ascii(cpts[j - 1])) --j;
+                        if (j > s) q = j;
+                    }
+                } else {
+                    while (q < e && letter(cpts[q])) ++q;
+                }
+                if (r.words != Words::Plain && r.contractions) q += contraction(q, e);
+                return q - p;
+            }
+            if (f & uc::Number) {
+                size_t q = p;
+                while (q < e && q - p < r.max_digits && (uc::flags(cpts[q]) & uc::Number)) ++q;
+                return q - p;
+            }
+            const size_t s2 = c == ' ' && p + 1 < e && other(cpts[p + 1]) ? p + 1 : p;
+            if (other(cpts[s2])) {
+                size_t q = s2;
+                while (q < e && other(cpts[q])) ++q;
+                while (q < e && (cpts[q] == '\r' || cpts[q] == '\n' || (r.slash && cpts[q] == '/'))) ++q;
+                return q - p;
+            }
+            return spaces(p, e);
+        });
+    }
+
+    // DeepSeek-V3's word pattern (after its digit and CJK passes):
+    //   [<ASCII P or S>][A-Za-z]+ | [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+ | ' ?'[\p{P}\p{S}]+[\r\n]*
+    //   | \s*[\r\n]+ | \s+(?!\S) | \s+
+    Offsets deepseek_v3_words(const Offsets& offsets) const {
+        auto ascii_alpha = [](uint32_t c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); };
+        auto lm = [](uint32_t c) { return rx_L(c) || rx_M(c); };
+        auto ps = [](uint32_t c) { return rx_P(c) || rx_S(c); };
+        return split_matches(offsets, [&](size_t p, size_t e) -> size_t {
+            const uint32_t c = cpts[p];
+            if (c < 128 && ps(c) && p + 1 < e && ascii_alpha(cpts[p + 1])) {
+                size_t q = p + 1;
+                while (q < e && ascii_alpha(cpts[q])) ++q;
+                return q - p;
+            }
+            const bool lead = c != '\r' && c != '\n' && !rx_L(c) && !ps(c);
+            size_t q = lead && p + 1 < e && lm(cpts[p + 1]) ? p + 1 : p;
+            if (lm(cpts[q])) {
+                while (q < e && lm(cpts[q])) ++q;
+                return q - p;
+            }
+            q = c == ' ' && p + 1 < e && ps(cpts[p + 1]) ? p + 1 : p;
+            if (ps(cpts[q])) {
+                while (q < e && ps(cpts[q])) ++q;
+                while (q < e && (cpts[q] == '\r' || cpts[q] == '\n')) ++q;
+                return q - p;
+            }
+            return spaces(p, e);
         });
     }
 
@@ -325,13 +367,34 @@ std::vector<std::string> pretokenize(std::string_view text, PreType pre) {
             o = sp.gpt2(o);
             break;
         case PreType::Llama3:
-            o = sp.llama3(o, 3);
+            o = sp.words(o, {});
             break;
         case PreType::Qwen2:
-            o = sp.llama3(o, 1);
+            o = sp.words(o, {.max_digits = 1});
             break;
         case PreType::Qwen35:
-            o = sp.llama3(o, 1, uc::Letter | uc::Mark);
+            o = sp.words(o, {.letters = uc::Letter | uc::Mark, .max_digits = 1});
+            break;
+        case PreType::Gpt4o:
+            o = sp.words(o, {.words = Words::Cased, .slash = true});
+            break;
+        case PreType::Tekken:
+            o = sp.words(o, {.words = Words::Cased, .max_digits = 1, .contractions = false, .slash = true});
+            break;
+        case PreType::KimiK2:
+            o = sp.words(o, {.words = Words::NonHan});
+            break;
+        case PreType::DeepseekV3:
+            // \p{N}{1,3}, then [一-龥぀-ゟ゠-ヿ]+ (std::wregex on the codepoints), then the word pattern.
+            o = split_matches(o, [&](size_t p, size_t e) -> size_t {
+                size_t q = p;
+                while (q < e && q - p < 3 && rx_N(cpts[q])) ++q;
+                return q - p;
+            });
+            o = sp.run(o, [](uint32_t c) {
+                return (c >= 0x4E00 && c <= 0x9FA5) || (c >= 0x3040 && c <= 0x30FF);
+            });
+            o = sp.deepseek_v3_words(o);
             break;
         case PreType::Starcoder:
             o = sp.single(o, rx_N);

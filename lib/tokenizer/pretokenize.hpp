@@ -21,6 +21,10 @@ enum class PreType {
     Gemma4,         // no word split: runs of non-newlines and runs of newlines, raw UTF-8 (not byte-encoded)
     DeepseekLlm,    // [\r\n], \s?<cased letters>+, \s?<punctuation>+, \s+$, CJK runs, \p{N}+
     Falcon,         // [\p{P}$+<=>^~|`]+, the GPT-2 pattern, [0-9]{3}
+    DeepseekV3,     // \p{N}{1,3}, CJK/kana runs, then ASCII-punct+ASCII-letters, [\p{L}\p{M}] and [\p{P}\p{S}] runs
+    Gpt4o,          // cased letter words with contractions, \p{N}{1,3} (GPT-4o, Llama 4, MiniMax-M2, ...)
+    Tekken,         // GPT-4o's without contractions, single digits (Mistral)
+    KimiK2,         // Han runs, then Llama-3-like words over the other letters, contractions attached
 };
 
 // Splits `text` into pre-tokenizer words, each returned GPT-2 byte-encoded (every UTF-8 byte

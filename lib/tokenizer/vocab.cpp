@@ -249,7 +249,7 @@ void apply_pre_type(Vocab& v, std::string_view pre) {
         v.add_bos = true;
     } else if (any({"dbrx", "smaug-bpe"})) {
         v.pre = PreType::Llama3;
-    } else if (any({"chatglm-bpe", "glm4"})) {
+    } else if (any({"chatglm-bpe", "glm4", "glm5"})) {
         v.pre = PreType::Llama3;
         v.bos = -1;
     } else if (any({"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0",
@@ -281,6 +281,20 @@ void apply_pre_type(Vocab& v, std::string_view pre) {
         v.clean_spaces = false;
     } else if (pre == "deepseek-coder") {
         v.pre = PreType::DeepseekCoder;
+        v.clean_spaces = false;
+    } else if (any({"deepseek-v3", "hunyuan-dense", "joyai-llm", "hy_v4"})) {
+        v.pre = PreType::DeepseekV3;
+        v.clean_spaces = false;
+    } else if (any({"gpt-4o", "llama4", "kanana2", "talkie", "minimax-m2"})) {
+        v.pre = PreType::Gpt4o;
+        v.clean_spaces = false;
+    } else if (pre == "tekken") {
+        v.pre = PreType::Tekken;
+        v.clean_spaces = false;
+        v.ignore_merges = true;
+        v.add_bos = true;
+    } else if (pre == "kimi-k2") {
+        v.pre = PreType::KimiK2;
         v.clean_spaces = false;
     } else {
         throw Error(Status::Unsupported, "tokenizer: unsupported pre-tokenizer '" + std::string(pre) + "'");
