@@ -249,9 +249,13 @@ void apply_pre_type(Vocab& v, std::string_view pre) {
         v.add_bos = true;
     } else if (any({"dbrx", "smaug-bpe"})) {
         v.pre = PreType::Llama3;
-    } else if (any({"chatglm-bpe", "glm4", "glm5"})) {
+    } else if (pre == "chatglm-bpe") {
         v.pre = PreType::Llama3;
         v.bos = -1;
+    } else if (any({"glm4", "glm5"})) {
+        v.pre = PreType::Llama3;
+        v.bos = -1;
+        v.ignore_merges = true;
     } else if (any({"gpt-2", "phi-2", "jina-es", "jina-de", "gigachat", "jina-v2-es", "jina-v2-de", "a.x-4.0",
                     "mellum", "modern-bert", "exaone4", "mpt", "olmo", "jais", "gpt-neox"})) {
         v.pre = PreType::Gpt2;
@@ -519,11 +523,15 @@ std::shared_ptr<const Vocab> load_vocab(const gguf::File& f) {
 
     if (v->type == VocabType::Bpe) {
         const gguf::Value* m = f.find("tokenizer.ggml.merges");
-        if (!m) bad("missing tokenizer.ggml.merges");
-        if (!m->is_array() || m->elem_type() != gguf::ValueType::String) bad("tokenizer.ggml.merges is not a string array");
-        const auto& merges = m->as_strings();
-        v->merge_rank.reserve(merges.size());
-        for (size_t i = 0; i < merges.size(); ++i) add_merge(*v, merges[i], static_cast<int32_t>(i));
+        if (m) {
+            if (!m->is_array() || m->elem_type() != gguf::ValueType::String)
+                bad("tokenizer.ggml.merges is not a string array");
+            const auto& merges = m->as_strings();
+            v->merge_rank.reserve(merges.size());
+            for (size_t i = 0; i < merges.size(); ++i) add_merge(*v, merges[i], static_cast<int32_t>(i));
+        } else if (v->pre != PreType::KimiK2) {  // as llama.cpp, which lets Kimi-K2 files go without
+            bad("missing tokenizer.ggml.merges");
+        }
     }
 
     const auto nt = static_cast<int32_t>(n);
