@@ -17,6 +17,8 @@
 
 #include "ember/error.hpp"
 #include "ember/tokenizer.hpp"
+#include "gguf/reader.hpp"
+#include "gguf/writer.hpp"
 #include "models.hpp"
 #include "testdata.hpp"
 #include "tokenizer/pretokenize.hpp"
@@ -371,6 +373,31 @@ TEST_CASE("pre-tokenizer splits match the regex goldens") {
             }
         }
     }
+}
+
+TEST_CASE("pre-tokenizer flags beyond the split, as llama.cpp sets them") {
+    auto vocab_of = [](const char* pre) {
+        ember::detail::Vocab v;
+        ember::detail::apply_pre_type(v, pre);
+        return v;
+    };
+    CHECK(vocab_of("glm4").ignore_merges);
+    CHECK(vocab_of("glm5").ignore_merges);
+    CHECK_FALSE(vocab_of("chatglm-bpe").ignore_merges);
+    CHECK(vocab_of("tekken").ignore_merges);
+    CHECK(vocab_of("tekken").add_bos);
+    CHECK_FALSE(vocab_of("gpt-4o").clean_spaces);
+
+    // llama.cpp loads a kimi-k2 vocabulary without tokenizer.ggml.merges; any other BPE needs them.
+    auto load = [](const char* pre) {
+        ember::gguf::Writer w;
+        w.set("tokenizer.ggml.model", ember::gguf::Value::string("gpt2"));
+        w.set("tokenizer.ggml.pre", ember::gguf::Value::string(pre));
+        w.set("tokenizer.ggml.tokens", ember::gguf::Value::strings({"a", "b"}));
+        return ember::detail::load_vocab(ember::gguf::File::copy_of(w.to_bytes(), "vocab.gguf"));
+    };
+    CHECK(load("kimi-k2")->merge_rank.empty());
+    CHECK_THROWS_AS(load("gpt-4o"), ember::Error);
 }
 
 TEST_CASE("one tokenizer, many threads: the same tokens as one thread") {
