@@ -1,14 +1,26 @@
-// ember-bench: prefill and decode speed in llama-bench's style, each figure set beside a limit measured
-// in the same run: decode against memory read bandwidth, prefill against the FP32 FMA peak.
-//   ember-bench [-m MODEL] [-t 1,2] [-p 512] [-n 128] [-r 5] [-s 8]
-// -s N adds lines per thread count: N sessions decoding at once, each on a thread of its own (they share
-// the model's one worker pool), with their total tokens/s and the CPU time they cost.
+// ember-bench: prefill and decode speed in llama-bench's habits, each figure set beside a limit measured
+// in the same run: decode against memory read bandwidth (measured right before each decode test), prefill
+// against the FP32 FMA peak (measured right before each prefill test).
+//   ember-bench [-m MODEL]... [-t 1,2] [-p 512] [-n 128] [-r 5] [-o md|csv|json] [-s 8] [--backend NAME]
+// Each test runs once to warm up (pp: the whole prompt; tg: one token, as llama-bench), then -r times:
+// mean ± sample standard deviation of the per-run t/s, and the median. -o json prints one JSON array whose
+// objects carry llama-bench's field names (model_filename, model_type, model_size, model_n_params,
+// n_threads, n_prompt, n_gen, avg_ts, stddev_ts, samples_ts, ...) plus ember's: median_ts, and the limits:
+// read_bw_gbs, achieved_gbs, pct_of_read_bw for a decode test; fma_peak_gflops, achieved_gflops,
+// pct_of_fma_peak for a prefill one. -s N adds lines per model and thread count (after the table; on
+// stderr with -o csv/json): N sessions decoding at once, each on a thread of its own (they share the
+// model's one worker pool), with their total tokens/s and the CPU time they cost.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <fstream>
+#include <functional>
+#include <map>
 #include <numeric>
 #include <random>
-#include <sstream>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +31,9 @@
 #include <immintrin.h>
 #endif
 
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
 #include "common.hpp"
 #include "ember/ember.hpp"
 
@@ -26,13 +41,6 @@ using namespace ember;
 using namespace ember_examples;
 
 namespace {
-
-std::vector<int> parse_list(const std::string& s) {
-    std::vector<int> v;
-    std::stringstream ss(s);
-    for (std::string item; std::getline(ss, item, ',');) v.push_back(std::stoi(item));
-    return v;
-}
 
 double median(std::vector<double> v) {
     std::sort(v.begin(), v.end());
@@ -130,7 +138,7 @@ double cpu_seconds() {
 }
 
 // n_sessions sessions decode `gen` at once from threads of their own; prints total t/s and CPU cost.
-void concurrent_decode(const Model& model, int n_threads, int n_sessions, const std::vector<Token>& gen) {
+void concurrent_decode(FILE* to, const Model& model, int n_threads, int n_sessions, const std::vector<Token>& gen) {
     SessionParams sp;
     sp.n_threads = n_threads;
     sp.n_ctx = static_cast<int>(gen.size()) + 1;
@@ -145,7 +153,7 @@ void concurrent_decode(const Model& model, int n_threads, int n_sessions, const 
     for (auto& t : th) t.join();
     const double wall = (now_ms() - t0) / 1e3, cpu = cpu_seconds() - cpu0;
     const double total = static_cast<double>(gen.size()) * n_sessions;
-    std::printf("%d sessions at once, %d threads each: tg%zu %.1f t/s in total, %.2f s wall, %.2f s CPU (%.1f ms CPU a token)\n",
+    std::fprintf(to, "%d sessions at once, %d threads each: tg%zu %.1f t/s in total, %.2f s wall, %.2f s CPU (%.1f ms CPU a token)\n",
                 n_sessions, n_threads, gen.size(), total / wall, wall, cpu, 1e3 * cpu / total);
 
     // The same tokens through Session::decode_batch: one step serves every session.
@@ -156,88 +164,276 @@ void concurrent_decode(const Model& model, int n_threads, int n_sessions, const 
     const double cpu1 = cpu_seconds(), t1 = now_ms();
     for (Token t : gen) Session::decode_batch(ptrs, std::vector<Token>(ptrs.size(), t));
     const double wall_b = (now_ms() - t1) / 1e3, cpu_b = cpu_seconds() - cpu1;
-    std::printf("%d sessions in one batch,  %d threads:      tg%zu %.1f t/s in total, %.2f s wall, %.2f s CPU (%.1f ms CPU a token)\n",
+    std::fprintf(to, "%d sessions in one batch,  %d threads:      tg%zu %.1f t/s in total, %.2f s wall, %.2f s CPU (%.1f ms CPU a token)\n",
                 n_sessions, n_threads, gen.size(), total / wall_b, wall_b, cpu_b, 1e3 * cpu_b / total);
+}
+
+using json = nlohmann::ordered_json;
+
+// The same n random tokens for every test of a model (and every run of the program).
+std::vector<Token> random_tokens(const Model& model, int n) {
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<int> pick(0, model.n_vocab() - 1);
+    std::vector<Token> t(static_cast<size_t>(n));
+    for (auto& x : t) x = pick(rng);
+    return t;
+}
+
+std::string base_name(const std::string& path) { return path.substr(path.find_last_of('/') + 1); }
+
+// The CPU's name as /proc/cpuinfo gives it ("model name"; "unknown" elsewhere).
+std::string cpu_name() {
+    std::ifstream f("/proc/cpuinfo");
+    for (std::string line; std::getline(f, line);)
+        if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos) {
+            std::string v = line.substr(line.find(':') + 1);
+            v.erase(0, v.find_first_not_of(" \t"));
+            return v;
+        }
+    return "unknown";
+}
+
+// llama.cpp's names for general.file_type (llama_model_ftype_name).
+std::string ftype_name(const Model& m) {
+    static const std::map<std::string, const char*> names{
+        {"0", "all F32"},       {"1", "F16"},           {"2", "Q4_0"},          {"3", "Q4_1"},
+        {"7", "Q8_0"},          {"8", "Q5_0"},          {"9", "Q5_1"},          {"10", "Q2_K - Medium"},
+        {"11", "Q3_K - Small"}, {"12", "Q3_K - Medium"}, {"13", "Q3_K - Large"}, {"14", "Q4_K - Small"},
+        {"15", "Q4_K - Medium"}, {"16", "Q5_K - Small"}, {"17", "Q5_K - Medium"}, {"18", "Q6_K"},
+        {"32", "BF16"}};
+    const auto ft = m.meta("general.file_type");
+    if (!ft) return "?";
+    const auto it = names.find(*ft);
+    return it != names.end() ? it->second : "file type " + *ft;
+}
+
+// "llama 135M Q4_1": llama-bench's model_type, the size from the parameter count.
+std::string model_type(const Model& m) {
+    const double p = static_cast<double>(m.info().n_params);
+    char size[32];
+    if (p < 1e9) std::snprintf(size, sizeof size, "%.0fM", p / 1e6);
+    else std::snprintf(size, sizeof size, "%.1fB", p / 1e9);
+    return m.info().architecture + " " + size + " " + ftype_name(m);
+}
+
+std::string utc_now() {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char b[32];
+    std::strftime(b, sizeof b, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return b;
+}
+
+double mean(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); }
+
+// The sample standard deviation (n - 1), 0 for one sample: llama-bench's.
+double stddev(const std::vector<double>& v) {
+    if (v.size() < 2) return 0;
+    const double m = mean(v);
+    double s = 0;
+    for (double x : v) s += (x - m) * (x - m);
+    return std::sqrt(s / static_cast<double>(v.size() - 1));
+}
+
+// One test: warm-up, then `reps` timed runs of `run` (it returns seconds) over n_tokens tokens.
+json measure(int reps, int n_tokens, const std::function<void()>& warm, const std::function<double()>& run) {
+    warm();
+    std::vector<double> ns, ts;
+    for (int r = 0; r < reps; ++r) {
+        const double s = run();
+        ns.push_back(s * 1e9);
+        ts.push_back(n_tokens / s);
+    }
+    json j;
+    j["avg_ns"] = static_cast<uint64_t>(mean(ns));
+    j["stddev_ns"] = static_cast<uint64_t>(stddev(ns));
+    j["avg_ts"] = mean(ts);
+    j["stddev_ts"] = stddev(ts);
+    j["median_ts"] = median(ts);
+    j["samples_ns"] = json::array();
+    for (double x : ns) j["samples_ns"].push_back(static_cast<uint64_t>(x));
+    j["samples_ts"] = ts;
+    return j;
+}
+
+void print_md_row(const json& r, int name_width) {
+    const bool pp = r["n_prompt"].get<int>() > 0;
+    char test[32], tps[48], limit[64], of[16];
+    std::snprintf(test, sizeof test, "%s%d", pp ? "pp" : "tg", pp ? r["n_prompt"].get<int>() : r["n_gen"].get<int>());
+    std::snprintf(tps, sizeof tps, "%.2f ± %.2f", r["avg_ts"].get<double>(), r["stddev_ts"].get<double>());
+    if (pp) {
+        std::snprintf(limit, sizeof limit, "%.1f GFLOP/s FP32 FMA peak", r["fma_peak_gflops"].get<double>());
+        std::snprintf(of, sizeof of, "%.1f%%", r["pct_of_fma_peak"].get<double>());
+    } else {
+        const double bw = r["read_bw_gbs"].get<double>();
+        std::snprintf(limit, sizeof limit, "%.1f GB/s read = %.0f t/s", bw, bw * 1e9 / r["model_size"].get<double>());
+        std::snprintf(of, sizeof of, "%.1f%%", r["pct_of_read_bw"].get<double>());
+    }
+    std::printf("| %-*s | %9.2f MiB | %8.2f M | %-7s | %7d | %6s | %19s | %9.2f | %-28s | %8s |\n", name_width,
+                base_name(r["model_filename"].get<std::string>()).c_str(),
+                r["model_size"].get<double>() / 1048576.0, r["model_n_params"].get<double>() / 1e6,
+                r["backends"].get<std::string>().c_str(), r["n_threads"].get<int>(), test, tps,
+                r["median_ts"].get<double>(), limit, of);
+    std::fflush(stdout);
+}
+
+// CSV: one header of every key seen (first-seen order), a row per test, arrays space-separated.
+void print_csv(const json& results) {
+    std::vector<std::string> cols;
+    for (const auto& r : results)
+        for (const auto& [k, v] : r.items())
+            if (std::find(cols.begin(), cols.end(), k) == cols.end()) cols.push_back(k);
+    auto cell = [](const json& v) {
+        std::string s;
+        if (v.is_string()) s = v.get<std::string>();
+        else if (v.is_array())
+            for (const auto& x : v) s += (s.empty() ? "" : " ") + x.dump();
+        else if (!v.is_null()) s = v.dump();
+        std::string q = "\"";
+        for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+        return q + "\"";
+    };
+    for (size_t i = 0; i < cols.size(); ++i) std::printf("%s%s", i ? "," : "", cols[i].c_str());
+    std::printf("\n");
+    for (const auto& r : results) {
+        for (size_t i = 0; i < cols.size(); ++i)
+            std::printf("%s%s", i ? "," : "", r.contains(cols[i]) ? cell(r[cols[i]]).c_str() : "");
+        std::printf("\n");
+    }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    std::string model_path = default_model(), backend = "auto";
-    std::vector<int> threads{1, 2};
-    int n_prompt = 512, n_gen = 128, reps = 5, n_sessions = 0;
-    try {
-        for (int i = 1; i < argc; ++i) {
-            const std::string a = argv[i];
-            auto next = [&]() -> std::string {
-                if (i + 1 >= argc) throw Error(Status::InvalidArgument, "missing value after " + a);
-                return argv[++i];
-            };
-            if (a == "-m") model_path = next();
-            else if (a == "-t") threads = parse_list(next());
-            else if (a == "-p") n_prompt = std::stoi(next());
-            else if (a == "-n") n_gen = std::stoi(next());
-            else if (a == "-r") reps = std::stoi(next());
-            else if (a == "-s") n_sessions = std::stoi(next());
-            else if (a == "--backend") backend = next();
-            else {
-                std::fprintf(stderr, "usage: %s [-m MODEL] [-t 1,2] [-p 512] [-n 128] [-r 5] [-s SESSIONS] [--backend NAME]\n", argv[0]);
-                return a == "-h" || a == "--help" ? 0 : 2;
-            }
-        }
-        ModelParams mp;
-        mp.backend = backend;
-        Model model = Model::load(model_path, mp);
-        const ModelInfo& info = model.info();
-        std::mt19937 rng(42);
-        std::uniform_int_distribution<int> pick(0, model.n_vocab() - 1);
-        std::vector<Token> prompt(static_cast<size_t>(n_prompt)), gen(static_cast<size_t>(n_gen));
-        for (auto& t : prompt) t = pick(rng);
-        for (auto& t : gen) t = pick(rng);
+    CLI::App app{"ember-bench: prefill (pp) and decode (tg) tokens/s in llama-bench's habits, beside the machine's "
+                 "measured read bandwidth and FMA peak"};
+    std::vector<std::string> models{default_model()};
+    std::vector<int> threads{1, 2}, prompts{512}, gens{128};
+    int reps = 5, n_sessions = 0;
+    std::string backend = "auto", output = "md";
+    app.add_option("-m,--model", models, "GGUF model (repeat for several)")->capture_default_str();
+    app.add_option("-t,--threads", threads, "thread counts, comma-separated (0: all hardware threads)")
+        ->delimiter(',')->capture_default_str()->check(CLI::Range(0, 4096));
+    app.add_option("-p,--n-prompt", prompts, "prompt lengths for prefill tests (0: none)")
+        ->delimiter(',')->capture_default_str()->check(CLI::Range(0, 1 << 20));
+    app.add_option("-n,--n-gen", gens, "tokens for decode tests (0: none)")
+        ->delimiter(',')->capture_default_str()->check(CLI::Range(0, 1 << 20));
+    app.add_option("-r,--repetitions", reps, "timed runs per test")->capture_default_str()->check(CLI::Range(1, 1000));
+    app.add_option("-o,--output", output, "md, csv or json")->capture_default_str()->check(CLI::IsMember({"md", "csv", "json"}));
+    app.add_option("-s,--sessions", n_sessions, "also N sessions decoding at once, per thread count")->check(CLI::Range(0, 1024));
+    app.add_option("--backend", backend, "cpu, cuda or auto")->capture_default_str();
+    CLI11_PARSE(app, argc, argv);
+    prompts.erase(std::remove(prompts.begin(), prompts.end(), 0), prompts.end());
+    gens.erase(std::remove(gens.begin(), gens.end(), 0), gens.end());
 
-        std::printf("model: %s | %.2f MiB | %.2f M params | backend %s | %d reps, median\n\n", model_path.c_str(),
-                    info.n_tensor_bytes / 1048576.0, info.n_params / 1e6, model.backend().c_str(), reps);
-        std::printf("| threads | test   |     t/s | limit (same run)            | of limit |\n");
-        std::printf("|--------:|:-------|--------:|:----------------------------|---------:|\n");
-        for (int nt : threads) {
-            SessionParams sp;
-            sp.n_threads = nt;
-            sp.n_ctx = n_prompt + n_gen + 1;
-            sp.n_batch = n_prompt;
-            Session s(model, sp);
-            std::vector<double> pp, tg;
-            for (int r = 0; r < reps + 1; ++r) {  // the first run warms caches and pages
-                s.reset();
-                double t0 = now_ms();
-                s.prefill(prompt);
-                const double pp_s = (now_ms() - t0) / 1e3;
-                s.reset();
-                t0 = now_ms();
-                for (Token t : gen) s.decode(t);
-                const double tg_s = (now_ms() - t0) / 1e3;
-                if (r > 0) {
-                    pp.push_back(n_prompt / pp_s);
-                    tg.push_back(n_gen / tg_s);
+    try {
+        const std::string cpu = cpu_name();
+        json results = json::array();
+        int name_width = 5;
+        for (const auto& m : models) name_width = std::max(name_width, static_cast<int>(base_name(m).size()));
+        if (output == "md") {
+            std::printf("ember-bench | CPU: %s | %d runs a test after a warm-up: t/s mean ± stddev, median\n\n", cpu.c_str(), reps);
+            std::printf("| %-*s | %13s | %10s | %-7s | %7s | %6s | %18s | %9s | %-28s | %8s |\n", name_width, "model", "size", "params",
+                        "backend", "threads", "test", "t/s", "median", "limit (same run)", "of limit");
+            std::printf("|%s|%s:|%s:|%s|%s:|%s|%s:|%s:|%s|%s:|\n", std::string(static_cast<size_t>(name_width) + 2, '-').c_str(), std::string(14, '-').c_str(),
+                        std::string(11, '-').c_str(), std::string(9, '-').c_str(), std::string(8, '-').c_str(),
+                        std::string(8, '-').c_str(), std::string(19, '-').c_str(), std::string(10, '-').c_str(),
+                        std::string(30, '-').c_str(), std::string(9, '-').c_str());
+        }
+        const int max_tokens = std::max(prompts.empty() ? 0 : *std::max_element(prompts.begin(), prompts.end()),
+                                        gens.empty() ? 0 : *std::max_element(gens.begin(), gens.end()));
+        for (const std::string& path : models) {
+            ModelParams mp;
+            mp.backend = backend;
+            const Model model = Model::load(path, mp);
+            const ModelInfo& info = model.info();
+            const std::vector<Token> tokens = random_tokens(model, max_tokens);
+
+            for (int nt : threads) {
+                const int hw_threads = nt > 0 ? nt : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+                auto base = [&](int n_prompt, int n_gen) {
+                    json r;
+                    r["cpu_info"] = cpu;
+                    r["backends"] = model.backend();
+                    r["model_filename"] = path;
+                    r["model_type"] = model_type(model);
+                    r["model_size"] = info.n_tensor_bytes;
+                    r["model_n_params"] = info.n_params;
+                    r["n_threads"] = hw_threads;
+                    r["n_prompt"] = n_prompt;
+                    r["n_gen"] = n_gen;
+                    r["test_time"] = utc_now();
+                    return r;
+                };
+                for (int np : prompts) {
+                    SessionParams sp;
+                    sp.n_threads = nt;
+                    sp.n_ctx = np + 1;
+                    sp.n_batch = std::min(np, 512);  // llama-bench's default n_ubatch
+                    Session s(model, sp);
+                    const std::span<const Token> prompt(tokens.data(), static_cast<size_t>(np));
+                    json r = base(np, 0);
+                    const double peak = fma_peak(hw_threads, 3);
+                    r.update(measure(
+                        reps, np, [&] {
+                            s.reset();
+                            s.prefill(prompt);
+                        },
+                        [&] {
+                            s.reset();
+                            const double t0 = now_ms();
+                            s.prefill(prompt);
+                            return (now_ms() - t0) / 1e3;
+                        }));
+                    // Prefill does 2 FLOPs per parameter per token.
+                    const double gflops = r["avg_ts"].get<double>() * 2.0 * static_cast<double>(info.n_params) / 1e9;
+                    r["fma_peak_gflops"] = peak;
+                    r["achieved_gflops"] = gflops;
+                    r["pct_of_fma_peak"] = peak > 0 ? 100.0 * gflops / peak : 0.0;
+                    if (output == "md") print_md_row(r, name_width);
+                    results.push_back(std::move(r));
+                }
+                for (int ng : gens) {
+                    SessionParams sp;
+                    sp.n_threads = nt;
+                    sp.n_ctx = ng + 1;
+                    Session s(model, sp);
+                    json r = base(0, ng);
+                    const double bw = read_bandwidth(hw_threads, 3);
+                    r.update(measure(
+                        reps, ng, [&] {
+                            s.reset();
+                            s.decode(tokens[0]);
+                        },
+                        [&] {
+                            s.reset();
+                            const double t0 = now_ms();
+                            for (int i = 0; i < ng; ++i) s.decode(tokens[static_cast<size_t>(i)]);
+                            return (now_ms() - t0) / 1e3;
+                        }));
+                    // Decode reads every weight once per token.
+                    const double gbs = r["avg_ts"].get<double>() * static_cast<double>(info.n_tensor_bytes) / 1e9;
+                    r["read_bw_gbs"] = bw;
+                    r["achieved_gbs"] = gbs;
+                    r["pct_of_read_bw"] = bw > 0 ? 100.0 * gbs / bw : 0.0;
+                    if (output == "md") print_md_row(r, name_width);
+                    results.push_back(std::move(r));
                 }
             }
-            const int hw_threads = nt > 0 ? nt : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-            const double bw = read_bandwidth(hw_threads, 3);
-            const double peak = fma_peak(hw_threads, 3);
-            const double pp_tps = median(pp), tg_tps = median(tg);
-            // Decode reads every weight once per token; prefill does 2 FLOPs per parameter per token.
-            const double tg_bound = bw * 1e9 / static_cast<double>(info.n_tensor_bytes);
-            const double pp_gflops = pp_tps * 2.0 * static_cast<double>(info.n_params) / 1e9;
-            char limit[64];
-            std::snprintf(limit, sizeof limit, "%.1f GFLOP/s FP32 FMA peak", peak);
-            std::printf("| %7d | pp%-4d | %7.1f | %-27s | %7.1f%% |\n", nt, n_prompt, pp_tps, limit,
-                        peak > 0 ? 100.0 * pp_gflops / peak : 0.0);
-            std::snprintf(limit, sizeof limit, "%.1f GB/s read = %.0f t/s", bw, tg_bound);
-            std::printf("| %7d | tg%-4d | %7.1f | %-27s | %7.1f%% |\n", nt, n_gen, tg_tps, limit, 100.0 * tg_tps / tg_bound);
         }
-        if (n_sessions > 0) {
-            std::printf("\n");
-            for (int nt : threads) concurrent_decode(model, nt, n_sessions, gen);
+        if (n_sessions > 0 && !gens.empty()) {  // after the table, the models loaded again
+            FILE* to = output == "md" ? stdout : stderr;
+            for (const std::string& path : models) {
+                ModelParams mp;
+                mp.backend = backend;
+                const Model model = Model::load(path, mp);
+                std::fprintf(to, "\n%s:\n", path.c_str());
+                for (int nt : threads) concurrent_decode(to, model, nt, n_sessions, random_tokens(model, gens.front()));
+            }
         }
+        if (output == "json") std::printf("%s\n", results.dump(2).c_str());
+        else if (output == "csv") print_csv(results);
     } catch (const std::exception& e) {
         return ember_examples::fail(e);
     }
