@@ -18,6 +18,7 @@
 #include <functional>
 #include <numbers>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -391,6 +392,8 @@ int main(int argc, char** argv) {
                         l.tied ? "yes" : "no");
         return 0;
     }
+    int last = -1;          // the percentage shown last
+    bool mid_line = false;  // a progress line is open on stderr
     try {
         const Like* found = nullptr;
         for (const Like& l : kLikes)
@@ -415,31 +418,31 @@ int main(int argc, char** argv) {
             std::string path;
             ~Remove() { std::remove(path.c_str()); }
         } remove_src{src};
-        int last = -1;
         auto show = [&](const char* what, double f) {
             const int pct = static_cast<int>(f * 100);
             if (quiet || pct == last) return;
             last = pct;
+            mid_line = true;
             std::fprintf(stderr, "\r%s: %3d%%", what, pct);
             std::fflush(stderr);
         };
         write_source(m, seed, src, [&](double f) { show("random Q8_0 weights", f); });
+        if (std::exchange(mid_line, false)) std::fprintf(stderr, "\n");
         last = -1;
-        if (!quiet) std::fprintf(stderr, "\n");
         qp.allow_requantize = true;
         qp.progress = [&](float f) {
             show(("quantizing to " + qp.type).c_str(), f);
             return true;
         };
         const ember::QuantizeResult r = ember::quantize_model(src, out, qp);
-        if (!quiet) std::fprintf(stderr, "\n");
+        if (std::exchange(mid_line, false)) std::fprintf(stderr, "\n");
         std::printf("%s: %s shapes (%d layers, vocabulary %d), %s, %.3f B parameters, %.2f MiB, seed %llu, %.1f s\n",
                     out.c_str(), m.name, m.n_layer, m.n_vocab, r.type.c_str(), static_cast<double>(r.n_elements) / 1e9,
                     static_cast<double>(r.file_bytes_out) / 1048576.0, static_cast<unsigned long long>(seed),
                     (ember_examples::now_ms() - t0) / 1000.0);
         return 0;
     } catch (const std::exception& e) {
-        if (!quiet) std::fprintf(stderr, "\n");
+        if (mid_line) std::fprintf(stderr, "\n");
         return ember_examples::fail(e);
     }
 }
