@@ -108,7 +108,7 @@ TEST_CASE("matmul: every weight type against dequantized weights in double") {
     }
 }
 
-// The CPU kernels (row kernels below 8 tokens, packed-panel kernels from 8) against the same products in
+// The CPU kernels (row kernels for a few tokens, packed-panel kernels from 2 to 8 tokens by type) against the same products in
 // double: weights dequantized, activations rounded exactly as the backend rounds them
 // (cpu::quantize_activations), so only the float accumulation order differs. Its error is a few float
 // ulps of Σ|w·x| (block sums are exact integers); 1e-5·Σ|w·x| is far above that and far below what one wrong
@@ -123,7 +123,7 @@ TEST_CASE("matmul: CPU kernels against double on awkward shapes") {
                                 TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
                                 TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
     struct Shape { int64_t K, N, T; };
-    const Shape shapes[] = {{256, 1, 1}, {256, 1, 8}, {512, 9, 3}, {512, 17, 8}, {768, 25, 13}, {256, 8, 31}, {8192, 9, 9}};
+    const Shape shapes[] = {{256, 1, 1}, {256, 1, 8}, {512, 9, 2}, {512, 9, 4}, {512, 9, 5}, {512, 17, 8}, {768, 25, 13}, {256, 8, 31}, {8192, 9, 9}};
     uint32_t seed = 10;
     for (TensorType type : types)
         for (const Shape& sh : shapes) {

@@ -54,8 +54,8 @@ float* f32(const Tensor& t) { return static_cast<float*>(t.data); }
 
 // Work items per thread worth waking a worker for, given the cost of one item in element operations.
 constexpr int64_t kMinOpsPerThread = 1 << 15;
-// Tokens from which a matmul packs weight panels (decode and small batches use the row kernels).
-constexpr int64_t kPanelMinTokens = 8;
+// Tokens from which attention runs in blocks of queries (decode and small batches: one query at a time).
+constexpr int64_t kBlockAttentionMinTokens = 8;
 int64_t grain_for(int64_t cost_per_item) { return std::max<int64_t>(1, kMinOpsPerThread / std::max<int64_t>(1, cost_per_item)); }
 
 class CpuStream final : public backend::Stream {
@@ -101,7 +101,8 @@ public:
         const int64_t K = w.ne[0], N = w.n_rows(), T = x.n_rows();
         if (x.ne[0] != K || out.ne[0] != N || out.n_rows() != T) shape_error("matmul");
         float* o = f32(out);
-        const PanelGemm* gemm = T >= kPanelMinTokens ? panel_gemm(w.type) : nullptr;
+        const PanelGemm* gemm = panel_gemm(w.type);
+        if (gemm && T < gemm->min_tokens) gemm = nullptr;
         if (w.type == TensorType::F32 && !gemm) {
             parallel_for(N, [&](int64_t b, int64_t e) {
                 for (int64_t n = b; n < e; ++n)
@@ -208,7 +209,7 @@ public:
             k_cache.type != TensorType::F16 || v_cache.type != TensorType::F16 || p.n_head % p.n_head_kv)
             shape_error("attention");
         const int group = p.n_head / p.n_head_kv;
-        if (T >= kPanelMinTokens) {
+        if (T >= kBlockAttentionMinTokens) {
             const PanelGemm* qk = panel_gemm(TensorType::F16);
             const PanelGemm* pv = panel_gemm_f16_columns();
             if (qk && pv) return attention_blocks(q, k_cache, v_cache, p, out, *qk, *pv);

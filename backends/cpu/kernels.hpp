@@ -45,6 +45,7 @@ FusedDot fused_dot(TensorType w) noexcept;
 // weights, rows of floats already rounded to the weights' activation format).
 struct PanelGemm {
     int rows;
+    int min_tokens;  // from here it beats the row kernels (packing is paid once per panel, not per token)
     size_t (*panel_bytes)(int64_t n);
     void (*pack)(int64_t n, const void* w, size_t w_stride, int w_rows, void* panel);
     void (*run)(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float* out, size_t out_stride, int w_rows);
