@@ -397,11 +397,12 @@ private:
                     std::memcpy(&sum, blk + 2, 2);  // and, in Q8_1, s = d·Σq (F16)
                     xd_[t * nb + i] = tensor::fp16_to_f32(d);
                     xs_[t * nb + i] = at == TensorType::Q8_1 ? tensor::fp16_to_f32(sum) : 0.f;
-                    if (at == TensorType::Q8_0) {
+                    if (at == TensorType::Q8_0) {  // Σq, and d·Σq for row kernels with a min
                         const auto* q = reinterpret_cast<const int8_t*>(blk + 2);
                         int32_t s = 0;
                         for (int k = 0; k < tensor::kQK; ++k) s += q[k];
                         xsum_[t * nb + i] = s;
+                        xs_[t * nb + i] = xd_[t * nb + i] * static_cast<float>(s);
                     }
                 }
             }

@@ -19,8 +19,9 @@ const CpuFeatures& cpu_features() noexcept;
 TensorType activation_type(TensorType w) noexcept;
 
 // Activation rows in their quantized blocks (q, `stride` bytes apart). For Q8_0/Q8_1, each block's
-// scale d and (Q8_1) scaled sum s are also given widened to float (nb values per row), so the conversions
-// happen once per matmul instead of once per weight row; Q8_K carries float scales already.
+// scale d and scaled sum s = d·Σq (Q8_1: its stored F16 value) are also given widened to float (nb values
+// per row), so the conversions happen once per matmul instead of once per weight row; Q8_K carries float
+// scales already.
 struct ActRows {
     const void* q = nullptr;
     size_t stride = 0;
