@@ -1,13 +1,16 @@
 // ember-bench: prefill and decode speed in llama-bench's habits, each figure set beside a limit measured
 // in the same run: decode against memory read bandwidth (measured right before each decode test), prefill
-// against the FP32 FMA peak (measured right before each prefill test).
+// against the arithmetic peak its weights run on (measured right before each prefill test): 8-bit integer
+// multiply-adds (vpmaddubsw) for quantized weights, FP32 FMA for F32/F16/BF16 ones. Prefill's arithmetic is
+// counted as 2 operations per non-embedding parameter per token (the embedding table is looked up, and a
+// tied output matrix runs for the last token only).
 //   ember-bench [-m MODEL]... [-t 1,2] [-p 512] [-n 128] [-r 5] [-o md|csv|json] [-s 8] [--backend NAME]
 // Each test runs once to warm up (pp: the whole prompt; tg: one token, as llama-bench), then -r times:
 // mean ± sample standard deviation of the per-run t/s, and the median. -o json prints one JSON array whose
 // objects carry llama-bench's field names (model_filename, model_type, model_size, model_n_params,
 // n_threads, n_prompt, n_gen, avg_ts, stddev_ts, samples_ts, ...) plus ember's: median_ts, and the limits:
-// read_bw_gbs, achieved_gbs, pct_of_read_bw for a decode test; fma_peak_gflops, achieved_gflops,
-// pct_of_fma_peak for a prefill one. -s N adds lines per model and thread count (after the table; on
+// read_bw_gbs, achieved_gbs, pct_of_read_bw for a decode test; peak_kind ("int8" or "fp32"), peak_gops,
+// achieved_gops, pct_of_peak for a prefill one. -s N adds lines per model and thread count (after the table; on
 // stderr with -o csv/json): N sessions decoding at once, each on a thread of its own (they share the
 // model's one worker pool), with their total tokens/s and the CPU time they cost.
 #include <algorithm>
@@ -108,8 +111,23 @@ __attribute__((target("avx2,fma"))) double fma_loop(long iters) {
 }
 #endif
 
-// FP32 FMA peak in GFLOP/s with n threads (0 when this CPU has no AVX2/FMA).
-double fma_peak(int n_threads, int reps) {
+#if defined(__x86_64__)
+// vpmaddubsw on eight independent chains: 32 multiply-adds (64 operations) each.
+__attribute__((target("avx2"))) double int8_loop(long iters) {
+    __m256i a[8];
+    for (int i = 0; i < 8; ++i) a[i] = _mm256_set1_epi8(static_cast<char>(1 + i));
+    const __m256i b = _mm256_set1_epi8(1);
+    for (long k = 0; k < iters; ++k)
+        for (int i = 0; i < 8; ++i) a[i] = _mm256_maddubs_epi16(a[i], b);
+    __m256i s = a[0];
+    for (int i = 1; i < 8; ++i) s = _mm256_add_epi16(s, a[i]);
+    return _mm256_extract_epi16(s, 0);
+}
+#endif
+
+// An arithmetic peak in G operations/s with n threads (0 when this CPU has no AVX2/FMA): FP32 FMA
+// (2 per lane) or 8-bit multiply-adds (2 per byte pair).
+double arithmetic_peak(bool int8, int n_threads, int reps) {
 #if defined(__x86_64__)
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
     const long iters = 20'000'000;
@@ -118,17 +136,27 @@ double fma_peak(int n_threads, int reps) {
         const double t0 = now_ms();
         std::vector<std::thread> th;
         std::vector<double> sink(static_cast<size_t>(n_threads));
-        for (int t = 0; t < n_threads; ++t) th.emplace_back([&, t] { sink[static_cast<size_t>(t)] = fma_loop(iters); });
+        for (int t = 0; t < n_threads; ++t)
+            th.emplace_back([&, t] { sink[static_cast<size_t>(t)] = int8 ? int8_loop(iters) : fma_loop(iters); });
         for (auto& x : th) x.join();
         const double s = (now_ms() - t0) / 1e3;
-        g.push_back(double(iters) * 8 * 8 * 2 * n_threads / s / 1e9);
+        g.push_back(double(iters) * 8 * (int8 ? 64 : 16) * n_threads / s / 1e9);
     }
     return median(g);
 #else
+    (void)int8;
     (void)n_threads;
     (void)reps;
     return 0;
 #endif
+}
+
+// Whether most of a model's weight tensors are quantized (their matmuls run on 8-bit products).
+bool quantized_weights(const ModelInfo& info) {
+    uint64_t q = 0, f = 0;
+    for (const auto& [type, n] : info.tensor_types)
+        (type == "F32" || type == "F16" || type == "BF16" ? f : q) += n;
+    return q > f - std::min<uint64_t>(f, 2ull * info.n_layers + 1);  // not counting the F32 norms
 }
 
 double cpu_seconds() {
@@ -263,8 +291,9 @@ void print_md_row(const json& r, int name_width) {
     std::snprintf(test, sizeof test, "%s%d", pp ? "pp" : "tg", pp ? r["n_prompt"].get<int>() : r["n_gen"].get<int>());
     std::snprintf(tps, sizeof tps, "%.2f ± %.2f", r["avg_ts"].get<double>(), r["stddev_ts"].get<double>());
     if (pp) {
-        std::snprintf(limit, sizeof limit, "%.1f GFLOP/s FP32 FMA peak", r["fma_peak_gflops"].get<double>());
-        std::snprintf(of, sizeof of, "%.1f%%", r["pct_of_fma_peak"].get<double>());
+        std::snprintf(limit, sizeof limit, "%.0f GOP/s %s peak", r["peak_gops"].get<double>(),
+                      r["peak_kind"].get<std::string>() == "int8" ? "int8" : "FP32 FMA");
+        std::snprintf(of, sizeof of, "%.1f%%", r["pct_of_peak"].get<double>());
     } else {
         const double bw = r["read_bw_gbs"].get<double>();
         std::snprintf(limit, sizeof limit, "%.1f GB/s read = %.0f t/s", bw, bw * 1e9 / r["model_size"].get<double>());
@@ -307,7 +336,7 @@ void print_csv(const json& results) {
 
 int main(int argc, char** argv) {
     CLI::App app{"ember-bench: prefill (pp) and decode (tg) tokens/s in llama-bench's habits, beside the machine's "
-                 "measured read bandwidth and FMA peak"};
+                 "measured read bandwidth and arithmetic peak (int8 or FP32 FMA)"};
     std::vector<std::string> models{default_model()};
     std::vector<int> threads{1, 2}, prompts{512}, gens{128};
     int reps = 5, n_sessions = 0;
@@ -374,7 +403,8 @@ int main(int argc, char** argv) {
                     Session s(model, sp);
                     const std::span<const Token> prompt(tokens.data(), static_cast<size_t>(np));
                     json r = base(np, 0);
-                    const double peak = fma_peak(hw_threads, 3);
+                    const bool int8 = quantized_weights(info);
+                    const double peak = arithmetic_peak(int8, hw_threads, 3);
                     r.update(measure(
                         reps, np, [&] {
                             s.reset();
@@ -386,11 +416,13 @@ int main(int argc, char** argv) {
                             s.prefill(prompt);
                             return (now_ms() - t0) / 1e3;
                         }));
-                    // Prefill does 2 FLOPs per parameter per token.
-                    const double gflops = r["avg_ts"].get<double>() * 2.0 * static_cast<double>(info.n_params) / 1e9;
-                    r["fma_peak_gflops"] = peak;
-                    r["achieved_gflops"] = gflops;
-                    r["pct_of_fma_peak"] = peak > 0 ? 100.0 * gflops / peak : 0.0;
+                    // 2 operations per non-embedding parameter per token.
+                    const double embedding = double(info.n_vocab) * info.n_embd;
+                    const double gops = r["avg_ts"].get<double>() * 2.0 * (double(info.n_params) - embedding) / 1e9;
+                    r["peak_kind"] = int8 ? "int8" : "fp32";
+                    r["peak_gops"] = peak;
+                    r["achieved_gops"] = gops;
+                    r["pct_of_peak"] = peak > 0 ? 100.0 * gops / peak : 0.0;
                     if (output == "md") print_md_row(r, name_width);
                     results.push_back(std::move(r));
                 }
