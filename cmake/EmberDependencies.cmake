@@ -8,14 +8,14 @@ if(EMBER_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
 endif()
 
 find_package(Threads REQUIRED)
+# nlohmann-json's headers, at build time only: the safetensors reader parses its JSON header with them
+# (lib/safetensors). Nothing of it reaches ember's users.
+find_package(nlohmann_json 3.10 CONFIG REQUIRED)
 
-# Tests and examples may use more than the core: doctest, JSON (nlohmann-json), command lines (CLI11) and
-# an HTTP client (libcurl) for ember-eval, an HTTP server (cpp-httplib) for ember-server.
+# Tests and examples may use more than the core: doctest, command lines (CLI11) and an HTTP client
+# (libcurl) for ember-eval, an HTTP server (cpp-httplib) for ember-server.
 if(EMBER_BUILD_TESTS)
   find_package(doctest REQUIRED)
-endif()
-if(EMBER_BUILD_TESTS OR EMBER_BUILD_EXAMPLES)
-  find_package(nlohmann_json 3.10 CONFIG REQUIRED)
 endif()
 if(EMBER_BUILD_EXAMPLES)
   find_package(CLI11 CONFIG REQUIRED)
