@@ -97,8 +97,11 @@ private:
     uint64_t skip_ = 0;
 };
 
-// Runs the parser over text; true when it reached the end (errors throw).
-void run(Sax& sax, std::string_view text) {
+// Runs the parser over text (errors throw). nlohmann-json takes a NUL byte for the end of the input, which
+// would let anything follow one; JSON has no place for a raw NUL, so one is an error here.
+void run(Sax& sax, const char* what, std::string_view text) {
+    if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+        fail(std::string(what) + " is not valid JSON (at byte " + std::to_string(nul) + "): a NUL byte");
     (void)json::sax_parse(text.data(), text.data() + text.size(), &sax, nlohmann::json::input_format_t::json, true);
 }
 
@@ -387,7 +390,7 @@ void File::parse_all() {
     header_size_ = n;
 
     HeaderSax sax;
-    run(sax, {reinterpret_cast<const char*>(bytes_.data() + 8), n});
+    run(sax, "header", {reinterpret_cast<const char*>(bytes_.data() + 8), n});
     tensors_ = std::move(sax.tensors);
     meta_ = std::move(sax.meta);
 
@@ -463,7 +466,7 @@ const std::string* File::find_metadata(std::string_view key) const noexcept {
 Index Index::parse(std::string_view text) {
     Index out;
     IndexSax sax(out);
-    run(sax, text);
+    run(sax, "index", text);
     sax.finish();
     std::unordered_map<std::string_view, int> seen;
     seen.reserve(out.weight_map.size());
