@@ -148,8 +148,8 @@ TEST_CASE("good: F32, F16, BF16, I8 with metadata, in data order") {
 
 TEST_CASE("good: scalar, zero-size tensors, padding, unknown fields, no tensors") {
     // A scalar (empty shape) holds one element; zero-size tensors may share an offset.
-    const Bytes fb = st("{" + entry("s", "F32", "", 0, 4) + "," + entry("z", "F16", "0,4", 4, 4) + "," +
-                        entry("e", "I64", "3,0", 4, 4) + "," + entry("u", "U8", "2", 4, 6) + "}   ", 6);
+    const Bytes fb = st(obj({entry("s", "F32", "", 0, 4), entry("z", "F16", "0,4", 4, 4), entry("e", "I64", "3,0", 4, 4),
+                             entry("u", "U8", "2", 4, 6)}).append("   "), 6);
     const File f = File::parse(fb.b);  // the bytes must outlive the File
     REQUIRE(f.tensors().size() == 4);
     const TensorInfo* s = f.find("s");
@@ -295,13 +295,13 @@ TEST_CASE("hostile: shapes") {
     expect_bad(obj({entry("a", "U8", "0,4294967296,4294967296", 0, 0)}), 0, "element count overflows");
     expect_bad(obj({entry("a", "U8", "3037000500,3037000500", 0, 0)}), 0, "element count overflows");  // > 2^63
     expect_bad(obj({entry("a", "F32", "4611686018427387904", 0, 0)}), 0, "byte size overflows");
-    std::string many = "1";
-    for (int i = 0; i < 16; ++i) many += ",1";
-    expect_bad(obj({entry("a", "U8", many, 0, 1)}), 1, "more than 16 dimensions");
-    // Sixteen is fine.
-    many = "1";
-    for (int i = 0; i < 15; ++i) many += ",1";
-    CHECK(File::parse(st(obj({entry("a", "U8", many, 0, 1)}), 1).b).find("a")->shape.size() == 16);
+    auto ones = [](int n) {
+        std::string s;
+        for (int i = 0; i < n; ++i) s.append(i ? ",1" : "1");
+        return s;
+    };
+    expect_bad(obj({entry("a", "U8", ones(17), 0, 1)}), 1, "more than 16 dimensions");
+    CHECK(File::parse(st(obj({entry("a", "U8", ones(16), 0, 1)}), 1).b).find("a")->shape.size() == 16);
 }
 
 TEST_CASE("hostile: offsets against shapes and the data area") {
@@ -487,4 +487,61 @@ TEST_CASE("folder: index and shards disagree, or lead outside") {
     // A broken shard names itself.
     dir.write("s4.safetensors", st(obj({entry("d", "F32", "1", 0, 4)}), 5).b);
     expect(R"({"weight_map": {"d": "s4.safetensors"}})", Status::BadFile, "s4.safetensors: safetensors: 1 bytes after");
+}
+
+namespace {
+template <typename T>
+std::vector<T> values(const TensorInfo& t) {
+    REQUIRE(t.n_bytes % sizeof(T) == 0);
+    std::vector<T> v(t.n_bytes / sizeof(T));
+    if (!v.empty()) std::memcpy(v.data(), t.data, t.n_bytes);
+    return v;
+}
+}  // namespace
+
+// Written by the safetensors library itself (tests/data/safetensors/make_reference.py).
+TEST_CASE("reference: a file from the safetensors library") {
+    const File f = File::open(test::testdata("safetensors/reference.safetensors"));
+    CHECK(f.tensors().size() == 11);
+    CHECK(f.data_offset() % 8 == 0);  // the library pads the header with spaces to 8 bytes
+    REQUIRE(f.find_metadata("writer"));
+    CHECK(*f.find_metadata("writer") == "safetensors");
+    CHECK(*f.find_metadata("format") == "np");
+    auto get = [&](const char* name, Dtype dtype, std::vector<int64_t> shape) -> const TensorInfo& {
+        CAPTURE(name);
+        const TensorInfo* t = f.find(name);
+        REQUIRE(t);
+        CHECK(t->dtype == dtype);
+        CHECK(t->shape == shape);
+        return *t;
+    };
+    CHECK(values<double>(get("f64", Dtype::F64, {2})) == std::vector<double>{0.5, -1.25});
+    CHECK(values<float>(get("f32", Dtype::F32, {2, 3})) == std::vector<float>{-2.5f, -1.5f, -0.5f, 0.5f, 1.5f, 2.5f});
+    const auto h = values<uint16_t>(get("f16", Dtype::F16, {2, 2}));
+    CHECK(tensor::fp16_to_f32(h[1]) == -2.0f);
+    CHECK(tensor::fp16_to_f32(h[2]) == 0.25f);
+    CHECK(tensor::fp16_to_f32(h[3]) == 65504.0f);
+    CHECK(values<int64_t>(get("i64", Dtype::I64, {2})) == std::vector<int64_t>{-(int64_t{1} << 40), 7});
+    CHECK(values<int32_t>(get("i32", Dtype::I32, {3})) == std::vector<int32_t>{-123456, 0, 99});
+    CHECK(values<int16_t>(get("i16", Dtype::I16, {2})) == std::vector<int16_t>{-300, 300});
+    CHECK(values<int8_t>(get("i8", Dtype::I8, {3})) == std::vector<int8_t>{-128, 127, 0});
+    CHECK(values<uint8_t>(get("u8", Dtype::U8, {2, 2})) == std::vector<uint8_t>{1, 2, 3, 255});
+    CHECK(values<uint8_t>(get("bool", Dtype::BOOL, {3})) == std::vector<uint8_t>{1, 0, 1});
+    CHECK(values<float>(get("scalar", Dtype::F32, {})) == std::vector<float>{3.5f});
+    CHECK(get("empty", Dtype::F32, {0, 4}).n_bytes == 0);
+}
+
+TEST_CASE("reference: a sharded folder from the safetensors library") {
+    const Folder f = Folder::open(test::testdata("safetensors/sharded"));
+    REQUIRE(f.files().size() == 2);
+    CHECK(f.tensors().size() == 3);
+    CHECK(f.metadata() == std::vector<std::pair<std::string, std::string>>{{"total_size", "38"}});
+    const TensorInfo* e = f.find("embed.weight");
+    REQUIRE(e);
+    CHECK(e->shape == std::vector<int64_t>{4, 2});
+    CHECK(values<float>(*e)[7] == 7.0f);
+    CHECK(f.file_of("embed.weight") == &f.files()[0]);
+    CHECK(f.file_of("head.bias") == &f.files()[1]);
+    CHECK(values<int8_t>(*f.find("head.bias")) == std::vector<int8_t>{1, -1});
+    CHECK(tensor::fp16_to_f32(values<uint16_t>(*f.find("norm.weight"))[1]) == 1.0f);
 }
