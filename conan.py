@@ -1,5 +1,5 @@
 # Conan 2 recipe for ember. Dependencies come from the system, as in the CMake build (the library needs
-# only threads); this recipe builds ember with CMake and packages the library, its headers, the CMake
+# only threads, and nlohmann-json's headers to build); this recipe builds ember with CMake and packages the library, its headers, the CMake
 # package and ember.pc. Its test_package is tests/consumers/conan (the top level of the repository is fixed).
 #   conan create conan.py -s compiler.cppstd=20 [-o "ember/*:shared=True"]
 # The shared library exports the C ABI only (ember.h); the C++ API (<ember/ember.hpp>) needs the static one.
