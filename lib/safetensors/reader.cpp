@@ -53,6 +53,14 @@ class Sax : public nlohmann::json_sax<json> {
 public:
     explicit Sax(const char* what) : what_(what) {}
 
+    // Runs the parser over text (errors throw). nlohmann-json takes a NUL byte for the end of the input,
+    // which would let anything follow one; JSON has no place for a raw NUL, so one is an error here.
+    void run(std::string_view text) {
+        if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+            fail(std::string(what_) + " is not valid JSON (at byte " + std::to_string(nul) + "): a NUL byte");
+        (void)json::sax_parse(text.data(), text.data() + text.size(), this, json::input_format_t::json, true);
+    }
+
     bool parse_error(size_t position, const std::string&, const nlohmann::detail::exception& ex) override {
         // ex.what() is "[json.exception...] parse error at line L, column C: why; last read: ..."; keep the why
         // and what follows (the bytes it quotes made printable).
@@ -96,14 +104,6 @@ protected:
 private:
     uint64_t skip_ = 0;
 };
-
-// Runs the parser over text (errors throw). nlohmann-json takes a NUL byte for the end of the input, which
-// would let anything follow one; JSON has no place for a raw NUL, so one is an error here.
-void run(Sax& sax, const char* what, std::string_view text) {
-    if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-        fail(std::string(what) + " is not valid JSON (at byte " + std::to_string(nul) + "): a NUL byte");
-    (void)json::sax_parse(text.data(), text.data() + text.size(), &sax, nlohmann::json::input_format_t::json, true);
-}
 
 // The header: {"__metadata__": {str: str}, name: {"dtype": str, "shape": [uint...], "data_offsets": [b, e]}}.
 // Unknown fields in a tensor are ignored (as serde does); a field given twice is an error.
@@ -390,7 +390,7 @@ void File::parse_all() {
     header_size_ = n;
 
     HeaderSax sax;
-    run(sax, "header", {reinterpret_cast<const char*>(bytes_.data() + 8), n});
+    sax.run({reinterpret_cast<const char*>(bytes_.data() + 8), n});
     tensors_ = std::move(sax.tensors);
     meta_ = std::move(sax.meta);
 
@@ -466,7 +466,7 @@ const std::string* File::find_metadata(std::string_view key) const noexcept {
 Index Index::parse(std::string_view text) {
     Index out;
     IndexSax sax(out);
-    run(sax, "index", text);
+    sax.run(text);
     sax.finish();
     std::unordered_map<std::string_view, int> seen;
     seen.reserve(out.weight_map.size());
