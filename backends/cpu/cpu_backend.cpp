@@ -5,6 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
 #include <memory>
 #include <new>
 #include <thread>
@@ -58,9 +62,48 @@ constexpr int64_t kMinOpsPerThread = 1 << 15;
 constexpr int64_t kBlockAttentionMinTokens = 8;
 int64_t grain_for(int64_t cost_per_item) { return std::max<int64_t>(1, kMinOpsPerThread / std::max<int64_t>(1, cost_per_item)); }
 
+// The device's repacked weights, found again from the mapped tensors (and their row views) the model keeps:
+// lib/ never sees the other layout, and what the repack does not cover reads the mapping as before.
+class RepackedWeights {
+public:
+    struct Hit {
+        const Repacked* kernels;
+        const uint8_t* data;  // the group holding the tensor's first row
+    };
+    void add(const Tensor& host, const Repacked* kernels, std::unique_ptr<Buffer> copy) {
+        std::unique_lock lock(mutex_);
+        const auto* begin = static_cast<const uint8_t*>(host.data);
+        entries_.emplace(begin, Entry{begin + host.n_bytes(), host.row_bytes(), kernels, std::move(copy)});
+    }
+    // The repacked copy of w: w must start on a group and hold whole groups of a repacked tensor.
+    std::optional<Hit> find(const Tensor& w) const {
+        std::shared_lock lock(mutex_);
+        if (entries_.empty() || w.n_rows() % 8) return std::nullopt;
+        const auto* p = static_cast<const uint8_t*>(w.data);
+        auto it = entries_.upper_bound(p);
+        if (it == entries_.begin()) return std::nullopt;
+        --it;
+        const Entry& e = it->second;
+        const size_t offset = static_cast<size_t>(p - it->first);
+        if (p + w.n_bytes() > e.end || e.row_bytes != w.row_bytes() || offset % (8 * e.row_bytes)) return std::nullopt;
+        return Hit{e.kernels, static_cast<const uint8_t*>(e.copy->data()) + offset};
+    }
+
+private:
+    struct Entry {
+        const uint8_t* end;
+        size_t row_bytes;
+        const Repacked* kernels;
+        std::unique_ptr<Buffer> copy;
+    };
+    mutable std::shared_mutex mutex_;
+    std::map<const uint8_t*, Entry> entries_;
+};
+
 class CpuStream final : public backend::Stream {
 public:
-    CpuStream(std::shared_ptr<ThreadPool> pool, int n_threads) : pool_(std::move(pool)), n_threads_(n_threads) {}
+    CpuStream(std::shared_ptr<ThreadPool> pool, int n_threads, std::shared_ptr<const RepackedWeights> repacked)
+        : pool_(std::move(pool)), n_threads_(n_threads), repacked_(std::move(repacked)) {}
 
     void write(const Tensor& dst, const void* src, size_t n, size_t offset) override {
         std::memcpy(static_cast<char*>(dst.data) + offset, src, n);
@@ -109,6 +152,15 @@ public:
                     for (int64_t t = 0; t < T; ++t)
                         o[t * N + n] = dot_f32(static_cast<const float*>(w.row(n)), f32(x) + t * K, K);
             }, grain_for(K * T));
+            return;
+        }
+        if (const auto hit = repacked_->find(w)) {
+            const ActRows acts = prepare_activations(w.type, x, false);
+            const size_t group_bytes = 8 * w.row_bytes();
+            parallel_for(N / 8, [&](int64_t b, int64_t e) {
+                for (int64_t g = b; g < e; ++g)
+                    hit->kernels->run(K, hit->data + g * group_bytes, acts, T, o + 8 * g, static_cast<size_t>(N));
+            }, grain_for(K * T * 8));
             return;
         }
         const ActRows acts = prepare_activations(w.type, x, gemm != nullptr);
@@ -418,6 +470,7 @@ private:
 
     std::shared_ptr<ThreadPool> pool_;
     int n_threads_;
+    std::shared_ptr<const RepackedWeights> repacked_;
     std::vector<uint8_t> xq_;
     std::vector<float> xf_, xd_, xs_;
     std::vector<int32_t> xsum_;
@@ -432,7 +485,22 @@ public:
     }
     std::unique_ptr<Buffer> alloc(size_t n) override { return std::make_unique<HostBuffer>(n); }
     size_t available_memory() const override { return host_memory_available(); }
-    Tensor weight(const Tensor& host) override { return host; }  // the mapping is already host memory
+    // The mapping is already host memory. Types with a repacked kernel also get a repacked copy, which
+    // matmuls use in its place (the mapping's pages then go cold, so memory in use stays about the same);
+    // without room for it, they read the mapping.
+    Tensor weight(const Tensor& host) override {
+        const Repacked* kernels = repacked(host.type);
+        // Only while the copy leaves at least as much memory free as it takes.
+        if (kernels && host.n_rows() >= 8 && host.n_rows() % 8 == 0 && 2 * host.n_bytes() < available_memory()) {
+            try {
+                auto copy = std::make_unique<HostBuffer>(host.n_bytes());
+                kernels->repack(host.data, host.row_bytes(), host.n_rows(), host.ne[0], copy->data());
+                repacked_->add(host, kernels, std::move(copy));
+            } catch (const Error&) {
+            }
+        }
+        return host;
+    }
     bool supports(TensorType t) const override { return t != TensorType::Q8_1 && t != TensorType::Q8_K; }
     std::unique_ptr<backend::Stream> stream(const backend::StreamParams& p) override {
         const int n = ThreadPool::clamp(p.n_threads);
@@ -440,11 +508,12 @@ public:
             detail::log(LogLevel::Warn, "cpu: " + std::to_string(p.n_threads) + " threads asked; clamped to " +
                                             std::to_string(n) + " (4x the hardware threads)");
         pool_->reserve(n);
-        return std::make_unique<CpuStream>(pool_, n);
+        return std::make_unique<CpuStream>(pool_, n, repacked_);
     }
 
 private:
     std::shared_ptr<ThreadPool> pool_ = std::make_shared<ThreadPool>();
+    std::shared_ptr<RepackedWeights> repacked_ = std::make_shared<RepackedWeights>();
 };
 
 }  // namespace

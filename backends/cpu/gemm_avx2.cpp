@@ -513,6 +513,81 @@ void runf(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float*
     }
 }
 
+// ---- Q4_0 repacked at load: 8 rows interleaved, nibbles still packed (the same bytes as the file) ----
+
+// Per 32-element block of 8 rows: the rows' scales, then four 32-byte chunks; byte 4r + e of chunk c holds
+// element 8c + e of row r in its low nibble and element 8c + 4 + e in its high nibble, so the low and high
+// nibbles of a chunk are groups 2c and 2c + 1 of the panel layout above.
+struct Q40x8 {
+    uint16_t d[8];
+    uint8_t qs[4][32];
+};
+static_assert(sizeof(Q40x8) == 8 * sizeof(block_q4_0));
+
+void repack_q4_0(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
+    auto* out = static_cast<Q40x8*>(dst);
+    const int64_t nb = n / kQK;
+    for (int64_t g = 0; g < n_rows / 8; ++g)
+        for (int64_t i = 0; i < nb; ++i) {
+            Q40x8& o = out[g * nb + i];
+            for (int r = 0; r < 8; ++r) {
+                const auto& b = reinterpret_cast<const block_q4_0*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
+                o.d[r] = b.d;
+                uint8_t v[32];
+                for (int k = 0; k < 16; ++k) v[k] = b.qs[k] & 15, v[k + 16] = b.qs[k] >> 4;
+                for (int c = 0; c < 4; ++c)
+                    for (int e = 0; e < 4; ++e)
+                        o.qs[c][4 * r + e] = static_cast<uint8_t>(v[8 * c + e] | (v[8 * c + 4 + e] << 4));
+            }
+        }
+}
+
+template <int NT>
+void tile_q4_0x8(int64_t nb, const Q40x8* p, const ActRows& x, int64_t j0, float* out, size_t os) {
+    const block_q8_0* xa[NT];
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_0*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
+    __m256 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        const Q40x8& b = p[i];
+        __m256i s16[NT];
+        for (int j = 0; j < NT; ++j) s16[j] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; ++c) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[c]));
+            const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            for (int j = 0; j < NT; ++j) {
+                s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(lo, bcast4(xa[j][i].qs + 8 * c)));
+                chain(s16[j]);
+                s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(hi, bcast4(xa[j][i].qs + 8 * c + 4)));
+                chain(s16[j]);
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+        for (int j = 0; j < NT; ++j) {
+            const int64_t k = (j0 + j) * nb + i;
+            const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(s16[j], ones), _mm256_set1_epi32(8 * x.sum[k]));
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(x.d[k])), acc[j]);
+        }
+    }
+    store_tile(acc, out + j0 * os, os, 8);
+}
+
+void run_q4_0x8(int64_t n, const void* group, const ActRows& x, int64_t x_rows, float* out, size_t os) {
+    const int64_t nb = n / kQK;
+    const auto* p = static_cast<const Q40x8*>(group);
+    int64_t j = 0;
+    for (; j + 4 <= x_rows; j += 4) tile_q4_0x8<4>(nb, p, x, j, out, os);
+    switch (x_rows - j) {
+        case 3: tile_q4_0x8<3>(nb, p, x, j, out, os); break;
+        case 2: tile_q4_0x8<2>(nb, p, x, j, out, os); break;
+        case 1: tile_q4_0x8<1>(nb, p, x, j, out, os); break;
+        default: break;
+    }
+}
+
+constexpr Repacked repacked_q4_0{repack_q4_0, run_q4_0x8};
+
 // Token counts from which each family beats the row kernels, measured per CPU-second at 2 to 8 tokens
 // (AMD EPYC, AVX2): the 4- and 5-bit 32-blocks from 2, Q8_0 and the K types from 5, floats from 8.
 template <class W>
@@ -526,6 +601,8 @@ constexpr PanelGemm gemm_f16_columns{kFloatRows, 8, panelf_bytes<TensorType::F16
 }  // namespace
 
 const PanelGemm* panel_gemm_f16_columns() noexcept { return &gemm_f16_columns; }
+
+const Repacked* repacked(TensorType w) noexcept { return w == TensorType::Q4_0 ? &repacked_q4_0 : nullptr; }
 
 const PanelGemm* panel_gemm(TensorType w) noexcept {
     switch (w) {

@@ -70,6 +70,14 @@ const PanelGemm* panel_gemm(TensorType w) noexcept {
     return nullptr;
 }
 
+const Repacked* repacked(TensorType w) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::repacked(w);
+#endif
+    (void)w;
+    return nullptr;
+}
+
 const PanelGemm* panel_gemm_f16_columns() noexcept {
 #if defined(__x86_64__)
     if (cpu_features().avx2) return avx2::panel_gemm_f16_columns();

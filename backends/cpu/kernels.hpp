@@ -58,6 +58,18 @@ const PanelGemm* panel_gemm(TensorType w) noexcept;
 // keys × dimensions). nullptr where panel_gemm(F16) is.
 const PanelGemm* panel_gemm_f16_columns() noexcept;
 
+// Weights rewritten once at load into groups of 8 interleaved rows (the same bytes as the file's), for
+// kernels that do the float work of 8 rows at once and need no per-matmul packing: decode then reads each
+// weight byte once at a fraction of the row kernels' instructions. repack: n_rows (a multiple of 8) rows of
+// n elements, `row_bytes` apart, into dst (the same size); run: the 8 rows of one group (its bytes start at
+// r·row_bytes for group r/8) against x_rows activation rows (as for the row kernels), out[j·out_stride + r].
+struct Repacked {
+    void (*repack)(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst);
+    void (*run)(int64_t n, const void* group, const ActRows& x, int64_t x_rows, float* out, size_t out_stride);
+};
+// nullptr when this CPU has no repacked kernel for the type.
+const Repacked* repacked(TensorType w) noexcept;
+
 // Rounds one row of activations to `type` (activation_type of some weight). On x86, Q8_0/Q8_1 follow
 // llama.cpp's AVX2 quantizers (scale 127/amax, ties to even), which differ from the scalar reference
 // (1/d, ties away from zero) in the last bit often enough to matter when comparing logits; Q8_K is the
@@ -85,6 +97,7 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
 
 namespace avx2 {
 const PanelGemm* panel_gemm(TensorType w) noexcept;
+const Repacked* repacked(TensorType w) noexcept;
 const PanelGemm* panel_gemm_f16_columns() noexcept;
 float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
