@@ -69,11 +69,13 @@ public:
     struct Hit {
         const Repacked* kernels;
         const uint8_t* data;  // the group holding the tensor's first row
+        size_t group_bytes;
     };
     void add(const Tensor& host, const Repacked* kernels, std::unique_ptr<Buffer> copy) {
         std::unique_lock lock(mutex_);
         const auto* begin = static_cast<const uint8_t*>(host.data);
-        entries_.emplace(begin, Entry{begin + host.n_bytes(), host.row_bytes(), kernels, std::move(copy)});
+        entries_.emplace(begin, Entry{begin + host.n_bytes(), host.row_bytes(), kernels->group_bytes(host.ne[0]),
+                                      kernels, std::move(copy)});
     }
     // The repacked copy of w: w must start on a group and hold whole groups of a repacked tensor.
     std::optional<Hit> find(const Tensor& w) const {
@@ -86,13 +88,14 @@ public:
         const Entry& e = it->second;
         const size_t offset = static_cast<size_t>(p - it->first);
         if (p + w.n_bytes() > e.end || e.row_bytes != w.row_bytes() || offset % (8 * e.row_bytes)) return std::nullopt;
-        return Hit{e.kernels, static_cast<const uint8_t*>(e.copy->data()) + offset};
+        return Hit{e.kernels, static_cast<const uint8_t*>(e.copy->data()) + offset / (8 * e.row_bytes) * e.group_bytes,
+                   e.group_bytes};
     }
 
 private:
     struct Entry {
         const uint8_t* end;
-        size_t row_bytes;
+        size_t row_bytes, group_bytes;
         const Repacked* kernels;
         std::unique_ptr<Buffer> copy;
     };
@@ -156,10 +159,9 @@ public:
         }
         if (const auto hit = repacked_->find(w)) {
             const ActRows acts = prepare_activations(w.type, x, false);
-            const size_t group_bytes = 8 * w.row_bytes();
             parallel_for(N / 8, [&](int64_t b, int64_t e) {
                 for (int64_t g = b; g < e; ++g)
-                    hit->kernels->run(K, hit->data + g * group_bytes, acts, T, o + 8 * g, static_cast<size_t>(N));
+                    hit->kernels->run(K, hit->data + g * hit->group_bytes, acts, T, o + 8 * g, static_cast<size_t>(N));
             }, grain_for(K * T * 8));
             return;
         }
@@ -493,7 +495,7 @@ public:
         // Only while the copy leaves at least as much memory free as it takes.
         if (kernels && host.n_rows() >= 8 && host.n_rows() % 8 == 0 && 2 * host.n_bytes() < available_memory()) {
             try {
-                auto copy = std::make_unique<HostBuffer>(host.n_bytes());
+                auto copy = std::make_unique<HostBuffer>(host.n_rows() / 8 * kernels->group_bytes(host.ne[0]));
                 kernels->repack(host.data, host.row_bytes(), host.n_rows(), host.ne[0], copy->data());
                 repacked_->add(host, kernels, std::move(copy));
             } catch (const Error&) {

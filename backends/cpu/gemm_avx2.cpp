@@ -573,20 +573,106 @@ void tile_q4_0x8(int64_t nb, const Q40x8* p, const ActRows& x, int64_t j0, float
     store_tile(acc, out + j0 * os, os, 8);
 }
 
-void run_q4_0x8(int64_t n, const void* group, const ActRows& x, int64_t x_rows, float* out, size_t os) {
-    const int64_t nb = n / kQK;
-    const auto* p = static_cast<const Q40x8*>(group);
+// ---- Q4_K repacked at load: 8 rows interleaved; 6-bit scales and mins widened to bytes (+32 bytes a group) ----
+
+struct Q4Kx8 {
+    uint16_t d[8], dmin[8];
+    uint8_t sc[8][8], mn[8][8];  // [sub-block][row]
+    uint8_t qs[32][32];          // chunk c: groups 2c (low nibbles) and 2c + 1 (high), as Q40x8's
+};
+
+void repack_q4_K(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
+    auto* out = static_cast<Q4Kx8*>(dst);
+    const int64_t nb = n / kQK_K;
+    for (int64_t g = 0; g < n_rows / 8; ++g)
+        for (int64_t i = 0; i < nb; ++i) {
+            Q4Kx8& o = out[g * nb + i];
+            for (int r = 0; r < 8; ++r) {
+                const auto& b = reinterpret_cast<const block_q4_K*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
+                o.d[r] = b.d;
+                o.dmin[r] = b.dmin;
+                for (int sb = 0; sb < 8; ++sb) {
+                    const ScaleMin sm = k4_scale_min(b.scales, sb);
+                    o.sc[sb][r] = sm.scale;
+                    o.mn[sb][r] = sm.min;
+                }
+                uint8_t v[256];
+                for (int k = 0; k < 256; ++k) v[k] = (b.qs[32 * (k / 64) + k % 32] >> ((k % 64) < 32 ? 0 : 4)) & 15;
+                for (int c = 0; c < 32; ++c)
+                    for (int e = 0; e < 4; ++e)
+                        o.qs[c][4 * r + e] = static_cast<uint8_t>(v[8 * c + e] | (v[8 * c + 4 + e] << 4));
+            }
+        }
+}
+
+// 8 byte values (one per row) → lanes of two equal 16-bit halves, for vpmaddwd against 16-bit pair sums.
+inline __m256i pairs_u8(const uint8_t* p) {
+    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+}
+
+template <int NT>
+void tile_q4_Kx8(int64_t nb, const Q4Kx8* p, const ActRows& x, int64_t j0, float* out, size_t os) {
+    const block_q8_K* xa[NT];
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const __m256i low4 = _mm256_set1_epi8(15);
+    __m256 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        const Q4Kx8& b = p[i];
+        __m256i isum[NT], msum[NT];
+        for (int j = 0; j < NT; ++j) isum[j] = msum[j] = _mm256_setzero_si256();
+        for (int sb = 0; sb < 8; ++sb) {
+            __m256i s16[NT];
+            for (int j = 0; j < NT; ++j) s16[j] = _mm256_setzero_si256();
+            for (int c = 4 * sb; c < 4 * sb + 4; ++c) {
+                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[c]));
+                const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                for (int j = 0; j < NT; ++j) {
+                    s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(lo, bcast4(xa[j][i].qs + 8 * c)));
+                    chain(s16[j]);
+                    s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(hi, bcast4(xa[j][i].qs + 8 * c + 4)));
+                    chain(s16[j]);
+                }
+            }
+            const __m256i sc = pairs_u8(b.sc[sb]), mn = pairs_u8(b.mn[sb]);
+            for (int j = 0; j < NT; ++j) {
+                isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(s16[j], sc));
+                msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(mn, bcast4(xa[j][i].bsums + 2 * sb)));
+            }
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.dmin)));
+        for (int j = 0; j < NT; ++j) {
+            const __m256 dx = _mm256_set1_ps(xa[j][i].d);
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_mul_ps(d, dx), acc[j]);
+            acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[j]), _mm256_mul_ps(dmin, dx), acc[j]);
+        }
+    }
+    store_tile(acc, out + j0 * os, os, 8);
+}
+
+template <class Block, int QK, void (*Tile1)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t),
+          void (*Tile2)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t),
+          void (*Tile3)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t),
+          void (*Tile4)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t)>
+void run_x8(int64_t n, const void* group, const ActRows& x, int64_t x_rows, float* out, size_t os) {
+    const int64_t nb = n / QK;
+    const auto* p = static_cast<const Block*>(group);
     int64_t j = 0;
-    for (; j + 4 <= x_rows; j += 4) tile_q4_0x8<4>(nb, p, x, j, out, os);
+    for (; j + 4 <= x_rows; j += 4) Tile4(nb, p, x, j, out, os);
     switch (x_rows - j) {
-        case 3: tile_q4_0x8<3>(nb, p, x, j, out, os); break;
-        case 2: tile_q4_0x8<2>(nb, p, x, j, out, os); break;
-        case 1: tile_q4_0x8<1>(nb, p, x, j, out, os); break;
+        case 3: Tile3(nb, p, x, j, out, os); break;
+        case 2: Tile2(nb, p, x, j, out, os); break;
+        case 1: Tile1(nb, p, x, j, out, os); break;
         default: break;
     }
 }
 
-constexpr Repacked repacked_q4_0{repack_q4_0, run_q4_0x8};
+constexpr Repacked repacked_q4_0{[](int64_t n) { return sizeof(Q40x8) * static_cast<size_t>(n / kQK); }, repack_q4_0,
+                                 run_x8<Q40x8, kQK, tile_q4_0x8<1>, tile_q4_0x8<2>, tile_q4_0x8<3>, tile_q4_0x8<4>>};
+constexpr Repacked repacked_q4_K{[](int64_t n) { return sizeof(Q4Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q4_K,
+                                 run_x8<Q4Kx8, kQK_K, tile_q4_Kx8<1>, tile_q4_Kx8<2>, tile_q4_Kx8<3>, tile_q4_Kx8<4>>};
 
 // Token counts from which each family beats the row kernels, measured per CPU-second at 2 to 8 tokens
 // (AMD EPYC, AVX2): the 4- and 5-bit 32-blocks from 2, Q8_0 and the K types from 5, floats from 8.
@@ -602,7 +688,13 @@ constexpr PanelGemm gemm_f16_columns{kFloatRows, 8, panelf_bytes<TensorType::F16
 
 const PanelGemm* panel_gemm_f16_columns() noexcept { return &gemm_f16_columns; }
 
-const Repacked* repacked(TensorType w) noexcept { return w == TensorType::Q4_0 ? &repacked_q4_0 : nullptr; }
+const Repacked* repacked(TensorType w) noexcept {
+    switch (w) {
+        case TensorType::Q4_0: return &repacked_q4_0;
+        case TensorType::Q4_K: return &repacked_q4_K;
+        default: return nullptr;
+    }
+}
 
 const PanelGemm* panel_gemm(TensorType w) noexcept {
     switch (w) {

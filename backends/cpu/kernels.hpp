@@ -58,12 +58,13 @@ const PanelGemm* panel_gemm(TensorType w) noexcept;
 // keys × dimensions). nullptr where panel_gemm(F16) is.
 const PanelGemm* panel_gemm_f16_columns() noexcept;
 
-// Weights rewritten once at load into groups of 8 interleaved rows (the same bytes as the file's), for
-// kernels that do the float work of 8 rows at once and need no per-matmul packing: decode then reads each
-// weight byte once at a fraction of the row kernels' instructions. repack: n_rows (a multiple of 8) rows of
-// n elements, `row_bytes` apart, into dst (the same size); run: the 8 rows of one group (its bytes start at
-// r·row_bytes for group r/8) against x_rows activation rows (as for the row kernels), out[j·out_stride + r].
+// Weights rewritten once at load into groups of 8 interleaved rows (about the file's bytes), for kernels
+// that do the float work of 8 rows at once and need no per-matmul packing: decode then reads each weight
+// byte once at a fraction of the row kernels' instructions. repack: n_rows (a multiple of 8) rows of n
+// elements, `row_bytes` apart, into dst (n_rows / 8 groups of group_bytes(n)); run: one group against
+// x_rows activation rows (as for the row kernels), out[j·out_stride + r] for its 8 rows.
 struct Repacked {
+    size_t (*group_bytes)(int64_t n);
     void (*repack)(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst);
     void (*run)(int64_t n, const void* group, const ActRows& x, int64_t x_rows, float* out, size_t out_stride);
 };
