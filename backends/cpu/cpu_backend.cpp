@@ -157,7 +157,7 @@ public:
             }, grain_for(K * T));
             return;
         }
-        if (const auto hit = repacked_->find(w)) {
+        if (const auto hit = repacked_->find(w); hit && (!hit->kernels->max_tokens || T < hit->kernels->max_tokens)) {
             const ActRows acts = prepare_activations(w.type, x, false);
             parallel_for(N / 8, [&](int64_t b, int64_t e) {
                 for (int64_t g = b; g < e; ++g)

@@ -652,6 +652,94 @@ void tile_q4_Kx8(int64_t nb, const Q4Kx8* p, const ActRows& x, int64_t j0, float
     store_tile(acc, out + j0 * os, os, 8);
 }
 
+// ---- Q6_K repacked at load: 8 rows interleaved, the file's bytes ----
+
+struct Q6Kx8 {
+    uint16_t d[8];
+    int8_t sc[16][8];    // [sub-block][row]
+    uint8_t ql[32][32];  // low 4 bits: chunk c holds groups 2c (low nibbles) and 2c + 1 (high), as Q40x8's
+    uint8_t qh[16][32];  // top 2 bits: byte 4r + e of qh[h] holds those of groups 4h + k at bits 2k
+};
+static_assert(sizeof(Q6Kx8) == 8 * sizeof(block_q6_K));
+
+void repack_q6_K(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
+    auto* out = static_cast<Q6Kx8*>(dst);
+    const int64_t nb = n / kQK_K;
+    for (int64_t g = 0; g < n_rows / 8; ++g)
+        for (int64_t i = 0; i < nb; ++i) {
+            Q6Kx8& o = out[g * nb + i];
+            for (int r = 0; r < 8; ++r) {
+                const auto& b = reinterpret_cast<const block_q6_K*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
+                o.d[r] = b.d;
+                for (int sb = 0; sb < 16; ++sb) o.sc[sb][r] = b.scales[sb];
+                uint8_t v[256];
+                for (int k = 0; k < 256; ++k) {
+                    const int l = k % 128;
+                    const int low = (b.ql[64 * (k / 128) + k % 32 + 32 * ((l / 32) & 1)] >> (l < 64 ? 0 : 4)) & 15;
+                    const int high = (b.qh[32 * (k / 128) + k % 32] >> (2 * (l / 32))) & 3;
+                    v[k] = static_cast<uint8_t>(low | (high << 4));
+                }
+                for (int c = 0; c < 32; ++c)
+                    for (int e = 0; e < 4; ++e)
+                        o.ql[c][4 * r + e] = static_cast<uint8_t>((v[8 * c + e] & 15) | ((v[8 * c + 4 + e] & 15) << 4));
+                for (int h = 0; h < 16; ++h)
+                    for (int e = 0; e < 4; ++e) {
+                        int bits = 0;
+                        for (int k = 0; k < 4; ++k) bits |= (v[16 * h + 4 * k + e] >> 4) << (2 * k);
+                        o.qh[h][4 * r + e] = static_cast<uint8_t>(bits);
+                    }
+            }
+        }
+}
+
+// 8 signed bytes (one per row) → 32-bit lanes: a in the low 16 bits, b in the high 16 bits.
+inline __m256i pairs_i8(const int8_t* a, const int8_t* b) {
+    const __m256i va = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)));
+    const __m256i vb = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b)));
+    return _mm256_or_si256(_mm256_and_si256(va, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(vb, 16));
+}
+
+template <int NT>
+void tile_q6_Kx8(int64_t nb, const Q6Kx8* p, const ActRows& x, int64_t j0, float* out, size_t os) {
+    const block_q8_K* xa[NT];
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const __m256i low4 = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3);
+    __m256 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        const Q6Kx8& b = p[i];
+        __m256i isum[NT], osum[NT];
+        for (int j = 0; j < NT; ++j) isum[j] = osum[j] = _mm256_setzero_si256();
+        for (int sb = 0; sb < 16; ++sb) {  // 16 elements: chunks 2sb and 2sb + 1, top bits qh[sb]
+            const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh[sb]));
+            const __m256i sc = pairs_i8(b.sc[sb], b.sc[sb]);
+            for (int cc = 0; cc < 2; ++cc) {
+                const int c = 2 * sb + cc;
+                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql[c]));
+                const __m256i lo = _mm256_or_si256(_mm256_and_si256(v, low4),
+                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4 * cc), two), 4));
+                const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
+                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4 * cc + 2), two), 4));
+                for (int j = 0; j < NT; ++j) {
+                    const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(xa[j][i].qs + 8 * c)),
+                                                         _mm256_maddubs_epi16(hi, bcast4(xa[j][i].qs + 8 * c + 4)));
+                    isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(s16, sc));
+                }
+            }
+        }
+        for (int k = 0; k < 8; ++k) {  // the +32 of every value, through bsums
+            const __m256i sc2 = pairs_i8(b.sc[2 * k], b.sc[2 * k + 1]);
+            for (int j = 0; j < NT; ++j) osum[j] = _mm256_add_epi32(osum[j], _mm256_madd_epi16(sc2, bcast4(xa[j][i].bsums + 2 * k)));
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+        for (int j = 0; j < NT; ++j) {
+            const __m256i s = _mm256_sub_epi32(isum[j], _mm256_slli_epi32(osum[j], 5));
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(xa[j][i].d)), acc[j]);
+        }
+    }
+    store_tile(acc, out + j0 * os, os, 8);
+}
+
 template <class Block, int QK, void (*Tile1)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t),
           void (*Tile2)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t),
           void (*Tile3)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t),
@@ -669,10 +757,13 @@ void run_x8(int64_t n, const void* group, const ActRows& x, int64_t x_rows, floa
     }
 }
 
-constexpr Repacked repacked_q4_0{[](int64_t n) { return sizeof(Q40x8) * static_cast<size_t>(n / kQK); }, repack_q4_0,
+constexpr Repacked repacked_q4_0{0, [](int64_t n) { return sizeof(Q40x8) * static_cast<size_t>(n / kQK); }, repack_q4_0,
                                  run_x8<Q40x8, kQK, tile_q4_0x8<1>, tile_q4_0x8<2>, tile_q4_0x8<3>, tile_q4_0x8<4>>};
-constexpr Repacked repacked_q4_K{[](int64_t n) { return sizeof(Q4Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q4_K,
+constexpr Repacked repacked_q4_K{0, [](int64_t n) { return sizeof(Q4Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q4_K,
                                  run_x8<Q4Kx8, kQK_K, tile_q4_Kx8<1>, tile_q4_Kx8<2>, tile_q4_Kx8<3>, tile_q4_Kx8<4>>};
+// Composing 6-bit values costs more than a packed panel's byte loads once a batch has ~48 tokens.
+constexpr Repacked repacked_q6_K{48, [](int64_t n) { return sizeof(Q6Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q6_K,
+                                 run_x8<Q6Kx8, kQK_K, tile_q6_Kx8<1>, tile_q6_Kx8<2>, tile_q6_Kx8<3>, tile_q6_Kx8<4>>};
 
 // Token counts from which each family beats the row kernels, measured per CPU-second at 2 to 8 tokens
 // (AMD EPYC, AVX2): the 4- and 5-bit 32-blocks from 2, Q8_0 and the K types from 5, floats from 8.
@@ -692,6 +783,7 @@ const Repacked* repacked(TensorType w) noexcept {
     switch (w) {
         case TensorType::Q4_0: return &repacked_q4_0;
         case TensorType::Q4_K: return &repacked_q4_K;
+        case TensorType::Q6_K: return &repacked_q6_K;
         default: return nullptr;
     }
 }

@@ -64,6 +64,7 @@ const PanelGemm* panel_gemm_f16_columns() noexcept;
 // elements, `row_bytes` apart, into dst (n_rows / 8 groups of group_bytes(n)); run: one group against
 // x_rows activation rows (as for the row kernels), out[j·out_stride + r] for its 8 rows.
 struct Repacked {
+    int64_t max_tokens;  // from here the packed panels over the mapping are faster (0: never)
     size_t (*group_bytes)(int64_t n);
     void (*repack)(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst);
     void (*run)(int64_t n, const void* group, const ActRows& x, int64_t x_rows, float* out, size_t out_stride);
