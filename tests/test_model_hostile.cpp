@@ -63,7 +63,10 @@ TEST_CASE("hyperparameters that contradict the tensors") {
         {"llama.rope.dimension_count", gguf::Value::u32(9), "rope"},
         {"llama.block_count", gguf::Value::string("five"), "llama.block_count"},
         {"general.architecture", gguf::Value::string("no-such-arch"), "not supported"},
-        {"llama.rope.scaling.type", gguf::Value::string("yarn"), "not supported"},
+        {"llama.rope.scaling.type", gguf::Value::string("longrope"), "not supported"},
+        {"llama.rope.scaling.type", gguf::Value::string("dynamic"), "not supported"},
+        {"llama.rope.scaling.factor", gguf::Value::f32(-2.f), "rope.scaling.factor"},
+        {"llama.rope.scaling.attn_factor", gguf::Value::f32(INFINITY), "rope.scaling.attn_factor"},
         {"llama.expert_count", gguf::Value::u32(4), "expert"},         // no expert_used_count, no expert tensors
         {"llama.expert_count", gguf::Value::u32(1u << 30), "expert"},
         {"llama.attn_logit_softcapping", gguf::Value::f32(-1.f), "soft-capping"},

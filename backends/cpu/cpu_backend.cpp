@@ -216,18 +216,37 @@ public:
         if (x.ne[0] % head_dim != 0 || p.n_rot > head_dim || p.n_rot % 2) shape_error("rope");
         const float* factors = p.freq_factors.data ? f32(p.freq_factors) : nullptr;
         if (factors && p.freq_factors.n_elements() < p.n_rot / 2) shape_error("rope");
+        if (p.ext_factor != 0.f && p.n_ctx_orig <= 0) shape_error("rope");
         const int64_t n_heads = x.ne[0] / head_dim, T = x.n_rows();
         const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
+        // YaRN's correction dims and magnitude, in float as ggml computes them (backend.hpp, RopeParams).
+        float lo = 0.f, hi = 0.f, mscale = p.attn_factor;
+        if (p.ext_factor != 0.f) {
+            auto dim = [&](float beta) {
+                const float turns = static_cast<float>(p.n_ctx_orig) / (beta * 2 * 3.14159265358979323846f);
+                return static_cast<float>(p.n_rot) * std::log(turns) / (2 * std::log(p.freq_base));
+            };
+            lo = std::max(0.f, std::floor(dim(p.beta_fast)));
+            hi = std::min(static_cast<float>(p.n_rot - 1), std::ceil(dim(p.beta_slow)));
+            mscale *= 1.0f + 0.1f * std::log(1.0f / p.freq_scale);
+        }
         parallel_for(T, [&](int64_t b, int64_t e) {
             std::vector<float> cs(static_cast<size_t>(p.n_rot));
             for (int64_t t = b; t < e; ++t) {
                 // cos/sin per pair, built as llama.cpp does: theta multiplied by theta_scale step by step,
-                // divided by the pair's frequency factor, then scaled.
+                // divided by the pair's frequency factor, then scaled (and with YaRN, mixed with the unscaled
+                // angle by the ramp).
                 float theta = static_cast<float>(pos0 + t);
                 for (int i = 0; i < p.n_rot; i += 2) {
-                    const float angle = p.freq_scale * (factors ? theta / factors[i / 2] : theta);
-                    cs[i] = std::cos(angle);
-                    cs[i + 1] = std::sin(angle);
+                    const float extrap = factors ? theta / factors[i / 2] : theta;
+                    float angle = p.freq_scale * extrap;
+                    if (p.ext_factor != 0.f) {
+                        const float y = (static_cast<float>(i / 2) - lo) / std::max(0.001f, hi - lo);
+                        const float mix = (1 - std::min(1.f, std::max(0.f, y))) * p.ext_factor;
+                        angle = angle * (1 - mix) + extrap * mix;
+                    }
+                    cs[i] = std::cos(angle) * mscale;
+                    cs[i + 1] = std::sin(angle) * mscale;
                     theta *= theta_scale;
                 }
                 for (int64_t h = 0; h < n_heads; ++h) {

@@ -1,10 +1,51 @@
 #include "arch/decoder.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "ember/error.hpp"
 
 namespace ember::arch {
+
+namespace {
+
+// RoPE scaling, read as llama.cpp reads it for the architectures ember runs (llama-model.cpp's
+// load_hparams, then llama-context.cpp):
+//   rope.scaling.type    none | linear | yarn; absent: linear (which without a factor scales nothing).
+//                        "llama3" is accepted as unscaled: Llama 3.1's per-frequency factors are in
+//                        rope_freqs.weight whatever the type says. Others (longrope, ...) are refused.
+//   rope.scaling.factor  (older files: rope.scale_linear) positions × 1/factor; absent or 0: 1.
+//   rope.scaling.attn_factor  multiplies cos/sin whatever the type (default 1).
+//   yarn: rope.scaling.original_context_length (default context_length) places the ramp; llama.cpp's
+//   defaults ext_factor 1, beta_fast 32, beta_slow 1 apply (it reads the yarn_* keys only for other
+//   architectures), and the rope op's magnitude 1 + 0.1·ln(factor) is kept: llama.cpp sets the op's
+//   attn_factor to mscale(factor) / (1 + 0.1·ln(factor)), with mscale(s) = 1 + 0.1·ln(s) for s > 1,
+//   else 1, which cancels for factors above 1.
+void read_rope_scaling(const gguf::File& f, const std::string& prefix, int n_ctx_train, backend::RopeParams& rope) {
+    const std::string a = prefix + ".";
+    const std::string type = f.get_string(a + "rope.scaling.type", "linear");
+    if (type != "none" && type != "linear" && type != "yarn" && type != "llama3")
+        throw Error(Status::Unsupported, prefix + ": rope scaling '" + type + "' is not supported yet");
+    const float factor = static_cast<float>(f.has(a + "rope.scaling.factor") ? f.get_float(a + "rope.scaling.factor")
+                                                                              : f.get_float(a + "rope.scale_linear", 0.0));
+    if (!(factor >= 0.f) || !std::isfinite(factor)) throw Error(Status::BadFile, prefix + ": bad rope.scaling.factor");
+    rope.freq_scale = type == "none" || type == "llama3" || factor == 0.f ? 1.f : 1.f / factor;
+    const float attn_factor = static_cast<float>(f.get_float(a + "rope.scaling.attn_factor", 1.0));
+    if (!std::isfinite(attn_factor)) throw Error(Status::BadFile, prefix + ": bad rope.scaling.attn_factor");
+    rope.attn_factor = attn_factor;
+    if (type != "yarn") return;
+    rope.ext_factor = 1.f;
+    rope.beta_fast = 32.f;
+    rope.beta_slow = 1.f;
+    const uint64_t orig = f.get_uint(a + "rope.scaling.original_context_length", static_cast<uint64_t>(n_ctx_train));
+    rope.n_ctx_orig = orig ? static_cast<int>(std::min<uint64_t>(orig, 1u << 30)) : n_ctx_train;
+    if (rope.n_ctx_orig <= 0) throw Error(Status::BadFile, prefix + ": bad rope.scaling.original_context_length");
+    const float s = 1.f / rope.freq_scale;
+    const float mscale = s <= 1.f ? 1.f : 0.1f * std::log(s) + 1.f;
+    rope.attn_factor = mscale * (1.f / (1.f + 0.1f * std::log(s))) * attn_factor;
+}
+
+}  // namespace
 
 Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) : spec_(spec) {
     const std::string a = spec.prefix + ".";
@@ -27,16 +68,7 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
     hp_.rope.mode = spec.rope;
     if (hp_.rope.n_rot > hp_.head_dim || hp_.rope.n_rot % 2 || hp_.rope.n_rot <= 0)
         throw Error(Status::BadFile, spec.prefix + ": rope dimension count does not fit the head size");
-    // RoPE scaling: linear (positions × 1/factor), or Llama 3.1's per-frequency factors, which the
-    // converter bakes into rope_freqs.weight whatever rope.scaling.type says. Others are refused.
-    const std::string scaling = f.get_string(a + "rope.scaling.type", "none");
-    if (scaling == "linear") {
-        const double factor = f.get_float(a + "rope.scaling.factor", 1.0);
-        if (!(factor > 0.0) || !std::isfinite(factor)) throw Error(Status::BadFile, spec.prefix + ": bad rope.scaling.factor");
-        hp_.rope.freq_scale = static_cast<float>(1.0 / factor);
-    } else if (scaling != "none" && scaling != "llama3") {
-        throw Error(Status::Unsupported, spec.prefix + ": rope scaling '" + scaling + "' is not supported yet");
-    }
+    read_rope_scaling(f, spec.prefix, hp_.n_ctx_train, hp_.rope);
     hp_.rope.freq_factors = w.optional("rope_freqs.weight", {hp_.rope.n_rot / 2});
     if (hp_.rope.freq_factors.data && hp_.rope.freq_factors.type != tensor::TensorType::F32)
         throw Error(Status::BadFile, "rope_freqs.weight must be F32");
@@ -46,7 +78,10 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
     if (spec.swa_pattern > 0) {
         hp_.swa_window = static_cast<int>(f.get_uint(a + "attention.sliding_window", 0));
         hp_.swa_pattern = static_cast<int>(f.get_uint(a + "attention.sliding_window_pattern", spec.swa_pattern));
-        if (spec.rope_base_swa) hp_.rope_swa.freq_base = static_cast<float>(f.get_float(a + "rope.freq_base_swa", 10000.0));
+        if (spec.rope_base_swa) {  // Gemma 3: the local layers' own base, and no position scaling there
+            hp_.rope_swa.freq_base = static_cast<float>(f.get_float(a + "rope.freq_base_swa", 10000.0));
+            hp_.rope_swa.freq_scale = 1.f;
+        }
         if (hp_.swa_window < 0 || hp_.swa_pattern < 0) throw Error(Status::BadFile, spec.prefix + ": bad sliding window");
     }
     hp_.attn_softcap = static_cast<float>(f.get_float(a + "attn_logit_softcapping", 0.0));

@@ -46,13 +46,25 @@ public:
 
 enum class RopeMode { Normal, NeoX };  // pairs (2i, 2i+1) or (i, i + n_rot/2)
 
-// Pair i of a head turns by freq_scale · p · freq_base^(-2i/n_rot) / freq_factors[i] at position p.
+// Pair i of a head turns by θ_i = freq_scale · p · freq_base^(-2i/n_rot) / freq_factors[i] at position p,
+// and cos/sin are multiplied by attn_factor.
+// YaRN (ext_factor ≠ 0), as ggml's rope op: with θe_i = θ_i / freq_scale (no interpolation) and
+// ramp_i = 1 − clamp((i − lo) / max(0.001, hi − lo), 0, 1), the pair turns by
+// θ_i · (1 − m) + θe_i · m, m = ramp_i · ext_factor, and cos/sin are multiplied by
+// attn_factor · (1 + 0.1 · ln(1 / freq_scale)). The correction dims are
+// lo = max(0, floor(d(beta_fast))), hi = min(n_rot − 1, ceil(d(beta_slow))),
+// d(b) = n_rot · ln(n_ctx_orig / (2π·b)) / (2 · ln(freq_base)).
 struct RopeParams {
     int n_rot = 0;              // rotated dimensions per head (≤ head size)
     float freq_base = 10000.f;
     float freq_scale = 1.f;     // linear scaling: position × freq_scale
     RopeMode mode = RopeMode::Normal;
     Tensor freq_factors;        // optional, F32 [n_rot / 2] (Llama 3.1's rope_freqs); data == nullptr: none
+    float ext_factor = 0.f;     // YaRN: 0 off (plain interpolation), 1 the full ramp
+    float attn_factor = 1.f;    // magnitude of cos/sin
+    float beta_fast = 32.f;     // YaRN ramp ends, in rotations over n_ctx_orig
+    float beta_slow = 1.f;
+    int n_ctx_orig = 0;         // YaRN: the context the model was trained for
 };
 
 // Attention of n_tokens queries at positions n_past.. over the cache rows 0 .. n_past + n_tokens - 1.
