@@ -7,10 +7,13 @@
 #include <fstream>
 #include <functional>
 #include <cstdio>
+#include <filesystem>
 
 #include <nlohmann/json.hpp>
 
 #include "ember/ember.hpp"
+#include "gguf/reader.hpp"
+#include "gguf/writer.hpp"
 #include "models.hpp"
 
 using namespace ember;
@@ -207,4 +210,44 @@ TEST_CASE("arch: phi3, fused QKV and gate/up weights") { check_arch({{"phi3-f16"
 
 TEST_CASE("arch: mixture of experts, Mixtral-style llama and qwen3moe") {
     check_arch({{"llama-moe-f16", 0.1f}, {"qwen3moe-f16", 0.1f}});
+}
+
+// RoPE scaling (tests/golden_llama/make_yarn.sh): arch models with scaling keys added, ~100 prompt tokens
+// so that positions run far past YaRN's original context (32 or 64). Each golden names its base file and
+// the keys; the model is written again here from them (the same bytes ggml's writer gave llama.cpp).
+struct TempModel {
+    std::string path;
+    ~TempModel() { std::filesystem::remove(path); }
+};
+
+TempModel write_scaled_model(const json& g) {
+    const gguf::File base = gguf::File::open(test::fixture("arch/" + g.at("base_model").get<std::string>()));
+    gguf::Writer w(base.alignment());
+    for (const auto& [k, v] : base.metadata())
+        if (k != "general.alignment") w.set(k, v);
+    for (const auto& kv : g.at("metadata_added")) {
+        const auto key = kv.at(0).get<std::string>(), type = kv.at(1).get<std::string>();
+        if (type == "str") w.set(key, gguf::Value::string(kv.at(2).get<std::string>()));
+        else if (type == "f32") w.set(key, gguf::Value::f32(kv.at(2).get<float>()));
+        else if (type == "u32") w.set(key, gguf::Value::u32(kv.at(2).get<uint32_t>()));
+        else FAIL("unknown metadata type " << type);
+    }
+    for (const auto& t : base.tensors())
+        w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims), t.data, t.n_bytes);
+    TempModel m{test::temp_path(g.at("model").get<std::string>())};
+    w.write(m.path);
+    return m;
+}
+
+TEST_CASE("arch: RoPE scaling, YaRN and linear, against llama.cpp over 135 positions") {
+    // F32/F16 rule as above. yarn-qwen3: NeoX pairs, factor 4 from 32. yarn-llama-gqa: adjacent pairs,
+    // factor 8 from 64, rope.scaling.attn_factor 0.8, and yarn_* keys llama.cpp ignores for llama.
+    // gemma3: the local layers stay unscaled, under YaRN and under linear scaling (Gemma 3 4B and up).
+    for (const std::string name :
+         {"rope-yarn-qwen3-f32", "rope-yarn-llama-gqa-f32", "rope-yarn-gemma3-f16", "rope-linear-gemma3-f16"}) {
+        CAPTURE(name);
+        const std::string golden = test::testdata("golden/" + name + ".json");
+        const TempModel m = write_scaled_model(json::parse(std::ifstream(golden)));
+        check_golden(golden, m.path, 0.1f, 0.1f);
+    }
 }
