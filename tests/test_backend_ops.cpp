@@ -2,8 +2,10 @@
 // idea). Tolerances are normalized mean squared errors; each says where its size comes from.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <numbers>
 #include <random>
 #include <vector>
 
@@ -332,6 +334,68 @@ TEST_CASE("rope: normal and NeoX pairs, partial rotation") {
                 ref[base + 2 * i + 1] = x0 * std::sin(theta) + x1 * std::cos(theta);
             }
     CHECK(nmse(f.download(x), ref) < 1e-10);
+}
+
+// YaRN (backend.hpp, RopeParams): each pair's angle mixes the interpolated θ·freq_scale with the
+// unscaled θ by a ramp over the correction dims, and cos/sin carry attn_factor·(1 + 0.1·ln(1/freq_scale)).
+// The reference computes the correction dims in double; the cases keep them away from integers, where
+// floor/ceil could part from the float computation (lo = 0 in both, hi = 3 and 2).
+TEST_CASE("rope: YaRN ramp, magnitude and ext_factor, both pairings, with frequency factors") {
+    Fixture f;
+    struct Case { int n_rot; float base; int n_ctx_orig; float ext; bool factors; RopeMode mode; };
+    const Case cases[] = {{16, 10000.f, 64, 1.f, false, RopeMode::Normal},   {16, 10000.f, 64, 0.5f, true, RopeMode::NeoX},
+                          {32, 1000000.f, 32, 1.f, false, RopeMode::NeoX},   {32, 1000000.f, 32, 1.f, true, RopeMode::Normal}};
+    const int heads = 3, T = 5, pos0 = 200;  // far past n_ctx_orig, where the ramp decides the angle
+    for (const Case& c : cases) {
+        CAPTURE(c.n_rot);
+        CAPTURE(c.ext);
+        const int hd = c.n_rot;
+        const auto xv = randn(static_cast<size_t>(hd * heads * T), 11);
+        std::vector<float> ffv(static_cast<size_t>(c.n_rot / 2));
+        for (size_t i = 0; i < ffv.size(); ++i) ffv[i] = c.factors ? 1.f + 0.5f * static_cast<float>(i % 3) : 1.f;
+        Tensor x = f.upload(xv, hd * heads), ff = f.upload(ffv, c.n_rot / 2);
+        RopeParams p;
+        p.n_rot = c.n_rot;
+        p.freq_base = c.base;
+        p.freq_scale = 0.25f;
+        p.mode = c.mode;
+        if (c.factors) p.freq_factors = ff;
+        p.ext_factor = c.ext;
+        p.attn_factor = 0.9f;
+        p.n_ctx_orig = c.n_ctx_orig;
+        f.stream->rope(x, hd, pos0, p);
+
+        auto corr_dim = [&](double beta) {
+            return c.n_rot * std::log(c.n_ctx_orig / (2 * std::numbers::pi * beta)) / (2 * std::log(double(c.base)));
+        };
+        const double lo = std::max(0.0, std::floor(corr_dim(32))), hi = std::min(c.n_rot - 1.0, std::ceil(corr_dim(1)));
+        const double mag = 0.9 * (1 + 0.1 * std::log(4.0));
+        std::vector<double> ref(xv.begin(), xv.end());
+        for (int t = 0; t < T; ++t)
+            for (int h = 0; h < heads; ++h)
+                for (int i = 0; i < c.n_rot / 2; ++i) {
+                    const double theta = (pos0 + t) * std::pow(double(c.base), -2.0 * i / c.n_rot) / ffv[i];
+                    const double ramp = 1 - std::clamp((i - lo) / std::max(0.001, hi - lo), 0.0, 1.0);
+                    const double mix = ramp * c.ext, angle = 0.25 * theta * (1 - mix) + theta * mix;
+                    const int a = c.mode == RopeMode::Normal ? 2 * i : i, b = c.mode == RopeMode::Normal ? 2 * i + 1 : i + c.n_rot / 2;
+                    const size_t base = static_cast<size_t>(t * hd * heads + h * hd);
+                    const double x0 = xv[base + a], x1 = xv[base + b];
+                    ref[base + a] = mag * (x0 * std::cos(angle) - x1 * std::sin(angle));
+                    ref[base + b] = mag * (x0 * std::sin(angle) + x1 * std::cos(angle));
+                }
+        CHECK(nmse(f.download(x), ref) < 1e-10);  // measured ≤ 2e-12
+    }
+    // Without the ramp (ext_factor 0) attn_factor alone scales cos/sin.
+    const auto xv = randn(16 * 2, 12);
+    Tensor x = f.upload(xv, 16);
+    RopeParams p;
+    p.n_rot = 16;
+    p.attn_factor = 0.5f;
+    f.stream->rope(x, 16, 0, p);  // position 0: no turn
+    const auto got = f.download(x);
+    for (size_t i = 0; i < 16; ++i) CHECK(got[i] == 0.5f * xv[i]);
+    p.ext_factor = 1.f;  // YaRN without an original context is refused
+    CHECK_THROWS_AS(f.stream->rope(x, 16, 0, p), Error);
 }
 
 // Short batches take the per-query path; from 8 tokens the prompt runs in blocks of queries (two packed
