@@ -131,12 +131,15 @@ TEST_CASE("SmolLM2-135M-Instruct Q4_1 goldens") {
     }
 }
 
-TEST_CASE("SmolLM2: the first prompt position matches llama.cpp to the last digits") {
+TEST_CASE("SmolLM2: the first prompt position is llama.cpp's up to the order of float sums") {
     // At position 0 attention mixes nothing (softmax over one key is 1), so only the quantized matmuls,
-    // norms and activation rounding remain; they mirror llama.cpp's x86 path (8-bit activations rounded
-    // with scale 127/amax, ties to even), so the goldens' 6 significant digits are all that is left.
-    // The larger gap at later positions comes from llama.cpp's CPU flash attention, which accumulates
-    // V·p in F16; ember accumulates in F32.
+    // norms and activation rounding remain. The 8-bit activations are rounded as llama.cpp's x86 path rounds
+    // them (scale 127/amax, ties to even) and every block's integer sum is the same; what differs is the
+    // order in which the float block products are added (ember's repacked kernels add each row's blocks
+    // in order, ggml keeps eight partial lanes), measured at 0.03-0.07 over 30 layers. A wrong block moves
+    // these logits by whole units; another activation rounding would hide in that noise (before repacking,
+    // when ember added in ggml's order, this held to 2e-3). The larger gap at later positions comes from
+    // llama.cpp's CPU flash attention, which accumulates V·p in F16; ember accumulates in F32.
     const std::string model_path = test::smollm2_path();
     Model model = Model::load(model_path);
     for (const char* name : {"capital", "chat"}) {
@@ -145,7 +148,7 @@ TEST_CASE("SmolLM2: the first prompt position matches llama.cpp to the last digi
         Session s(model);
         s.decode(g.at("prompt_tokens")[0].get<Token>());
         for (const auto& pair : g.at("prompt_logits_top")[0])
-            CHECK(std::fabs(s.logits()[pair[0].get<size_t>()] - pair[1].get<float>()) < 2e-3f);
+            CHECK(std::fabs(s.logits()[pair[0].get<size_t>()] - pair[1].get<float>()) < 0.15f);
     }
 }
 

@@ -513,61 +513,108 @@ void runf(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float*
     }
 }
 
-// ---- Q4_0 repacked at load: 8 rows interleaved, nibbles still packed (the same bytes as the file) ----
+// ---- Q4_0, Q4_1, Q5_0 repacked at load: 8 rows interleaved, the file's bytes ----
 
-// Per 32-element block of 8 rows: the rows' scales, then four 32-byte chunks; byte 4r + e of chunk c holds
-// element 8c + e of row r in its low nibble and element 8c + 4 + e in its high nibble, so the low and high
-// nibbles of a chunk are groups 2c and 2c + 1 of the panel layout above.
+// Per 32-element block of 8 rows: the rows' scales (and mins, or fifth bits), then four 32-byte chunks; byte
+// 4r + e of chunk c holds element 8c + e of row r in its low nibble and element 8c + 4 + e in its high
+// nibble, so the low and high nibbles of a chunk are groups 2c and 2c + 1 of the panel layout above.
+// Q5_0's fifth bits: bit k of byte 4r + e of qh is element 4k + e's.
 struct Q40x8 {
     uint16_t d[8];
     uint8_t qs[4][32];
+    using Block = block_q4_0;
+    using Act = block_q8_0;
+    static constexpr int kZero = 8, kGroupsPerMadd = 8;
 };
-static_assert(sizeof(Q40x8) == 8 * sizeof(block_q4_0));
+struct Q41x8 {
+    uint16_t d[8], m[8];
+    uint8_t qs[4][32];
+    using Block = block_q4_1;
+    using Act = block_q8_1;
+    static constexpr int kZero = 0, kGroupsPerMadd = 8;
+};
+struct Q50x8 {
+    uint16_t d[8];
+    uint8_t qh[32];
+    uint8_t qs[4][32];
+    using Block = block_q5_0;
+    using Act = block_q8_0;
+    static constexpr int kZero = 16, kGroupsPerMadd = 4;
+};
+static_assert(sizeof(Q40x8) == 8 * sizeof(block_q4_0) && sizeof(Q41x8) == 8 * sizeof(block_q4_1) &&
+              sizeof(Q50x8) == 8 * sizeof(block_q5_0));
 
-void repack_q4_0(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
-    auto* out = static_cast<Q40x8*>(dst);
+template <class X>
+void repack32(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
+    using B = typename X::Block;
+    auto* out = static_cast<X*>(dst);
     const int64_t nb = n / kQK;
     for (int64_t g = 0; g < n_rows / 8; ++g)
         for (int64_t i = 0; i < nb; ++i) {
-            Q40x8& o = out[g * nb + i];
+            X& o = out[g * nb + i];
             for (int r = 0; r < 8; ++r) {
-                const auto& b = reinterpret_cast<const block_q4_0*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
+                const B& b = reinterpret_cast<const B*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
                 o.d[r] = b.d;
+                if constexpr (std::is_same_v<X, Q41x8>) o.m[r] = b.m;
                 uint8_t v[32];
                 for (int k = 0; k < 16; ++k) v[k] = b.qs[k] & 15, v[k + 16] = b.qs[k] >> 4;
                 for (int c = 0; c < 4; ++c)
                     for (int e = 0; e < 4; ++e)
                         o.qs[c][4 * r + e] = static_cast<uint8_t>(v[8 * c + e] | (v[8 * c + 4 + e] << 4));
+                if constexpr (std::is_same_v<X, Q50x8>) {
+                    uint32_t qh;
+                    std::memcpy(&qh, b.qh, 4);
+                    for (int e = 0; e < 4; ++e) {
+                        int bits = 0;
+                        for (int k = 0; k < 8; ++k) bits |= ((qh >> (4 * k + e)) & 1) << k;
+                        o.qh[4 * r + e] = static_cast<uint8_t>(bits);
+                    }
+                }
             }
         }
 }
 
-template <int NT>
-void tile_q4_0x8(int64_t nb, const Q40x8* p, const ActRows& x, int64_t j0, float* out, size_t os) {
-    const block_q8_0* xa[NT];
-    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_0*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+template <class X, int NT>
+void tile32x8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, size_t os) {
+    using A = typename X::Act;
+    const A* xa[NT];
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const A*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
     const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
-        const Q40x8& b = p[i];
-        __m256i s16[NT];
-        for (int j = 0; j < NT; ++j) s16[j] = _mm256_setzero_si256();
+        const X& b = p[i];
+        __m256i s16[NT], isum[NT];
+        for (int j = 0; j < NT; ++j) s16[j] = isum[j] = _mm256_setzero_si256();
         for (int c = 0; c < 4; ++c) {
             const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[c]));
-            const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+            if constexpr (std::is_same_v<X, Q50x8>) {
+                const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh)), one = _mm256_set1_epi8(1);
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c), one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c + 1), one), 4));
+            }
             for (int j = 0; j < NT; ++j) {
                 s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(lo, bcast4(xa[j][i].qs + 8 * c)));
-                chain(s16[j]);
+                if constexpr (X::kGroupsPerMadd == 8) chain(s16[j]);
                 s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(hi, bcast4(xa[j][i].qs + 8 * c + 4)));
-                chain(s16[j]);
+                if constexpr (X::kGroupsPerMadd == 8) chain(s16[j]);
             }
+            if (2 * (c + 1) % X::kGroupsPerMadd == 0)
+                for (int j = 0; j < NT; ++j) {
+                    isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(s16[j], ones));
+                    s16[j] = _mm256_setzero_si256();
+                }
         }
         const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
         for (int j = 0; j < NT; ++j) {
             const int64_t k = (j0 + j) * nb + i;
-            const __m256i s = _mm256_sub_epi32(_mm256_madd_epi16(s16[j], ones), _mm256_set1_epi32(8 * x.sum[k]));
+            __m256i s = isum[j];
+            if constexpr (X::kZero != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(X::kZero * x.sum[k]));
             acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(x.d[k])), acc[j]);
+            if constexpr (std::is_same_v<X, Q41x8>)
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.m))),
+                                         _mm256_set1_ps(x.s[k]), acc[j]);
         }
     }
     store_tile(acc, out + j0 * os, os, 8);
@@ -757,8 +804,10 @@ void run_x8(int64_t n, const void* group, const ActRows& x, int64_t x_rows, floa
     }
 }
 
-constexpr Repacked repacked_q4_0{0, [](int64_t n) { return sizeof(Q40x8) * static_cast<size_t>(n / kQK); }, repack_q4_0,
-                                 run_x8<Q40x8, kQK, tile_q4_0x8<1>, tile_q4_0x8<2>, tile_q4_0x8<3>, tile_q4_0x8<4>>};
+// Q5_0: composing the fifth bits costs more than a packed panel's byte loads from ~16 tokens.
+template <class X>
+constexpr Repacked repacked32{std::is_same_v<X, Q50x8> ? 16 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK); }, repack32<X>,
+                              run_x8<X, kQK, tile32x8<X, 1>, tile32x8<X, 2>, tile32x8<X, 3>, tile32x8<X, 4>>};
 constexpr Repacked repacked_q4_K{0, [](int64_t n) { return sizeof(Q4Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q4_K,
                                  run_x8<Q4Kx8, kQK_K, tile_q4_Kx8<1>, tile_q4_Kx8<2>, tile_q4_Kx8<3>, tile_q4_Kx8<4>>};
 // Composing 6-bit values costs more than a packed panel's byte loads once a batch has ~48 tokens.
@@ -781,7 +830,9 @@ const PanelGemm* panel_gemm_f16_columns() noexcept { return &gemm_f16_columns; }
 
 const Repacked* repacked(TensorType w) noexcept {
     switch (w) {
-        case TensorType::Q4_0: return &repacked_q4_0;
+        case TensorType::Q4_0: return &repacked32<Q40x8>;
+        case TensorType::Q4_1: return &repacked32<Q41x8>;
+        case TensorType::Q5_0: return &repacked32<Q50x8>;
         case TensorType::Q4_K: return &repacked_q4_K;
         case TensorType::Q6_K: return &repacked_q6_K;
         default: return nullptr;
