@@ -13,6 +13,9 @@
 #include <new>
 #include <thread>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "backend/backend.hpp"
 #include "util/log.hpp"
 #include "ember/error.hpp"
@@ -497,6 +500,15 @@ private:
     std::vector<int32_t> xsum_;
 };
 
+// Drops the whole pages of a read-only file mapping inside [p, p + n) from this process (they are read
+// again from the file, or the page cache, if touched).
+void drop_pages(const void* p, size_t n) {
+    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 class CpuDevice final : public backend::Device {
 public:
     std::string name() const override { return "cpu"; }
@@ -507,9 +519,10 @@ public:
     std::unique_ptr<Buffer> alloc(size_t n) override { return std::make_unique<HostBuffer>(n); }
     size_t available_memory() const override { return host_memory_available(); }
     // The mapping is already host memory. Types with a repacked kernel also get a repacked copy, which
-    // matmuls use in its place (the mapping's pages then go cold, so memory in use stays about the same);
-    // without room for it, they read the mapping.
-    Tensor weight(const Tensor& host) override {
+    // matmuls use in its place; a file mapping's pages are then dropped, so the weights stay resident once
+    // (what still reads them — an embedding row, a long prompt on the packed panels — faults them back).
+    // Without room for a copy, matmuls read the mapping.
+    Tensor weight(const Tensor& host, bool file_mapping) override {
         const Repacked* kernels = repacked(host.type);
         // Only while the copy leaves at least as much memory free as it takes.
         if (kernels && host.n_rows() >= 8 && host.n_rows() % 8 == 0 && 2 * host.n_bytes() < available_memory()) {
@@ -517,6 +530,7 @@ public:
                 auto copy = std::make_unique<HostBuffer>(host.n_rows() / 8 * kernels->group_bytes(host.ne[0]));
                 kernels->repack(host.data, host.row_bytes(), host.n_rows(), host.ne[0], copy->data());
                 repacked_->add(host, kernels, std::move(copy));
+                if (file_mapping) drop_pages(host.data, host.n_bytes());
             } catch (const Error&) {
             }
         }

@@ -71,7 +71,7 @@ backend::Tensor WeightLoader::optional(const std::string& name, std::vector<int6
     host.type = t->type;
     for (size_t i = 0; i < 4; ++i) host.ne[i] = t->ne[i];
     host.data = const_cast<uint8_t*>(t->data);  // the mapping is read-only; weights are never written
-    backend::Tensor dev = dev_.weight(host);
+    backend::Tensor dev = dev_.weight(host, file_.is_mapping());
     loaded_bytes_ += t->n_bytes;
     if (progress_ && !progress_(total_bytes_ ? static_cast<float>(loaded_bytes_) / total_bytes_ : 1.f))
         throw Error(Status::Cancelled, "model loading cancelled by the progress callback");

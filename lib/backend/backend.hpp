@@ -125,9 +125,11 @@ public:
     virtual std::unique_ptr<Buffer> alloc(size_t n_bytes) = 0;  // throws ember::Error(OutOfMemory)
     // Bytes this device can still allocate without trouble (for a host: memory available to this process).
     virtual size_t available_memory() const = 0;
-    // Makes a weight usable by this device. `host` points at the file mapping, which outlives the model:
-    // a host device may keep the pointer, others copy (and may repack) into memory they own.
-    virtual Tensor weight(const Tensor& host) = 0;
+    // Makes a weight usable by this device. `host` points at the file's bytes, which outlive the model:
+    // a host device may keep the pointer, others copy (and may repack) into memory they own. When those
+    // bytes are a read-only file mapping (`file_mapping`), a device done with them may drop their pages
+    // (madvise DONTNEED): they fault back in from the file if read again.
+    virtual Tensor weight(const Tensor& host, bool file_mapping) = 0;
     virtual bool supports(TensorType weight_type) const = 0;
     virtual std::unique_ptr<Stream> stream(const StreamParams& p) = 0;
 };

@@ -302,4 +302,6 @@ const TensorInfo* File::find_tensor(std::string_view name) const noexcept {
     return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
 }
 
+bool File::is_mapping() const noexcept { return map_ && map_->is_mapping(); }
+
 }  // namespace ember::gguf

@@ -49,6 +49,8 @@ public:
     uint32_t alignment() const noexcept { return alignment_; }
     uint64_t data_offset() const noexcept { return data_offset_; }
     uint64_t file_size() const noexcept { return bytes_.size(); }
+    // Whether the bytes are a read-only mapping of the file (pages may be dropped and read again).
+    bool is_mapping() const noexcept;
 
     // Metadata, in file order.
     const std::vector<std::pair<std::string, Value>>& metadata() const noexcept { return kv_; }

@@ -22,6 +22,8 @@ public:
 
     std::span<const uint8_t> bytes() const noexcept { return {data_, size_}; }
     const std::string& path() const noexcept { return path_; }
+    // Whether the bytes are a read-only mapping of the file (not a copy in memory).
+    bool is_mapping() const noexcept { return mapped_; }
 
 private:
     std::string path_;
