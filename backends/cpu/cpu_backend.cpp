@@ -527,8 +527,18 @@ public:
         // Only while the copy leaves at least as much memory free as it takes.
         if (kernels && host.n_rows() >= 8 && host.n_rows() % 8 == 0 && 2 * host.n_bytes() < available_memory()) {
             try {
-                auto copy = std::make_unique<HostBuffer>(host.n_rows() / 8 * kernels->group_bytes(host.ne[0]));
-                kernels->repack(host.data, host.row_bytes(), host.n_rows(), host.ne[0], copy->data());
+                const size_t group_bytes = kernels->group_bytes(host.ne[0]), rows_bytes = 8 * host.row_bytes();
+                auto copy = std::make_unique<HostBuffer>(host.n_rows() / 8 * group_bytes);
+                int n_threads = ThreadPool::clamp(0);
+                try {
+                    pool_->reserve(n_threads);
+                } catch (const Error&) {
+                    n_threads = pool_->size();  // fewer threads, same result
+                }
+                pool_->parallel_for(n_threads, host.n_rows() / 8, [&](int64_t b, int64_t e) {
+                    kernels->repack(static_cast<const uint8_t*>(host.data) + b * rows_bytes, host.row_bytes(), 8 * (e - b),
+                                    host.ne[0], static_cast<uint8_t*>(copy->data()) + b * group_bytes);
+                }, 4);
                 repacked_->add(host, kernels, std::move(copy));
                 if (file_mapping) drop_pages(host.data, host.n_bytes());
             } catch (const Error&) {

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <vector>
 
 #include "avx2_util.hpp"
 #include "kernels.hpp"
@@ -522,14 +523,14 @@ void runf(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float*
 struct Q40x8 {
     uint16_t d[8];
     uint8_t qs[4][32];
-    using Block = block_q4_0;
+    using Panel = Q40P;
     using Act = block_q8_0;
     static constexpr int kZero = 8, kGroupsPerMadd = 8;
 };
 struct Q41x8 {
     uint16_t d[8], m[8];
     uint8_t qs[4][32];
-    using Block = block_q4_1;
+    using Panel = Q41P;
     using Act = block_q8_1;
     static constexpr int kZero = 0, kGroupsPerMadd = 8;
 };
@@ -537,41 +538,49 @@ struct Q50x8 {
     uint16_t d[8];
     uint8_t qh[32];
     uint8_t qs[4][32];
-    using Block = block_q5_0;
+    using Panel = Q50P;
     using Act = block_q8_0;
     static constexpr int kZero = 16, kGroupsPerMadd = 4;
 };
 static_assert(sizeof(Q40x8) == 8 * sizeof(block_q4_0) && sizeof(Q41x8) == 8 * sizeof(block_q4_1) &&
               sizeof(Q50x8) == 8 * sizeof(block_q5_0));
 
-template <class X>
+// Through the packed panel of the same 8 rows (one unpacking for both layouts): its byte values, two
+// groups to a byte.
+inline __m256i nibble_pair(const uint8_t* even, const uint8_t* odd, __m256i low4) {
+    const __m256i e = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(even)), low4);
+    const __m256i o = _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(odd)), low4);
+    return _mm256_or_si256(e, _mm256_slli_epi16(o, 4));
+}
+inline void floats_to_f16(const float* f, uint16_t* h) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(h), _mm256_cvtps_ph(_mm256_loadu_ps(f), _MM_FROUND_TO_NEAREST_INT));
+}
+
+template <class X, class P>
 void repack32(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
-    using B = typename X::Block;
     auto* out = static_cast<X*>(dst);
     const int64_t nb = n / kQK;
-    for (int64_t g = 0; g < n_rows / 8; ++g)
+    std::vector<Panel32> panel(static_cast<size_t>(nb));
+    const __m256i low4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+    for (int64_t g = 0; g < n_rows / 8; ++g) {
+        pack32<P>(n, static_cast<const char*>(src) + 8 * g * row_bytes, row_bytes, 8, panel.data());
         for (int64_t i = 0; i < nb; ++i) {
+            const Panel32& b = panel[static_cast<size_t>(i)];
             X& o = out[g * nb + i];
-            for (int r = 0; r < 8; ++r) {
-                const B& b = reinterpret_cast<const B*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
-                o.d[r] = b.d;
-                if constexpr (std::is_same_v<X, Q41x8>) o.m[r] = b.m;
-                uint8_t v[32];
-                for (int k = 0; k < 16; ++k) v[k] = b.qs[k] & 15, v[k + 16] = b.qs[k] >> 4;
-                for (int c = 0; c < 4; ++c)
-                    for (int e = 0; e < 4; ++e)
-                        o.qs[c][4 * r + e] = static_cast<uint8_t>(v[8 * c + e] | (v[8 * c + 4 + e] << 4));
-                if constexpr (std::is_same_v<X, Q50x8>) {
-                    uint32_t qh;
-                    std::memcpy(&qh, b.qh, 4);
-                    for (int e = 0; e < 4; ++e) {
-                        int bits = 0;
-                        for (int k = 0; k < 8; ++k) bits |= ((qh >> (4 * k + e)) & 1) << k;
-                        o.qh[4 * r + e] = static_cast<uint8_t>(bits);
-                    }
+            floats_to_f16(b.d, o.d);  // exact: they were F16
+            if constexpr (std::is_same_v<X, Q41x8>) floats_to_f16(b.m, o.m);
+            for (int c = 0; c < 4; ++c)
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qs[c]), nibble_pair(b.q[2 * c], b.q[2 * c + 1], low4));
+            if constexpr (std::is_same_v<X, Q50x8>) {
+                __m256i h = _mm256_setzero_si256();
+                for (int k = 0; k < 8; ++k) {
+                    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q[k]));
+                    h = _mm256_or_si256(h, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), one), k));
                 }
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qh), h);
             }
         }
+    }
 }
 
 template <class X, int NT>
@@ -631,25 +640,24 @@ struct Q4Kx8 {
 void repack_q4_K(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
     auto* out = static_cast<Q4Kx8*>(dst);
     const int64_t nb = n / kQK_K;
-    for (int64_t g = 0; g < n_rows / 8; ++g)
+    std::vector<PanelK> panel(static_cast<size_t>(nb));
+    const __m256i low4 = _mm256_set1_epi8(15);
+    for (int64_t g = 0; g < n_rows / 8; ++g) {
+        packk<Q4KP>(n, static_cast<const char*>(src) + 8 * g * row_bytes, row_bytes, 8, panel.data());
         for (int64_t i = 0; i < nb; ++i) {
+            const PanelK& b = panel[static_cast<size_t>(i)];
             Q4Kx8& o = out[g * nb + i];
-            for (int r = 0; r < 8; ++r) {
-                const auto& b = reinterpret_cast<const block_q4_K*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
-                o.d[r] = b.d;
-                o.dmin[r] = b.dmin;
-                for (int sb = 0; sb < 8; ++sb) {
-                    const ScaleMin sm = k4_scale_min(b.scales, sb);
-                    o.sc[sb][r] = sm.scale;
-                    o.mn[sb][r] = sm.min;
+            floats_to_f16(b.d, o.d);
+            floats_to_f16(b.dmin, o.dmin);
+            for (int sb = 0; sb < 8; ++sb)
+                for (int r = 0; r < 8; ++r) {
+                    o.sc[sb][r] = static_cast<uint8_t>(b.sc[sb][2 * r]);
+                    o.mn[sb][r] = static_cast<uint8_t>(b.mn[sb][2 * r]);
                 }
-                uint8_t v[256];
-                for (int k = 0; k < 256; ++k) v[k] = (b.qs[32 * (k / 64) + k % 32] >> ((k % 64) < 32 ? 0 : 4)) & 15;
-                for (int c = 0; c < 32; ++c)
-                    for (int e = 0; e < 4; ++e)
-                        o.qs[c][4 * r + e] = static_cast<uint8_t>(v[8 * c + e] | (v[8 * c + 4 + e] << 4));
-            }
+            for (int c = 0; c < 32; ++c)
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qs[c]), nibble_pair(b.q[2 * c], b.q[2 * c + 1], low4));
         }
+    }
 }
 
 // 8 byte values (one per row) → lanes of two equal 16-bit halves, for vpmaddwd against 16-bit pair sums.
@@ -712,31 +720,30 @@ static_assert(sizeof(Q6Kx8) == 8 * sizeof(block_q6_K));
 void repack_q6_K(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
     auto* out = static_cast<Q6Kx8*>(dst);
     const int64_t nb = n / kQK_K;
-    for (int64_t g = 0; g < n_rows / 8; ++g)
+    std::vector<PanelK> panel(static_cast<size_t>(nb));
+    const __m256i low4 = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3);
+    for (int64_t g = 0; g < n_rows / 8; ++g) {
+        packk<Q6KP>(n, static_cast<const char*>(src) + 8 * g * row_bytes, row_bytes, 8, panel.data());
         for (int64_t i = 0; i < nb; ++i) {
+            const PanelK& b = panel[static_cast<size_t>(i)];
             Q6Kx8& o = out[g * nb + i];
             for (int r = 0; r < 8; ++r) {
-                const auto& b = reinterpret_cast<const block_q6_K*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
-                o.d[r] = b.d;
-                for (int sb = 0; sb < 16; ++sb) o.sc[sb][r] = b.scales[sb];
-                uint8_t v[256];
-                for (int k = 0; k < 256; ++k) {
-                    const int l = k % 128;
-                    const int low = (b.ql[64 * (k / 128) + k % 32 + 32 * ((l / 32) & 1)] >> (l < 64 ? 0 : 4)) & 15;
-                    const int high = (b.qh[32 * (k / 128) + k % 32] >> (2 * (l / 32))) & 3;
-                    v[k] = static_cast<uint8_t>(low | (high << 4));
+                const auto& blk = reinterpret_cast<const block_q6_K*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
+                o.d[r] = blk.d;
+                for (int sb = 0; sb < 16; ++sb) o.sc[sb][r] = blk.scales[sb];
+            }
+            for (int c = 0; c < 32; ++c)
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.ql[c]), nibble_pair(b.q[2 * c], b.q[2 * c + 1], low4));
+            for (int h = 0; h < 16; ++h) {
+                __m256i bits = _mm256_setzero_si256();
+                for (int k = 0; k < 4; ++k) {
+                    const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q[4 * h + k]));
+                    bits = _mm256_or_si256(bits, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), two), 2 * k));
                 }
-                for (int c = 0; c < 32; ++c)
-                    for (int e = 0; e < 4; ++e)
-                        o.ql[c][4 * r + e] = static_cast<uint8_t>((v[8 * c + e] & 15) | ((v[8 * c + 4 + e] & 15) << 4));
-                for (int h = 0; h < 16; ++h)
-                    for (int e = 0; e < 4; ++e) {
-                        int bits = 0;
-                        for (int k = 0; k < 4; ++k) bits |= (v[16 * h + 4 * k + e] >> 4) << (2 * k);
-                        o.qh[h][4 * r + e] = static_cast<uint8_t>(bits);
-                    }
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qh[h]), bits);
             }
         }
+    }
 }
 
 // 8 signed bytes (one per row) → 32-bit lanes: a in the low 16 bits, b in the high 16 bits.
@@ -806,7 +813,8 @@ void run_x8(int64_t n, const void* group, const ActRows& x, int64_t x_rows, floa
 
 // Q5_0: composing the fifth bits costs more than a packed panel's byte loads from ~16 tokens.
 template <class X>
-constexpr Repacked repacked32{std::is_same_v<X, Q50x8> ? 16 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK); }, repack32<X>,
+constexpr Repacked repacked32{std::is_same_v<X, Q50x8> ? 16 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK); },
+                              repack32<X, typename X::Panel>,
                               run_x8<X, kQK, tile32x8<X, 1>, tile32x8<X, 2>, tile32x8<X, 3>, tile32x8<X, 4>>};
 constexpr Repacked repacked_q4_K{0, [](int64_t n) { return sizeof(Q4Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q4_K,
                                  run_x8<Q4Kx8, kQK_K, tile_q4_Kx8<1>, tile_q4_Kx8<2>, tile_q4_Kx8<3>, tile_q4_Kx8<4>>};
