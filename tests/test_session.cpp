@@ -1,6 +1,7 @@
 // Sessions over a real tiny model: KV cache, rewinding, limits, cancellation, streaming, threads.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <memory>
@@ -145,6 +146,181 @@ TEST_CASE("decode_batch: several sessions in one step equal each decoding alone"
     CHECK(together[0]->tokens() == before);
     Session::decode_batch(two, std::vector<Token>{1, 2});
     CHECK(together[0]->position() == static_cast<int>(before.size()) + 1);
+}
+
+namespace {
+
+// Everything a failed step_batch must leave as it was.
+struct Snapshot {
+    std::vector<Token> tokens;
+    std::vector<float> logits;
+    explicit Snapshot(const Session& s) : tokens(s.tokens()) {
+        if (s.position() > 0) logits.assign(s.logits().begin(), s.logits().end());
+    }
+    bool operator==(const Snapshot&) const = default;
+};
+
+// step_batch with spans of different lengths (a decode, a fresh prompt, a chunk that fills its context
+// exactly, a chunk after a reused prefix) against each session evaluating the same tokens alone.
+// Not bit-identical: a step of one token runs the row matmul kernels and a step of several the
+// packed-panel ones, which add each dot product's blocks in another order (float rounding). In a float
+// model that stays around 1e-4 (stories260K: 3e-5), hence 2e-2 as in "small batches give the same result
+// as one big batch". In a quantized model each layer rounds its activations to 8 bits, and a rounding
+// that flips passes the difference on, so over 30 layers the same session's prefill token by token and
+// all at once differ by ~0.8 in SmolLM2's logits (which span about -35..30). The bound is therefore
+// 2e-2 plus twice that difference, measured here on the same tokens; a batching bug (a wrong position, a
+// token against another session's cache) moves logits by whole units. (The top token is not compared: at
+// a near tie, 13.88 against 13.79 in one of SmolLM2's, such noise may swap it.)
+void check_step_batch(const Model& m) {
+    const auto text = m.tokenizer().encode(
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the sun with her "
+        "dog, who was big and brown and liked to run after the ball in the park near the old tree.");
+    REQUIRE(text.size() >= 30);
+    auto part = [&](size_t first, size_t n) { return std::vector<Token>(text.begin() + first, text.begin() + first + n); };
+    float noise = 0.f;  // the kernels' own disagreement: one session, token by token against all at once
+    {
+        SessionParams one;
+        one.n_ctx = 32;
+        one.n_batch = 1;
+        Session by_token(m, one), at_once(m);
+        by_token.prefill(part(0, 24));
+        at_once.prefill(part(0, 24));
+        noise = max_diff(by_token.logits(), at_once.logits());
+    }
+    const float tol = 2e-2f + 2 * noise;
+    SessionParams p, first;  // the first session's n_batch holds the step: n_batch is at most n_ctx
+    p.n_ctx = 24;
+    first.n_ctx = first.n_batch = 32;
+    // Before the step (prefilled alone) and the step's span, per session.
+    const std::vector<std::vector<Token>> before = {part(0, 5), {}, part(0, 10), part(0, 3)};
+    const std::vector<std::vector<Token>> span = {part(5, 1), part(3, 7), part(10, 14) /* fills 24 */, part(12, 3)};
+    std::vector<std::unique_ptr<Session>> alone, together;
+    std::vector<Session*> batch;
+    std::vector<std::span<const Token>> spans;
+    for (size_t i = 0; i < span.size(); ++i) {
+        alone.push_back(std::make_unique<Session>(m, i == 0 ? first : p));
+        together.push_back(std::make_unique<Session>(m, i == 0 ? first : p));
+        if (!before[i].empty()) {
+            alone.back()->prefill(before[i]);
+            together.back()->prefill(before[i]);
+        }
+        alone.back()->prefill(span[i]);
+        batch.push_back(together.back().get());
+        spans.emplace_back(span[i]);
+    }
+    Session::step_batch(batch, spans);
+    float worst = 0.f;
+    for (size_t i = 0; i < span.size(); ++i) {
+        CAPTURE(i);
+        CHECK(together[i]->tokens() == alone[i]->tokens());
+        worst = std::max(worst, max_diff(together[i]->logits(), alone[i]->logits()));
+    }
+    CHECK(together[2]->position() == together[2]->n_ctx());
+    // The keys and values it stored are right too: one more token each (the full session sits out).
+    std::vector<Session*> next = {batch[0], batch[1], batch[3]};
+    const std::vector<Token> toks = {text[20], text[21], text[22]};
+    Session::decode_batch(next, toks);
+    for (size_t k = 0; k < next.size(); ++k) {
+        const size_t i = k < 2 ? k : 3;
+        alone[i]->decode(toks[k]);
+        CAPTURE(i);
+        CHECK(together[i]->tokens() == alone[i]->tokens());
+        worst = std::max(worst, max_diff(together[i]->logits(), alone[i]->logits()));
+    }
+    MESSAGE("step_batch against each session alone: largest logit difference ", worst, " (prefill token by token "
+            "against all at once: ", noise, ")");
+    CHECK(worst < tol);
+
+    // Prefix reuse: reuse_prefix keeps what the cache shares with a new prompt, and a step evaluates the
+    // rest, as prefill_reusing would.
+    const std::vector<Token> prompt = part(0, 9);
+    Session cold(m, p);
+    cold.prefill_reusing(prompt);
+    size_t shared = 0;  // it holds text[0..3), then text[12..15) and text[22]
+    while (prompt[shared] == batch[3]->tokens()[shared]) ++shared;
+    REQUIRE(shared >= 3);
+    CHECK(batch[3]->reuse_prefix(prompt) == static_cast<int>(shared));
+    CHECK(batch[3]->position() == static_cast<int>(shared));
+    const std::vector<std::span<const Token>> rest = {std::span<const Token>(prompt).subspan(shared), toks};
+    std::vector<Session*> pair = {batch[3], batch[0]};
+    const int pos0 = batch[0]->position();
+    Session::step_batch(pair, rest);
+    CHECK(batch[3]->tokens() == prompt);
+    CHECK(batch[0]->position() == pos0 + 3);
+    CHECK(max_diff(batch[3]->logits(), cold.logits()) < tol);
+}
+
+}  // namespace
+
+TEST_CASE("step_batch: sessions evaluating spans of any length in one step equal each evaluating alone") {
+    check_step_batch(stories());
+}
+
+TEST_CASE("SmolLM2: step_batch equals each session alone (quantized packed kernels)") {
+    check_step_batch(Model::load(test::smollm2_path()));
+}
+
+TEST_CASE("step_batch: misuse is refused and leaves every session as it was") {
+    const Model& m = stories();
+    SessionParams p;
+    p.n_ctx = 16;
+    p.n_batch = 8;
+    Session a(m, p), b(m, p), full(m, p);
+    a.prefill(std::vector<Token>{1, 2, 3});
+    full.prefill(std::vector<Token>(16, 7));
+    const std::vector<Token> three{4, 5, 6}, two{8, 9}, six{1, 2, 3, 4, 5, 6}, none;
+    auto snap = [&] { return std::vector<Snapshot>{Snapshot(a), Snapshot(b), Snapshot(full)}; };
+    const auto was = snap();
+    auto refused = [&](std::vector<Session*> ss, std::vector<std::vector<Token>> ts, Status why) {
+        std::vector<std::span<const Token>> spans(ts.begin(), ts.end());
+        try {
+            Session::step_batch(ss, spans);
+            FAIL("expected a refusal");
+        } catch (const Error& e) {
+            CHECK(e.status() == why);
+        }
+        CHECK(snap() == was);
+    };
+    refused({&a, &b}, {three, none}, Status::InvalidArgument);            // an empty span
+    refused({&a, &a}, {three, two}, Status::InvalidArgument);             // a session twice
+    refused({&a, &b}, {three, six}, Status::InvalidArgument);             // 9 tokens, n_batch is 8
+    refused({&a, &full}, {three, {1}}, Status::ContextFull);              // no room left
+    refused({&a, &b}, {std::vector<Token>(14, 1), two}, Status::InvalidArgument);  // over n_batch as well
+    refused({&a, &b}, {three, {2, 512}}, Status::InvalidArgument);        // an id out of range
+    refused({&a, &b}, {three, {2, -1}}, Status::InvalidArgument);
+    refused({&a, &b}, {three}, Status::InvalidArgument);                  // sizes differ
+    refused({}, {}, Status::InvalidArgument);                             // nothing
+    refused({&a, nullptr}, {three, two}, Status::InvalidArgument);        // null
+    b.cancel();
+    refused({&a, &b}, {three, two}, Status::Cancelled);                   // cancelled
+    b.clear_cancel();
+    // Overflowing the context by more than the room, on a session with some room.
+    SessionParams small = p;
+    small.n_ctx = 5;
+    Session c(m, small);
+    c.prefill(std::vector<Token>{1, 2});
+    const std::vector<Token> c_before = c.tokens();
+    std::vector<Session*> ac = {&a, &c};
+    std::vector<std::span<const Token>> ac_spans = {two, std::span<const Token>(three).subspan(0, 3)};
+    Session::step_batch(ac, ac_spans);  // 2 + 3 = 5: fits exactly
+    CHECK(c.position() == 5);
+    c.rewind(2);
+    ac_spans[1] = six;
+    ac_spans[0] = std::span<const Token>(two).subspan(0, 1);
+    try {
+        Session::step_batch(ac, ac_spans);  // 6 tokens into 3 positions
+        FAIL("expected ContextFull");
+    } catch (const Error& e) {
+        CHECK(e.status() == Status::ContextFull);
+    }
+    CHECK(c.tokens() == c_before);
+    CHECK(a.position() == 5);
+    // Still usable after all that.
+    std::vector<Session*> ab = {&a, &b};
+    const std::vector<std::span<const Token>> ok = {two, three};
+    Session::step_batch(ab, ok);
+    CHECK(a.position() == 7);
+    CHECK(b.tokens() == three);
 }
 
 TEST_CASE("bit-identical logits whatever the thread count") {

@@ -120,14 +120,26 @@ public:
     // Makes the cache hold exactly `prompt`, evaluating only what it does not share with the cached
     // tokens (at least its last token, so logits() belongs to it): a conversation resent whole, or prompts
     // with a common start, pay only for what is new. Returns the tokens reused. On failure the cache holds
-    // the reused part.
+    // the reused part. It is reuse_prefix(prompt), then prefill of the rest.
     int prefill_reusing(std::span<const Token> prompt);
-    // One decoding step for several sessions of one model at once: sessions[i] evaluates tokens[i], each
-    // at its own position against its own cache, while every weight is read once for all of them (serving
-    // N conversations costs far less than N steps). Afterwards each session's logits() belongs to its
-    // token, as after decode(). The sessions must be distinct, idle, of one model, not cancelled, with room
-    // for one token; at most the first session's n_batch of them. Throws as decode does (InvalidArgument,
-    // ContextFull, Cancelled...); on any failure no session changes.
+    // The first half of prefill_reusing: keeps the longest prefix of the cache that `prompt` starts with,
+    // short of its last token (which is always left to evaluate), forgets the rest, and returns how many
+    // tokens it kept. The caller then evaluates prompt[kept..]: with prefill, or a chunk at a time through
+    // step_batch.
+    int reuse_prefix(std::span<const Token> prompt);
+    // One forward step for several sessions of one model: sessions[i] evaluates tokens[i] — its next token,
+    // or a chunk of a prompt — at its own position against its own cache, while every weight is read once
+    // for all the tokens of the step (serving N conversations, or decoding some while prefilling another,
+    // costs far less than a step each). Afterwards each session's logits() belongs to the last token of its
+    // span, as after prefill(). The sessions must be distinct, idle, of one model and not cancelled; each
+    // span non-empty, its ids in range and fitting its session's context; at most the first session's
+    // n_batch tokens in all. Throws as prefill does (InvalidArgument, ContextFull, Cancelled...); on any
+    // failure no session changes.
+    // The logits equal each session's own prefill of the same tokens up to summation order (the matmul
+    // kernels chosen depend on how many tokens a step holds), not bit for bit.
+    static void step_batch(std::span<Session* const> sessions, std::span<const std::span<const Token>> tokens);
+    // step_batch with one token per session: one decoding step of several conversations. Each session's
+    // logits() then belongs to its token, as after decode().
     static void decode_batch(std::span<Session* const> sessions, std::span<const Token> tokens);
 
     std::span<const float> logits() const;          // last evaluated position, n_vocab values
@@ -148,6 +160,7 @@ public:
 
     int position() const noexcept;                // tokens in the cache
     int n_ctx() const noexcept;
+    int n_batch() const noexcept;                 // tokens one forward pass of this session holds at most
     const std::vector<Token>& tokens() const noexcept;  // the cached tokens, in order
     void rewind(int position);                    // forget tokens from `position` on
     void reset();                                 // rewind(0)
@@ -170,6 +183,9 @@ public:
     const Model& model() const noexcept;
 
 private:
+    // step_batch, with `what` naming the public call in error messages.
+    static void step(const char* what, std::span<Session* const> sessions,
+                     std::span<const std::span<const Token>> tokens);
     std::unique_ptr<detail::SessionImpl> impl_;
 };
 

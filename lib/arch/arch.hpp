@@ -92,15 +92,17 @@ public:
     // all_logits, into ws.logits rows (row i: token i, or row 0 for the last token alone).
     virtual void forward(Workspace& ws, std::span<const Token> tokens, int n_past, bool all_logits,
                          const std::function<bool()>& aborted) const = 0;
-    // One token for each of several sequences in one pass (each weight read once for all): row i is
-    // rows[i].token at position rows[i].n_past, attending over rows[i].cache's KV cache. The activations
-    // and the logits (row i for sequence i) use `ws`, which must hold rows.size() ≤ its n_batch rows.
-    struct BatchRow {
-        Token token = 0;
+    // Several sequences in one pass, each weight read once for all their tokens: sequence i evaluates
+    // seqs[i].tokens (one token, or a chunk of a prompt) at positions seqs[i].n_past.., storing its keys and
+    // values in, and attending over, seqs[i].cache's KV cache. The activations use `ws`, which must hold
+    // the tokens of all sequences together (≤ its n_batch rows); ws.logits row i gets the logits of
+    // sequence i's last token.
+    struct BatchSeq {
+        std::span<const Token> tokens;
         int n_past = 0;
         Workspace* cache = nullptr;
     };
-    virtual void forward_batch(Workspace& ws, std::span<const BatchRow> rows,
+    virtual void forward_batch(Workspace& ws, std::span<const BatchSeq> seqs,
                                const std::function<bool()>& aborted) const = 0;
 
 protected:

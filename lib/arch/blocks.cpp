@@ -129,18 +129,23 @@ void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int64_t n)
 }
 
 void output_block(Workspace& ws, const HParams& hp, const backend::Tensor& norm, const backend::Tensor& output,
-                  int64_t n, bool all_logits) {
+                  int64_t n, std::span<const int32_t> rows) {
     auto& s = *ws.stream;
-    const int64_t rows = all_logits ? n : 1;
-    backend::Tensor x = rows_of(ws.x, n);
-    if (!all_logits) {  // only the last token's row
-        x.data = ws.x.row(n - 1);
-        x.ne[1] = 1;
+    const int64_t m = static_cast<int64_t>(rows.size());
+    backend::Tensor h = rows_of(ws.h, m);
+    bool consecutive = true;
+    for (int64_t i = 1; i < m; ++i) consecutive = consecutive && rows[i] == rows[0] + i;
+    if (consecutive) {  // a view of rows[0] .. rows[0] + m - 1: the last token, every token, a decode batch
+        backend::Tensor x = rows_of(ws.x, n);
+        x.data = ws.x.row(rows[0]);
+        x.ne[1] = m;
+        s.rms_norm(x, norm, hp.norm_eps, h);
+    } else {  // the last rows of sequences of several tokens: gathered (ws.h is free after the last layer)
+        s.get_rows(rows_of(ws.x, n), rows.data(), m, h);
+        s.rms_norm(h, norm, hp.norm_eps, h);
     }
-    backend::Tensor h = rows_of(ws.h, rows);
-    s.rms_norm(x, norm, hp.norm_eps, h);
-    ws.ensure_logit_rows(rows);
-    backend::Tensor logits = rows_of(ws.logits, rows);
+    ws.ensure_logit_rows(m);
+    backend::Tensor logits = rows_of(ws.logits, m);
     s.matmul(output, h, logits);
     if (hp.final_softcap > 0.f) s.softcap(logits, hp.final_softcap, logits);
 }

@@ -36,8 +36,9 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
 // x += post_norm(down(act(gate·norm(x)) · up·norm(x))), act = SiLU or GELU(tanh); with a router, the
 // mixture of experts: each token through its top experts, their outputs weighted by the router.
 void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int64_t n);
-// logits = output · norm(x) for the last token, or all `n` when all_logits.
+// logits = output · norm(x) for the activation rows listed in `rows` (ws.logits row i: x row rows[i]),
+// n the rows of x in use. Consecutive rows are read in place; others are gathered first.
 void output_block(Workspace& ws, const HParams& hp, const backend::Tensor& norm, const backend::Tensor& output,
-                  int64_t n, bool all_logits);
+                  int64_t n, std::span<const int32_t> rows);
 
 }  // namespace ember::arch

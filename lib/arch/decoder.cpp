@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "ember/error.hpp"
 
@@ -157,23 +158,34 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
 
 void Decoder::forward(Workspace& ws, std::span<const Token> tokens, int n_past, bool all_logits,
                       const std::function<bool()>& aborted) const {
-    const SeqRows seq{0, static_cast<int64_t>(tokens.size()), n_past, &ws};
-    run(ws, tokens, std::span<const SeqRows>(&seq, 1), all_logits, aborted);
-}
-
-void Decoder::forward_batch(Workspace& ws, std::span<const BatchRow> rows,
-                            const std::function<bool()>& aborted) const {
-    std::vector<Token> tokens(rows.size());
-    std::vector<SeqRows> seqs(rows.size());
-    for (size_t i = 0; i < rows.size(); ++i) {
-        tokens[i] = rows[i].token;
-        seqs[i] = {static_cast<int64_t>(i), 1, rows[i].n_past, rows[i].cache};
+    const int32_t n = static_cast<int32_t>(tokens.size());
+    const SeqRows seq{0, n, n_past, &ws};
+    std::vector<int32_t> out_rows;
+    if (all_logits) {
+        out_rows.resize(static_cast<size_t>(n));
+        std::iota(out_rows.begin(), out_rows.end(), 0);
+    } else {
+        out_rows.push_back(n - 1);
     }
-    run(ws, tokens, seqs, true, aborted);
+    run(ws, tokens, std::span<const SeqRows>(&seq, 1), out_rows, aborted);
 }
 
-void Decoder::run(Workspace& ws, std::span<const Token> tokens, std::span<const SeqRows> seqs, bool all_logits,
-                  const std::function<bool()>& aborted) const {
+void Decoder::forward_batch(Workspace& ws, std::span<const BatchSeq> seqs,
+                            const std::function<bool()>& aborted) const {
+    std::vector<Token> tokens;
+    std::vector<SeqRows> rows(seqs.size());
+    std::vector<int32_t> last(seqs.size());
+    for (size_t i = 0; i < seqs.size(); ++i) {
+        const int64_t first = static_cast<int64_t>(tokens.size()), count = static_cast<int64_t>(seqs[i].tokens.size());
+        tokens.insert(tokens.end(), seqs[i].tokens.begin(), seqs[i].tokens.end());
+        rows[i] = {first, count, seqs[i].n_past, seqs[i].cache};
+        last[i] = static_cast<int32_t>(first + count - 1);
+    }
+    run(ws, tokens, rows, last, aborted);
+}
+
+void Decoder::run(Workspace& ws, std::span<const Token> tokens, std::span<const SeqRows> seqs,
+                  std::span<const int32_t> out_rows, const std::function<bool()>& aborted) const {
     const int64_t n = static_cast<int64_t>(tokens.size());
     backend::Tensor x = rows_of(ws.x, n);
     ws.stream->get_rows(embd_, tokens.data(), n, x);
@@ -183,7 +195,7 @@ void Decoder::run(Workspace& ws, std::span<const Token> tokens, std::span<const 
         attention_block(ws, hp_, attn_[l], l, n, seqs);
         ffn_block(ws, hp_, ffn_[l], n);
     }
-    output_block(ws, hp_, out_norm_, output_, n, all_logits);
+    output_block(ws, hp_, out_norm_, output_, n, out_rows);
 }
 
 }  // namespace ember::arch

@@ -31,12 +31,14 @@ public:
     Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w);
     void forward(Workspace& ws, std::span<const Token> tokens, int n_past, bool all_logits,
                  const std::function<bool()>& aborted) const override;
-    void forward_batch(Workspace& ws, std::span<const BatchRow> rows,
+    void forward_batch(Workspace& ws, std::span<const BatchSeq> seqs,
                        const std::function<bool()>& aborted) const override;
 
 private:
-    void run(Workspace& ws, std::span<const Token> tokens, std::span<const SeqRows> seqs, bool all_logits,
-             const std::function<bool()>& aborted) const;
+    // The pass over `tokens` (rows of `seqs`), with logits for the rows listed in out_rows (ws.logits row
+    // i: activation row out_rows[i]).
+    void run(Workspace& ws, std::span<const Token> tokens, std::span<const SeqRows> seqs,
+             std::span<const int32_t> out_rows, const std::function<bool()>& aborted) const;
 
     DecoderSpec spec_;
     backend::Tensor embd_, out_norm_, output_;

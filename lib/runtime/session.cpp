@@ -216,46 +216,76 @@ void Session::prefill(std::span<const Token> tokens, bool all_logits) {
 }
 int Session::prefill_reusing(std::span<const Token> prompt) {
     if (prompt.empty()) throw Error(Status::InvalidArgument, "prefill_reusing: the prompt is empty");
+    const int keep = reuse_prefix(prompt);
+    prefill(prompt.subspan(static_cast<size_t>(keep)));
+    return keep;
+}
+int Session::reuse_prefix(std::span<const Token> prompt) {
+    if (prompt.empty()) throw Error(Status::InvalidArgument, "reuse_prefix: the prompt is empty");
     const auto& cached = tokens();
     size_t keep = 0;
     while (keep < cached.size() && keep + 1 < prompt.size() && cached[keep] == prompt[keep]) ++keep;
     rewind(static_cast<int>(keep));
-    prefill(prompt.subspan(keep));
     return static_cast<int>(keep);
 }
+
+void Session::step_batch(std::span<Session* const> sessions, std::span<const std::span<const Token>> tokens) {
+    step("step_batch", sessions, tokens);
+}
+
 void Session::decode_batch(std::span<Session* const> sessions, std::span<const Token> tokens) {
-    if (sessions.empty() || sessions.size() != tokens.size())
+    if (sessions.size() != tokens.size())
         throw Error(Status::InvalidArgument, "decode_batch: give one token for each of at least one session");
+    std::vector<std::span<const Token>> spans(tokens.size());
+    for (size_t i = 0; i < tokens.size(); ++i) spans[i] = tokens.subspan(i, 1);
+    step("decode_batch", sessions, spans);
+}
+
+void Session::step(const char* what, std::span<Session* const> sessions,
+                   std::span<const std::span<const Token>> tokens) {
+    const std::string w = std::string(what) + ": ";
+    if (sessions.empty() || sessions.size() != tokens.size())
+        throw Error(Status::InvalidArgument, w + "give tokens for each of at least one session");
     for (Session* s : sessions)
-        if (!s || !s->impl_) throw Error(Status::InvalidArgument, "decode_batch: a session is null or moved from");
+        if (!s || !s->impl_) throw Error(Status::InvalidArgument, w + "a session is null or moved from");
+    size_t total = 0;
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        if (tokens[i].empty())
+            throw Error(Status::InvalidArgument, w + "session " + std::to_string(i) + " has no tokens to evaluate");
+        total += tokens[i].size();
+    }
     detail::SessionImpl& first = *sessions[0]->impl_;
-    if (sessions.size() > static_cast<size_t>(first.n_batch))
-        throw Error(Status::InvalidArgument, "decode_batch: " + std::to_string(sessions.size()) +
-                                                 " sessions exceed the first session's n_batch of " +
+    if (total > static_cast<size_t>(first.n_batch))
+        throw Error(Status::InvalidArgument, w + std::to_string(total) + " tokens exceed the first session's n_batch of " +
                                                  std::to_string(first.n_batch));
     for (size_t i = 0; i < sessions.size(); ++i)
         for (size_t j = 0; j < i; ++j)
-            if (sessions[i] == sessions[j]) throw Error(Status::InvalidArgument, "decode_batch: a session appears twice");
-    // Each session is marked busy for the step.
+            if (sessions[i] == sessions[j]) throw Error(Status::InvalidArgument, w + "a session appears twice");
+    // Each session is marked busy for the step (and a cancelled one refused).
     std::vector<std::unique_ptr<Call>> calls;
-    for (Session* s : sessions) calls.push_back(std::make_unique<Call>(*s->impl_, "decode_batch"));
-    std::vector<arch::Architecture::BatchRow> rows(sessions.size());
+    for (Session* s : sessions) calls.push_back(std::make_unique<Call>(*s->impl_, what));
+    std::vector<arch::Architecture::BatchSeq> seqs(sessions.size());
     for (size_t i = 0; i < sessions.size(); ++i) {
         detail::SessionImpl& s = *sessions[i]->impl_;
         if (s.model.impl() != first.model.impl())
-            throw Error(Status::InvalidArgument, "decode_batch: the sessions belong to different models");
-        if (tokens[i] < 0 || static_cast<size_t>(tokens[i]) >= s.n_vocab)
-            throw Error(Status::InvalidArgument, "decode_batch: token id " + std::to_string(tokens[i]) + " is out of range");
-        if (s.position() >= s.n_ctx)
-            throw Error(Status::ContextFull, "decode_batch: session " + std::to_string(i) + " has no room left");
-        rows[i] = {tokens[i], s.position(), &s.ws};
+            throw Error(Status::InvalidArgument, w + "the sessions belong to different models");
+        for (Token t : tokens[i])
+            if (t < 0 || static_cast<size_t>(t) >= s.n_vocab)
+                throw Error(Status::InvalidArgument, w + "token id " + std::to_string(t) + " is out of range [0, " +
+                                                         std::to_string(s.n_vocab) + ")");
+        if (tokens[i].size() > static_cast<size_t>(s.n_ctx - s.position()))
+            throw Error(Status::ContextFull, w + std::to_string(tokens[i].size()) + " tokens do not fit session " +
+                                                 std::to_string(i) + ": " + std::to_string(s.position()) + " of " +
+                                                 std::to_string(s.n_ctx) + " context positions are used");
+        seqs[i] = {tokens[i], s.position(), &s.ws};
     }
     auto aborted = [&] {
         return std::any_of(sessions.begin(), sessions.end(), [](Session* s) { return s->impl_->aborted(); });
     };
-    as_ember_error("decode_batch", [&] {
+    as_ember_error(what, [&] {
         if (aborted()) throw Error(Status::Cancelled, "cancelled");
-        first.model.impl()->arch->forward_batch(first.ws, rows, aborted);
+        // KV rows past each session's position may be overwritten; on failure they are simply not counted.
+        first.model.impl()->arch->forward_batch(first.ws, seqs, aborted);
         // Results into spare buffers first, so a failure leaves every session as it was.
         for (size_t i = 0; i < sessions.size(); ++i) {
             detail::SessionImpl& s = *sessions[i]->impl_;
@@ -265,7 +295,7 @@ void Session::decode_batch(std::span<Session* const> sessions, std::span<const T
         }
         for (size_t i = 0; i < sessions.size(); ++i) {
             detail::SessionImpl& s = *sessions[i]->impl_;
-            s.cached.push_back(tokens[i]);
+            s.cached.insert(s.cached.end(), tokens[i].begin(), tokens[i].end());
             s.logits_last.swap(s.spare_last);
             s.logits_all.clear();
             s.n_all = 0;
@@ -506,6 +536,7 @@ void Session::load(const std::string& path) {
 
 int Session::position() const noexcept { return impl_->position(); }
 int Session::n_ctx() const noexcept { return impl_->n_ctx; }
+int Session::n_batch() const noexcept { return impl_->n_batch; }
 const std::vector<Token>& Session::tokens() const noexcept { return impl_->cached; }
 
 void Session::rewind(int position) {
