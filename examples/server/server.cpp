@@ -1,9 +1,12 @@
 // ember-server: an OpenAI-compatible HTTP server over one model and N slots (sessions). Each request takes
 // the free slot whose cache shares the longest prefix with its prompt, so a client resending the whole
-// conversation pays only for the new turn; one scheduler thread then decodes every generating slot in the
-// same step (continuous batching). HTTP from cpp-httplib, JSON from nlohmann-json.
-//   ember-server -m MODEL [--host 127.0.0.1] [--port 8080] [--parallel 4] [-c 4096] [-t N] [--api-key KEY]
-//                [--queue 16] [--max-tokens 4096] [--timeout 600]
+// conversation pays only for the new turn. One scheduler thread then runs every slot in batched steps
+// (continuous batching, Session::step_batch): each step evaluates the next token of every generating slot
+// and, within a budget of --batch tokens, chunks of the prompts waiting to be evaluated, so a long prompt
+// neither stalls the streams already running nor waits for them. HTTP from cpp-httplib, JSON from
+// nlohmann-json.
+//   ember-server -m MODEL [--host 127.0.0.1] [--port 8080] [--parallel 4] [-c 4096] [-b 128] [-t N]
+//                [--api-key KEY] [--queue 16] [--max-tokens 4096] [--timeout 600]
 // Endpoints: POST /v1/chat/completions, POST /v1/completions (both with "stream": true as server-sent
 // events), GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize.
 #include <httplib.h>
@@ -38,7 +41,7 @@ namespace {
 
 struct Options {
     std::string model, host = "127.0.0.1", api_key;
-    int port = 8080, parallel = 4, n_ctx = 4096, threads = 0, queue = 16, max_tokens = 4096, timeout = 600;
+    int port = 8080, parallel = 4, n_ctx = 4096, batch = 128, threads = 0, queue = 16, max_tokens = 4096, timeout = 600;
 };
 
 // An error in OpenAI's shape, with its HTTP status.
@@ -77,7 +80,7 @@ struct Slot {
 
 struct Metrics {
     std::atomic<long> requests{0}, errors{0}, prompt_tokens{0}, reused_tokens{0}, generated_tokens{0};
-    std::atomic<long> decode_us{0};
+    std::atomic<long> decode_us{0}, steps{0}, step_tokens_max{0};
 };
 
 // What one request asks for, validated.
@@ -111,7 +114,11 @@ public:
         name_ = std::filesystem::path(o_.model).filename().string();
         SessionParams sp;
         sp.n_ctx = o_.n_ctx;
+        sp.n_batch = std::max(o_.batch, o_.parallel);  // a step always holds every generating slot's token
         for (int i = 0; i < o_.parallel; ++i) slots_.push_back({std::make_unique<Session>(*model_, sp), false});
+        budget_ = slots_[0].session->n_batch();  // at most n_ctx
+        if (budget_ < o_.parallel)
+            throw Error(Status::InvalidArgument, "--parallel " + std::to_string(o_.parallel) + " needs -c of at least as many tokens");
         for (Token t = 0; t < model_->n_vocab(); ++t)
             if (model_->tokenizer().is_end_of_generation(t)) eog_.push_back(t);
         scheduler_ = std::thread([this] { schedule(); });
@@ -336,10 +343,14 @@ private:
         int prompt_tokens = 0, completion_tokens = 0, reused = 0;
     };
 
-    // One request being generated: its slot's session belongs to the scheduler until `done`.
+    // One request being evaluated and generated: its slot's session belongs to the scheduler until `done`.
     struct Job {
         const Request* r = nullptr;
         int slot = 0;
+        std::span<const Token> pending;  // the prompt past the reused prefix, evaluated a chunk per step
+        size_t fed = 0;                  // how much of it is in the cache
+        bool over = false;               // the scheduler has finished it
+        bool prefilling() const { return fed < pending.size(); }
         std::optional<Sampler> sampler;
         std::optional<GeneratedText> text;  // holds back an unfinished character or a possible stop string
         Outcome out;
@@ -351,8 +362,9 @@ private:
         std::atomic<bool> cancelled{false};
     };
 
-    // The request's thread: prefill (reusing the slot's cache), hand the slot to the scheduler, pass what
-    // it produces to `emit` (false: the client left, generation stops), and wait until it lets go.
+    // The request's thread: keep what the slot's cache shares with the prompt, hand the slot to the
+    // scheduler (which evaluates the rest of the prompt, then generates), pass what it produces to `emit`
+    // (false: the client left, generation stops), and wait until it lets go.
     Outcome run(const Request& r, int slot, const std::function<bool(const std::string&, const json&)>& emit) {
         Session& s = *slots_[slot].session;
         s.clear_cancel();
@@ -361,7 +373,8 @@ private:
         job->text.emplace(r.stop);
         job->slot = slot;
         job->out.prompt_tokens = static_cast<int>(r.prompt.size());
-        job->out.reused = s.prefill_reusing(r.prompt);
+        job->out.reused = s.reuse_prefix(r.prompt);
+        job->pending = std::span<const Token>(r.prompt).subspan(static_cast<size_t>(job->out.reused));
         m_.prompt_tokens += job->out.prompt_tokens;
         m_.reused_tokens += job->out.reused;
         job->sampler.emplace(r.sampling.temperature <= 0 ? Sampler::greedy() : Sampler(r.sampling));
@@ -390,10 +403,16 @@ private:
         return job->out;
     }
 
-    // Continuous batching: one thread steps every generating slot together, so each step reads the
-    // weights once for all of them (Session::decode_batch); requests join and leave between steps.
+    // Continuous batching: one thread steps every slot together, so each step reads the weights once for
+    // all of them. A step holds the next token of every generating job, then chunks of the prompts still to
+    // evaluate, first come first served, up to budget_ tokens in all (llama-server's n_batch): the streams'
+    // steps stay short while a long prompt is split over several. Jobs join and leave between steps.
     void schedule() {
-        std::vector<std::shared_ptr<Job>> active;
+        std::vector<std::shared_ptr<Job>> active;  // in arrival order
+        std::vector<Session*> sessions;
+        std::vector<std::span<const Token>> spans;
+        std::vector<Job*> stepping;
+        std::vector<Token> next;
         while (true) {
             {
                 std::unique_lock lock(sched_mu_);
@@ -403,28 +422,69 @@ private:
                 jobs_.clear();
             }
             const auto t0 = std::chrono::steady_clock::now();
-            std::vector<Session*> sessions;
-            std::vector<Token> tokens;
-            std::vector<std::shared_ptr<Job>> stepping;
-            for (auto& j : active) {
-                if (const auto t = advance(*j)) {
-                    sessions.push_back(slots_[j->slot].session.get());
-                    tokens.push_back(*t);
-                    stepping.push_back(j);
+            sessions.clear();
+            spans.clear();
+            stepping.clear();
+            next.assign(active.size(), 0);  // sized first: the spans point into it
+            int left = budget_;
+            for (size_t i = 0; i < active.size(); ++i) {
+                Job& j = *active[i];
+                if (j.prefilling()) continue;
+                if (const auto t = advance(j)) {
+                    next[i] = *t;
+                    sessions.push_back(slots_[j.slot].session.get());
+                    spans.emplace_back(&next[i], 1);
+                    stepping.push_back(&j);
+                    --left;
                 } else {
-                    finish(*j, "");
+                    finish(j, "");
                 }
+            }
+            for (auto& jp : active) {
+                Job& j = *jp;
+                if (!j.prefilling() || j.over || left <= 0) continue;
+                if (j.cancelled) {
+                    finish(j, "");
+                    continue;
+                }
+                const size_t n = std::min(static_cast<size_t>(left), j.pending.size() - j.fed);
+                sessions.push_back(slots_[j.slot].session.get());
+                spans.push_back(j.pending.subspan(j.fed, n));
+                stepping.push_back(&j);
+                left -= static_cast<int>(n);
             }
             if (!sessions.empty()) {
-                try {
-                    Session::decode_batch(sessions, tokens);
-                } catch (const std::exception& e) {
-                    for (auto& j : stepping) finish(*j, e.what());
-                    stepping.clear();
-                }
+                step(sessions, spans, stepping);
+                long tokens = budget_ - left, seen = m_.step_tokens_max.load();
+                while (tokens > seen && !m_.step_tokens_max.compare_exchange_weak(seen, tokens)) {}
+                ++m_.steps;
             }
-            active = std::move(stepping);
+            std::erase_if(active, [](const std::shared_ptr<Job>& j) { return j->over; });
             m_.decode_us += std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count();
+        }
+    }
+
+    // One batched step. Should it fail, each job is stepped alone (a failed step changes no session), so
+    // a fault of one request does not end the others.
+    void step(const std::vector<Session*>& sessions, const std::vector<std::span<const Token>>& spans,
+              const std::vector<Job*>& jobs) {
+        auto done = [&](size_t i) {
+            if (jobs[i]->prefilling()) jobs[i]->fed += spans[i].size();
+        };
+        try {
+            Session::step_batch(sessions, spans);
+            for (size_t i = 0; i < jobs.size(); ++i) done(i);
+            return;
+        } catch (const std::exception& e) {
+            if (jobs.size() == 1) return finish(*jobs[0], e.what());
+        }
+        for (size_t i = 0; i < jobs.size(); ++i) {
+            try {
+                Session::step_batch(std::span<Session* const>(&sessions[i], 1), std::span(&spans[i], 1));
+                done(i);
+            } catch (const std::exception& e) {
+                finish(*jobs[i], e.what());
+            }
         }
     }
 
@@ -436,6 +496,7 @@ private:
             }
         }
         m_.generated_tokens += j.out.completion_tokens;
+        j.over = true;
         {
             std::lock_guard lock(j.mu);
             j.error = error;
@@ -624,8 +685,12 @@ private:
         metric("prompt_tokens_total", "counter", "prompt tokens of completed requests", m_.prompt_tokens.load());
         metric("prompt_tokens_reused_total", "counter", "prompt tokens found in a slot's cache", m_.reused_tokens.load());
         metric("tokens_generated_total", "counter", "tokens generated", m_.generated_tokens.load());
-        metric("tokens_per_second", "gauge", "tokens generated per second the batched decoding loop ran",
+        metric("tokens_per_second", "gauge", "tokens generated per second the batched steps ran",
                secs > 0 ? m_.generated_tokens.load() / secs : 0.0);
+        metric("batch_steps_total", "counter", "batched steps run (generating slots' tokens and prompt chunks)",
+               m_.steps.load());
+        metric("batch_step_tokens_max", "gauge", "the most tokens one step evaluated", m_.step_tokens_max.load());
+        metric("batch_size", "gauge", "tokens a step may evaluate (--batch)", budget_);
         metric("slots_busy", "gauge", "slots serving a request", busy);
         metric("slots_total", "gauge", "slots", static_cast<double>(slots_.size()));
         metric("queue_depth", "gauge", "requests waiting for a slot", waiting);
@@ -644,6 +709,7 @@ private:
     std::vector<std::shared_ptr<Job>> jobs_;  // handed over, not yet stepped
     bool stopping_ = false;
     std::vector<float> logits_;  // the scheduler's scratch
+    int budget_ = 0;             // tokens per step
     std::thread scheduler_;
     std::mutex mu_;
     std::condition_variable cv_;
@@ -669,6 +735,10 @@ int main(int argc, char** argv) {
     app.add_option("--port", o.port, "port")->check(CLI::Range(0, 65535))->capture_default_str();
     app.add_option("--parallel,--np", o.parallel, "slots: requests served at once")->check(CLI::Range(1, 256))->capture_default_str();
     app.add_option("-c,--ctx", o.n_ctx, "context per slot")->check(CLI::Range(64, 1 << 20))->capture_default_str();
+    app.add_option("-b,--batch", o.batch,
+                   "tokens one batched step evaluates at most: every generating slot's next token, then chunks of "
+                   "waiting prompts (smaller: steadier streams while a long prompt is read; larger: faster prompts)")
+        ->check(CLI::Range(1, 1 << 16))->capture_default_str();
     app.add_option("-t,--threads", o.threads, "threads (0: hardware)")->check(CLI::Range(0, 1024));
     app.add_option("--api-key", o.api_key, "required bearer key (default: $EMBER_API_KEY)");
     app.add_option("--queue", o.queue, "requests that may wait for a slot; more get 503")->check(CLI::Range(0, 100000))->capture_default_str();

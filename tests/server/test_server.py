@@ -2,7 +2,7 @@
 """ember-server end to end over loopback, standard library only: the OpenAI endpoints with and without
 streaming, stop strings, seeds, logprobs, logit_bias, usage, tokenize/detokenize, every error status, the
 bounded queue (503 + Retry-After), a client that disconnects mid-stream (its slot is freed), /health while
-busy, and the API key.
+busy, the API key, and a long prompt read in chunks between the tokens of running streams.
 
     test_server.py EMBER_SERVER MODEL"""
 import http.client
@@ -204,6 +204,79 @@ def test_key():
         s.stop()
 
 
+def timed_stream(port, body, out, stop=None):
+    """Streams a completion, appending (arrival time, event) to `out`; leaves early once `stop` is set."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("POST", "/v1/completions", json.dumps(dict(body, stream=True)), {"Content-Type": "application/json"})
+    r = c.getresponse()
+    check(r.status == 200, f"stream: {r.status}")
+    for line in r:
+        line = line.strip()
+        if not line.startswith(b"data: ") or line == b"data: [DONE]":
+            continue
+        out.append((time.perf_counter(), json.loads(line[6:])))
+        if stop is not None and stop.is_set():
+            break
+    c.close()
+
+
+def test_chunked():
+    """--batch 8: a long prompt that arrives while two streams run is read 6 tokens a step beside their
+    tokens (no step holds more than 8), so they keep streaming while it is read, and its answer equals a
+    lone run's at temperature 0."""
+    long_prompt = " ".join(f"Once upon a time there was a {w} who lived in a small house by the sea." for w in
+                           ["cat", "dog", "girl", "boy", "bird", "fish", "king", "queen", "frog", "bear"] * 3)
+    body = {"prompt": long_prompt, "max_tokens": 16, "temperature": 0, "stream_options": {"include_usage": True}}
+    lone = Server("--parallel", "1", "-c", "2048", "--batch", "8")
+    try:
+        alone = []
+        timed_stream(lone.port, body, alone)
+    finally:
+        lone.stop()
+    alone_text = "".join(e["choices"][0]["text"] for _, e in alone if e["choices"])
+    n_prompt = alone[-1][1]["usage"]["prompt_tokens"]
+    check(n_prompt > 400 and len(alone_text) > 10, f"a long prompt ({n_prompt} tokens), an answer {alone_text!r}")
+
+    s = Server("--parallel", "3", "-c", "2048", "--batch", "8")
+    try:
+        stop = threading.Event()
+        runs = [[], []]
+        streams = [threading.Thread(target=timed_stream, args=(
+            s.port, {"prompt": p, "max_tokens": 1900, "temperature": 0, "ignore_eos": True}, out, stop))
+            for p, out in zip(["Lily went to the park", "The dog barked"], runs)]
+        for t in streams:
+            t.start()
+        deadline = time.time() + 30
+        while min(len(r) for r in runs) < 5 and time.time() < deadline:
+            time.sleep(0.01)
+        check(min(len(r) for r in runs) >= 5, "the streams started")
+        together = []
+        sent = time.perf_counter()
+        timed_stream(s.port, body, together)
+        stop.set()
+        for t in streams:
+            t.join(timeout=60)
+        text = "".join(e["choices"][0]["text"] for _, e in together if e["choices"])
+        check(text == alone_text, f"beside the streams {text!r}, alone {alone_text!r}")
+        first = next(t for t, e in together if e["choices"] and e["choices"][0]["text"])
+        steps = -(-n_prompt // 6)  # 8 tokens a step, 2 of them the streams'
+        for r in runs:
+            during = [t for t, _ in r if sent <= t <= first]
+            gaps = [b - a for a, b in zip(during, during[1:])]
+            # Each step gives each stream a token; timestamps taken by Python threads may lag a little.
+            check(len(during) >= steps // 2, f"{len(during)} tokens streamed while {n_prompt} prompt tokens were "
+                                             f"read in about {steps} steps")
+            check(max(gaps, default=0) < 2.0, f"a stream stalled {max(gaps):.2f} s")
+        print(f"chunked: a {n_prompt}-token prompt read in {1e3 * (first - sent):.0f} ms while the streams got "
+              f"{[len([t for t, _ in r if sent <= t <= first]) for r in runs]} tokens")
+        _, _, m = s.request("GET", "/metrics")
+        check(re.search(r"^ember_batch_size 8", m, re.M), m)
+        most = float(re.search(r"^ember_batch_step_tokens_max (\S+)", m, re.M).group(1))
+        check(most == 8, f"the fullest step held {most} tokens")
+    finally:
+        s.stop()
+
+
 if __name__ == "__main__":
     srv = Server("--parallel", "2", "-c", "512")
     try:
@@ -216,4 +289,5 @@ if __name__ == "__main__":
     finally:
         srv.stop()
     test_key()
+    test_chunked()
     print("server: passed")
