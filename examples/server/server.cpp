@@ -690,7 +690,7 @@ private:
         metric("batch_steps_total", "counter", "batched steps run (generating slots' tokens and prompt chunks)",
                m_.steps.load());
         metric("batch_step_tokens_max", "gauge", "the most tokens one step evaluated", m_.step_tokens_max.load());
-        metric("batch_size", "gauge", "tokens a step may evaluate (--batch)", budget_);
+        metric("batch_size", "gauge", "tokens a step may evaluate (--batch)", ready_ ? budget_ : 0);
         metric("slots_busy", "gauge", "slots serving a request", busy);
         metric("slots_total", "gauge", "slots", static_cast<double>(slots_.size()));
         metric("queue_depth", "gauge", "requests waiting for a slot", waiting);
