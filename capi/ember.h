@@ -259,7 +259,7 @@ EMBER_API ember_status ember_model_chat_template(const ember_model* model, char*
 /* What a model costs in memory on the CPU backend, in bytes, read from its header alone (before loading). */
 typedef struct ember_memory_estimate {
     uint32_t struct_size; /* set by the caller to sizeof(ember_memory_estimate); ember fills what fits */
-    uint64_t weights;     /* the tensors (mapped from the file) */
+    uint64_t weights;     /* the tensors (mapped from the file, or repacked once at load) */
     uint64_t kv_cache;    /* one session's KV cache of n_ctx tokens (F16) */
     uint64_t scratch;     /* that session's activations for n_batch tokens and a row of logits */
     uint64_t total;       /* the sum; each further session adds kv_cache + scratch */

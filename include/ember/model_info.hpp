@@ -37,7 +37,8 @@ struct ModelInfo {
 ModelInfo inspect_model(const std::string& path);
 
 // What running a model costs in memory on the CPU backend, from its header alone (before loading):
-// the weights (mapped from the file), the KV cache of one session of n_ctx tokens (F16), and that
+// the weights (mapped from the file, or for the types the CPU repacks at load, copied once and the file's
+// pages let go; Q4_K's copy is 2.8% larger), the KV cache of one session of n_ctx tokens (F16), and that
 // session's scratch (activations for n_batch tokens, a row of logits). Each extra session adds
 // kv_cache + scratch.
 struct MemoryEstimate {
