@@ -81,10 +81,12 @@ TEST_CASE("prefill_reusing evaluates only what the cache lacks, and agrees with 
     while (a[shared] == b[shared]) ++shared;
     CHECK(s.prefill_reusing(b) == static_cast<int>(shared));
     CHECK(s.tokens() == b);
-    CHECK(max_diff(s.logits(), cold.logits()) < 1e-4f);
+    // Only the suffix is evaluated, as a smaller batch, and the kernels' float order depends on the batch
+    // size (measured 1.4e-4 in the ThreadSanitizer build, where the compiler orders float work differently).
+    CHECK(max_diff(s.logits(), cold.logits()) < 1e-3f);
     // The same prompt again: everything but the last token is reused, and the logits are fresh.
     CHECK(s.prefill_reusing(b) == static_cast<int>(b.size()) - 1);
-    CHECK(max_diff(s.logits(), cold.logits()) < 1e-4f);
+    CHECK(max_diff(s.logits(), cold.logits()) < 1e-3f);
     // A prefix of the cache: the rest is forgotten.
     CHECK(s.prefill_reusing(std::span<const Token>(b).first(3)) == 2);
     CHECK(s.position() == 3);

@@ -1,4 +1,5 @@
-// The CPU worker pool under failure: exceptions in jobs, threads the system refuses, fork().
+// The CPU worker pool under failure: exceptions in jobs, threads the system refuses, fork(), workers that
+// come late (more threads than cores).
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -6,6 +7,7 @@
 #include <new>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "child.hpp"
 #include "cpu/thread_pool.hpp"
@@ -40,6 +42,29 @@ TEST_CASE("an exception thrown by a job on a worker reaches the caller") {
     std::atomic<int> ran{0};
     pool.run(2, [&](int, int) { ran.fetch_add(1); });
     CHECK(ran == 2);
+}
+
+TEST_CASE("parallel_for: every item once, whether workers come in time, late, or not at all") {
+    // 4× the cores: most workers are descheduled when a job is posted. The caller takes what is left and
+    // closes the job; a worker that arrives afterwards must not touch it (its frame is gone: under TSan or
+    // ASan a late worker running the old job would show). Jobs alternate with run(), whose workers must
+    // all take part, so the two protocols share the job word without mixing.
+    ThreadPool pool;
+    const int n_threads = ThreadPool::max_threads();
+    pool.reserve(n_threads);
+    std::vector<std::atomic<int>> hits(257);
+    for (int job = 0; job < 400; ++job) {
+        const int64_t n = 1 + job % 257;
+        pool.parallel_for(n_threads, n, [&](int64_t b, int64_t e) {
+            for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)].fetch_add(1, std::memory_order_relaxed);
+        });
+        for (int64_t i = 0; i < n; ++i) REQUIRE(hits[static_cast<size_t>(i)].exchange(0) == 1);
+        if (job % 50 == 0) {
+            std::atomic<int> ran{0};
+            pool.run(n_threads, [&](int, int) { ran.fetch_add(1); });
+            REQUIRE(ran == pool.size());
+        }
+    }
 }
 
 TEST_CASE("the caller's own exception waits until every worker is done with its frame") {

@@ -29,9 +29,13 @@ constexpr int kSpinsBeforeSleep = 1 << 15;
 
 // The job word: a job counter above, the job's thread count in the low bits. A worker learns both from one
 // load, so a worker late to notice a job it takes no part in never reads the next job's parameters.
+// One bit there marks a job that needs no worker (see run_shared).
 constexpr int kThreadBits = 16;
-constexpr uint64_t kThreadMask = (uint64_t(1) << kThreadBits) - 1;
-uint64_t next_job(uint64_t word, int n_threads) { return ((word >> kThreadBits) + 1) << kThreadBits | uint64_t(n_threads); }
+constexpr uint64_t kThreadMask = (uint64_t(1) << (kThreadBits - 1)) - 1;
+constexpr uint64_t kShared = uint64_t(1) << (kThreadBits - 1);
+uint64_t next_job(uint64_t word, int n_threads, bool shared = false) {
+    return ((word >> kThreadBits) + 1) << kThreadBits | (shared ? kShared : 0) | uint64_t(n_threads);
+}
 
 // Counts fork()s in this process: a pool made before the latest one belongs to the parent.
 std::atomic<uint64_t> g_forks{0};
@@ -54,6 +58,10 @@ struct ThreadPool::State {
     const std::function<void(int, int)>* job = nullptr;  // written only while no participant runs
     std::atomic<uint64_t> job_word{0};                    // see next_job
     std::atomic<int> pending{0};
+    // Shared jobs: the word of the job open to late workers (0: none), and how many workers are in one.
+    // `inside` is never reset: a worker that came too late only passes through it.
+    std::atomic<uint64_t> open{0};
+    std::atomic<int> inside{0};
     std::atomic<bool> stop{false};
     std::mutex error_mutex;
     std::exception_ptr error;
@@ -79,6 +87,20 @@ struct ThreadPool::State {
             if (stop.load(std::memory_order_acquire)) return;
             const int n = static_cast<int>(word & kThreadMask);
             if (index >= n) continue;  // this job uses fewer threads
+            if (word & kShared) {
+                // Enter, then check the job is still open; the caller closes it, then waits for `inside`
+                // (both sequentially consistent: one of the two sees the other).
+                inside.fetch_add(1, std::memory_order_seq_cst);
+                if (open.load(std::memory_order_seq_cst) == word) {
+                    try {
+                        (*job)(index, n);
+                    } catch (...) {
+                        record(std::current_exception());
+                    }
+                }
+                inside.fetch_sub(1, std::memory_order_release);
+                continue;
+            }
             try {
                 (*job)(index, n);
             } catch (...) {
@@ -190,10 +212,42 @@ void ThreadPool::parallel_for(int n_threads, int64_t n, const std::function<void
     // changes a result: chunks write disjoint outputs.
     const int64_t n_chunks = std::min<int64_t>(max_chunks, int64_t(nt) * 4);
     std::atomic<int64_t> next{0};
-    run(nt, [&](int, int) {
+    run_shared(nt, [&](int, int) {
         for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
             fn(n * c / n_chunks, n * (c + 1) / n_chunks);
     });
+}
+
+void ThreadPool::run_shared(int n_threads, const std::function<void(int, int)>& fn) {
+    State& s = state();
+    std::lock_guard turn(s.turn);
+    const int n = std::min(n_threads, static_cast<int>(s.workers.size()) + 1);
+    if (n == 1) {
+        fn(0, 1);
+        return;
+    }
+    s.job = &fn;
+    s.error = nullptr;
+    const uint64_t word = next_job(s.job_word.load(std::memory_order_relaxed), n, true);
+    s.open.store(word, std::memory_order_seq_cst);
+    {
+        std::lock_guard lock(s.mutex);  // pairs with the sleepers' wait
+        s.job_word.store(word, std::memory_order_release);
+    }
+    s.wake.notify_all();
+    try {
+        fn(0, n);
+    } catch (...) {
+        s.record(std::current_exception());
+    }
+    // The caller has taken every chunk left: close the job to late workers and wait only for those inside.
+    s.open.store(0, std::memory_order_seq_cst);
+    for (int spins = 0; s.inside.load(std::memory_order_seq_cst) != 0; ++spins) {
+        if (spins < kSpinsBeforeSleep) EMBER_PAUSE();
+        else std::this_thread::yield();
+    }
+    s.job = nullptr;
+    if (s.error) std::rethrow_exception(std::exchange(s.error, nullptr));
 }
 
 }  // namespace ember::cpu

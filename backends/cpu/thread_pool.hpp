@@ -36,11 +36,17 @@ public:
     // all. Jobs from other threads wait their turn. Rethrows the first exception any participant threw.
     void run(int n_threads, const std::function<void(int, int)>& fn);
     // Splits [0, n) into chunks of at least `grain` items, a few per thread, taken as threads come free:
-    // fn(begin, end). Small jobs run on the caller alone: waking workers costs more than they would save,
-    // and on a busy machine a descheduled worker would stall every op.
+    // fn(begin, end). Small jobs run on the caller alone: waking workers costs more than they would save.
+    // The caller never waits for a worker that has not started: on a busy machine a descheduled worker
+    // would otherwise stall every op for a scheduler time slice.
     void parallel_for(int n_threads, int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
 private:
+    // run() for a job that any subset of its threads can finish (fn takes work from a shared counter until
+    // none is left): the caller waits only for workers already in it, so a worker the OS has descheduled
+    // (another process holds its core) delays nothing; one that comes late finds the job closed.
+    void run_shared(int n_threads, const std::function<void(int, int)>& fn);
+
     struct State;
     State& state();  // the current state, made anew in a child after fork()
     std::atomic<State*> state_;
