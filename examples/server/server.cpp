@@ -364,8 +364,12 @@ private:
 
     // The request's thread: keep what the slot's cache shares with the prompt, hand the slot to the
     // scheduler (which evaluates the rest of the prompt, then generates), pass what it produces to `emit`
-    // (false: the client left, generation stops), and wait until it lets go.
-    Outcome run(const Request& r, int slot, const std::function<bool(const std::string&, const json&)>& emit) {
+    // (false: the client left, generation stops), and wait until it lets go. While nothing comes for
+    // kIdleProbe (a long prompt being read), `alive` (when given) says whether the client is still there,
+    // so one that left stops its prompt at the next step rather than at its first token.
+    static constexpr auto kIdleProbe = std::chrono::milliseconds(500);
+    Outcome run(const Request& r, int slot, const std::function<bool(const std::string&, const json&)>& emit,
+                const std::function<bool()>& alive = {}) {
         Session& s = *slots_[slot].session;
         s.clear_cancel();
         auto job = std::make_shared<Job>();
@@ -387,7 +391,15 @@ private:
         sched_cv_.notify_one();
         std::unique_lock lock(job->mu);
         while (true) {
-            job->cv.wait(lock, [&] { return job->done || !job->events.empty(); });
+            if (!job->cv.wait_for(lock, kIdleProbe, [&] { return job->done || !job->events.empty(); })) {
+                if (alive && !job->cancelled) {
+                    lock.unlock();
+                    const bool ok = alive();
+                    lock.lock();
+                    if (!ok) job->cancelled = true;
+                }
+                continue;
+            }
             while (!job->events.empty()) {
                 auto [text, lp] = std::move(job->events.front());
                 job->events.pop_front();
@@ -632,9 +644,11 @@ private:
                             free_slot();
                             return false;
                         }
+                        // An SSE comment line, which clients skip: writing is how a gone client shows.
+                        const auto alive = [&] { return sink.is_writable() && sink.write(":\n\n", 3); };
                         const Outcome o = run(r, slot, [&](const std::string& text, const json& lp) {
                             return chunk(chat ? json{{"content", text}} : json(text), nullptr, lp);
-                        });
+                        }, alive);
                         free_slot();
                         if (o.finish == "cancelled") return false;
                         chunk(chat ? json::object() : json(""), o.finish, json());

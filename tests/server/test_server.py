@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """ember-server end to end over loopback, standard library only: the OpenAI endpoints with and without
 streaming, stop strings, seeds, logprobs, logit_bias, usage, tokenize/detokenize, every error status, the
-bounded queue (503 + Retry-After), a client that disconnects mid-stream (its slot is freed), /health while
-busy, the API key, and a long prompt read in chunks between the tokens of running streams.
+bounded queue (503 + Retry-After), a client that disconnects mid-stream (its slot is freed) or while its long
+prompt is read (the read stops), /health while busy, the API key, and a long prompt read in chunks between
+the tokens of running streams.
 
     test_server.py EMBER_SERVER MODEL"""
 import http.client
@@ -52,6 +53,8 @@ class Server:
         for block in text.split("\n\n"):
             if not block.strip():
                 continue
+            if block.startswith(":"):
+                continue  # an SSE comment: the server's keep-alive while a long prompt is read
             check(block.startswith("data: "), f"an SSE line: {block!r}")
             if block == "data: [DONE]":
                 done = True
@@ -277,6 +280,32 @@ def test_chunked():
         s.stop()
 
 
+def test_prompt_disconnect():
+    """--batch 1: a prompt of about 5,800 tokens takes as many steps. Its streaming client leaves after
+    0.3 s, before any token: the server notices through its keep-alive and stops reading the prompt."""
+    s = Server("--parallel", "1", "-c", "8192", "--batch", "1")
+    try:
+        prompt = " ".join(["Once upon a time there was a cat who lived in a small house by the sea."] * 200)
+        _, _, t = s.post("/tokenize", {"content": prompt})
+        n_prompt = len(t["tokens"])
+        c = socket.create_connection(("127.0.0.1", s.port))
+        body = json.dumps({"prompt": prompt, "max_tokens": 4, "stream": True}).encode()
+        c.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
+                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.3)
+        c.close()
+        deadline = time.time() + 60
+        while time.time() < deadline and not re.search(r"^ember_slots_busy 0", s.request("GET", "/metrics")[2], re.M):
+            time.sleep(0.05)
+        _, _, m = s.request("GET", "/metrics")
+        check(re.search(r"^ember_slots_busy 0", m, re.M), "the slot is free again")
+        steps = float(re.search(r"^ember_batch_steps_total (\S+)", m, re.M).group(1))
+        check(steps < n_prompt / 2, f"the prompt's read stopped early ({steps:.0f} of {n_prompt} steps)")
+        print(f"prompt disconnect: {steps:.0f} of {n_prompt} prompt steps ran before the slot was freed")
+    finally:
+        s.stop()
+
+
 if __name__ == "__main__":
     srv = Server("--parallel", "2", "-c", "512")
     try:
@@ -289,5 +318,6 @@ if __name__ == "__main__":
     finally:
         srv.stop()
     test_key()
+    test_prompt_disconnect()
     test_chunked()
     print("server: passed")
