@@ -150,6 +150,30 @@ File File::from_map(std::shared_ptr<MappedFile> map, const std::string& name) {
     return f;
 }
 
+File File::assemble(std::vector<std::pair<std::string, Value>> kv, std::vector<TensorInfo> tensors,
+                    std::shared_ptr<const void> keep) {
+    File f;
+    f.keep_ = std::move(keep);
+    f.kv_ = std::move(kv);
+    for (size_t i = 0; i < f.kv_.size(); ++i)
+        if (!f.kv_index_.emplace(f.kv_[i].first, i).second)
+            throw Error(Status::BadFile, "duplicate metadata key '" + f.kv_[i].first + "'");
+    f.tensors_ = std::move(tensors);
+    for (size_t i = 0; i < f.tensors_.size(); ++i) {
+        TensorInfo& t = f.tensors_[i];
+        const tensor::TypeInfo& ti = tensor::info(t.type);
+        uint64_t n = 1;
+        bool ok = t.n_dims >= 1 && t.n_dims <= kMaxDims && t.ne[0] % ti.block_size == 0;
+        for (int d = 0; ok && d < kMaxDims; ++d) ok = t.ne[d] > 0 && !mul_overflows(n, static_cast<uint64_t>(t.ne[d]), &n);
+        if (!ok || mul_overflows(n / ti.block_size, ti.block_bytes, &t.n_bytes))
+            throw Error(Status::BadFile, "tensor '" + t.name + "' has a shape its type cannot hold");
+        t.n_elements = n;
+        if (!f.tensor_index_.emplace(t.name, i).second)
+            throw Error(Status::BadFile, "duplicate tensor name '" + t.name + "'");
+    }
+    return f;
+}
+
 File File::parse(std::span<const uint8_t> bytes) {
     File f;
     f.bytes_ = bytes;

@@ -44,6 +44,12 @@ public:
     static File parse(std::span<const uint8_t> bytes);
     // Copies bytes into memory the File owns, then parses them; `name` labels errors.
     static File copy_of(std::span<const uint8_t> bytes, const std::string& name);
+    // A File put together in memory rather than parsed: a Hugging Face folder read as GGUF's keys and
+    // tensors (lib/hf). Each tensor's name, type, n_dims, ne and data are given (n_elements and n_bytes are
+    // computed); its bytes live in `keep` for the File's lifetime. Throws BadFile on a duplicate key or
+    // tensor name, or a shape the type cannot hold. version() is 0: no GGUF file was read.
+    static File assemble(std::vector<std::pair<std::string, Value>> kv, std::vector<TensorInfo> tensors,
+                         std::shared_ptr<const void> keep);
 
     uint32_t version() const noexcept { return version_; }
     uint32_t alignment() const noexcept { return alignment_; }
@@ -86,6 +92,7 @@ private:
     void parse_all();
 
     std::shared_ptr<MappedFile> map_;
+    std::shared_ptr<const void> keep_;  // an assembled File's tensor bytes
     std::span<const uint8_t> bytes_;
     uint32_t version_ = 0;
     uint32_t alignment_ = kDefaultAlignment;

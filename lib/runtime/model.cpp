@@ -2,6 +2,7 @@
 
 #include "ember/error.hpp"
 #include "ember/version.hpp"
+#include "hf/folder.hpp"
 #include "runtime/model_impl.hpp"
 #include "runtime/model_info.hpp"
 #include "runtime/state_file.hpp"
@@ -15,7 +16,7 @@ const char* version() noexcept { return EMBER_VERSION; }
 
 Model Model::load(const std::string& path, const ModelParams& params) {
     return as_ember_error("loading a model", [&] {
-        return finish_load(std::make_shared<detail::ModelImpl>(gguf::File::open(path, params.use_mmap)), path, params);
+        return finish_load(std::make_shared<detail::ModelImpl>(hf::open_model_file(path, params.use_mmap)), path, params);
     });
 }
 

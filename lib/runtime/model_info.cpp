@@ -6,10 +6,11 @@
 
 #include "arch/arch.hpp"
 #include "ember/error.hpp"
+#include "hf/folder.hpp"
 
 namespace ember {
 
-ModelInfo inspect_model(const std::string& path) { return describe_model(gguf::File::open(path), path); }
+ModelInfo inspect_model(const std::string& path) { return describe_model(hf::open_model_file(path), path); }
 
 MemoryEstimate estimate_memory(const ModelInfo& info, int n_ctx, int n_batch) {
     if (n_ctx < 1 || n_ctx > (1 << 24) || n_batch < 1 || n_batch > (1 << 24))

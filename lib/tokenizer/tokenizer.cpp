@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "ember/error.hpp"
+#include "hf/folder.hpp"
 #include "gguf/reader.hpp"
 #include "tokenizer/encode.hpp"
 #include "tokenizer/vocab.hpp"
@@ -86,7 +87,7 @@ Tokenizer::Tokenizer(std::shared_ptr<const detail::Vocab> vocab) : vocab_(std::m
 }
 
 Tokenizer Tokenizer::from_gguf(const std::string& path) {
-    const gguf::File file = gguf::File::open(path);
+    const gguf::File file = hf::open_model_file(path);
     return Tokenizer(detail::load_vocab(file));
 }
 
@@ -111,7 +112,14 @@ std::vector<Token> Tokenizer::encode(std::string_view text, bool add_special, bo
                     continue;
                 }
                 buf.clear();
-                if (v.add_space_prefix && prev_special) buf += "\xE2\x96\x81";
+                const bool starts_with_space = text[f.off] == ' ';
+                bool prefix = false;
+                switch (v.space_prefix) {
+                    case detail::SpacePrefix::EveryStretch: prefix = prev_special; break;
+                    case detail::SpacePrefix::First: prefix = f.off == 0 && !starts_with_space; break;
+                    case detail::SpacePrefix::Always: prefix = !starts_with_space; break;
+                }
+                if (v.add_space_prefix && prefix) buf += "\xE2\x96\x81";
                 for (char c : text.substr(f.off, f.len)) {
                     if (c == ' ') {
                         buf += "\xE2\x96\x81";

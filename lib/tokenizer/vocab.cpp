@@ -558,7 +558,21 @@ std::shared_ptr<const Vocab> load_vocab(const gguf::File& f) {
     v->lowercase = read_bool(f, "tokenizer.ggml.normalizer.lowercase", true);
     v->strip_accents = read_bool(f, "tokenizer.ggml.normalizer.strip_accents", v->lowercase);
 
-    v->finalize(f.get_string("general.name", ""));
+    v->ignore_merges = read_bool(f, "tokenizer.ember.ignore_merges", v->ignore_merges);
+    const std::string scheme = f.get_string("tokenizer.ember.prepend_scheme", "");
+    if (scheme == "first") v->space_prefix = SpacePrefix::First;
+    else if (scheme == "always") v->space_prefix = SpacePrefix::Always;
+    else if (!scheme.empty()) bad("unknown tokenizer.ember.prepend_scheme");
+    const gguf::Value* lstrip = f.find("tokenizer.ember.lstrip");
+    const gguf::Value* rstrip = f.find("tokenizer.ember.rstrip");
+    const bool explicit_strip = lstrip || rstrip;
+    v->finalize(explicit_strip ? "" : f.get_string("general.name", ""));
+    for (const auto& [list, attr] : {std::pair{lstrip, AttrLStrip}, std::pair{rstrip, AttrRStrip}}) {
+        if (!list) continue;
+        if (!list->is_array()) bad("tokenizer.ember.lstrip / rstrip is not an array");
+        for (int64_t id : list->as_ints())
+            if (id >= 0 && id < v->n_tokens()) v->tokens[static_cast<size_t>(id)].attr |= attr;
+    }
     return v;
 }
 

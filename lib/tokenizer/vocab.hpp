@@ -21,6 +21,12 @@ namespace ember::detail {
 
 enum class VocabType { Spm, Bpe, Wpm };
 
+// Where SPM adds the prefix space (add_space_prefix): llama.cpp's way, before every stretch of text (the
+// text's start and after each special token, as Llama 2's Prepend normalizer does); or as a Metaspace
+// pre-tokenizer does (tokenizer.ember.prepend_scheme): "first", only at the very start of the text,
+// and "always", before every stretch — both only where the stretch does not already start with a space.
+enum class SpacePrefix { EveryStretch, First, Always };
+
 // tokenizer.ggml.token_type values (llama.cpp's llama_token_type).
 enum class TokenType : int32_t { Undefined = 0, Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 };
 
@@ -68,6 +74,7 @@ public:
     bool add_eos = false;
     bool add_sep = false;
     bool add_space_prefix = false;  // SPM: prepend a space (-> ▁) to the text
+    SpacePrefix space_prefix = SpacePrefix::EveryStretch;
     bool ignore_merges = false;     // BPE: a whole word that is a token is taken as is (Llama-3)
     bool escape_spaces = false;     // BPE over raw UTF-8 with spaces as ▁ and <0xXX> byte tokens (Gemma 4)
     bool clean_spaces = false;      // HF clean_up_tokenization_spaces (recorded; decode is lossless)
@@ -95,7 +102,11 @@ public:
     void finalize(std::string_view general_name = {});
 };
 
-// From a GGUF's tokenizer.ggml.* keys. Throws ember::Error(BadFile / Unsupported).
+// From a GGUF's tokenizer.ggml.* keys. Throws ember::Error(BadFile / Unsupported). Files made from a
+// Hugging Face tokenizer.json (lib/hf) add what llama.cpp's keys cannot say: tokenizer.ember.ignore_merges
+// (bool: the BPE model's own flag, whatever the pre-tokenizer), tokenizer.ember.prepend_scheme (string,
+// SpacePrefix), tokenizer.ember.lstrip / rstrip (token ids whose added token strips spaces on that side;
+// either key present replaces llama.cpp's per-model-name strip rules).
 std::shared_ptr<const Vocab> load_vocab(const gguf::File& file);
 
 // A byte-level BPE vocabulary from Hugging Face / OpenAI-style files: `encoder.json` (a flat

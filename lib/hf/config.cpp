@@ -1,0 +1,210 @@
+// config.json → the GGUF keys ember's architectures read (the ones convert_hf_to_gguf.py writes).
+// transformers 4 spells RoPE as rope_theta + rope_scaling, transformers 5 as rope_parameters (per layer
+// type for Gemma 3): both are read.
+#include <cmath>
+#include <numbers>
+
+#include "ember/error.hpp"
+#include "hf/hf.hpp"
+
+namespace ember::hf {
+
+namespace {
+
+using gguf::Value;
+
+struct Rope {
+    std::string type = "default";
+    double theta = 10000.0, factor = 1.0, attn_factor = 0.0, low_freq = 1.0, high_freq = 4.0;
+    int64_t orig_ctx = 0;
+};
+
+// One RoPE description: `p` is rope_parameters / rope_scaling (or null), `theta` the default base.
+Rope read_rope(const Json* p, double theta, const std::string& what) {
+    Rope r;
+    r.theta = theta;
+    if (!p) return r;
+    const std::string w = what + " rope";
+    r.theta = get_float(*p, "rope_theta", theta, 1e-3, 1e12, w);
+    r.type = get_string(*p, "rope_type", get_string(*p, "type", "default", w), w);
+    if (r.type == "default" || r.type == "none") return r;
+    r.factor = get_float(*p, "factor", 1.0, 1e-3, 1e6, w);
+    r.orig_ctx = get_int(*p, "original_max_position_embeddings", 0, 0, 1 << 27, w);
+    if (r.type == "linear") return r;
+    if (r.type == "llama3") {
+        r.low_freq = get_float(*p, "low_freq_factor", 1.0, 1e-6, 1e6, w);
+        r.high_freq = get_float(*p, "high_freq_factor", 4.0, 1e-6, 1e6, w);
+        if (r.orig_ctx <= 0 || r.high_freq <= r.low_freq) bad(w, "llama3 scaling needs original_max_position_embeddings and high > low");
+        return r;
+    }
+    if (r.type == "yarn") {
+        // transformers' defaults are llama.cpp's fixed ones; other values are not run here.
+        if (get_float(*p, "beta_fast", 32.0, -1e6, 1e6, w) != 32.0 || get_float(*p, "beta_slow", 1.0, -1e6, 1e6, w) != 1.0 ||
+            p->contains("mscale") || p->contains("mscale_all_dim") || !get_bool(*p, "truncate", true, w))
+            unsupported(w, "YaRN with other than the default beta_fast/beta_slow/mscale/truncate");
+        r.attn_factor = get_float(*p, "attention_factor", 0.0, 0.0, 1e6, w);
+        return r;
+    }
+    unsupported(w, "rope type '" + r.type.substr(0, 32) + "' is not supported yet");
+}
+
+// Llama 3.1's per-frequency divisors (llama.cpp writes them as rope_freqs.weight).
+std::vector<float> llama3_factors(const Rope& r, int n_rot) {
+    std::vector<float> f;
+    const double low_wavelen = static_cast<double>(r.orig_ctx) / r.low_freq;
+    const double high_wavelen = static_cast<double>(r.orig_ctx) / r.high_freq;
+    for (int i = 0; i < n_rot; i += 2) {
+        const double freq = 1.0 / std::pow(r.theta, static_cast<double>(i) / n_rot);
+        const double wavelen = 2 * std::numbers::pi / freq;
+        double div = 1.0;
+        if (wavelen > low_wavelen) {
+            div = r.factor;
+        } else if (wavelen >= high_wavelen) {
+            const double smooth = (static_cast<double>(r.orig_ctx) / wavelen - r.low_freq) / (r.high_freq - r.low_freq);
+            div = 1.0 / ((1 - smooth) / r.factor + smooth);
+        }
+        f.push_back(static_cast<float>(div));
+    }
+    return f;
+}
+
+}  // namespace
+
+Config read_config(const Json& cfg, const std::string& what) {
+    if (!cfg.is_object()) bad(what, "not a JSON object");
+    Config c;
+    const std::string model_type = get_string(cfg, "model_type", "", what);
+    if (model_type.empty()) bad(what, "no model_type");
+    if (get_object(cfg, "text_config", what))
+        unsupported(what, "a multimodal model ('" + model_type.substr(0, 64) + "'): only text-only folders are read yet");
+    c.arch = &find_arch(model_type);
+    const ArchMap& a = *c.arch;
+    const std::string p = std::string(a.arch) + ".";
+    auto u32 = [&](const std::string& k, int64_t v) { c.keys.emplace_back(p + k, Value::u32(static_cast<uint32_t>(v))); };
+    auto f32 = [&](const std::string& k, double v) { c.keys.emplace_back(p + k, Value::f32(static_cast<float>(v))); };
+    auto i = [&](const char* k, int64_t def, int64_t lo, int64_t hi) { return get_int(cfg, k, def, lo, hi, what); };
+
+    c.keys.emplace_back("general.architecture", Value::string(a.arch));
+    const int64_t n_embd = i("hidden_size", -1, 1, 1 << 20);
+    c.n_layer = static_cast<int>(i("num_hidden_layers", -1, 1, 1024));
+    c.n_head = static_cast<int>(i("num_attention_heads", -1, 1, 1 << 14));
+    c.n_head_kv = static_cast<int>(i("num_key_value_heads", c.n_head, 1, c.n_head));
+    c.head_dim = static_cast<int>(i("head_dim", n_embd / c.n_head, 2, 1 << 14));
+    const int64_t n_ff = i("intermediate_size", -1, 1, 1 << 22);
+    const int64_t n_vocab = i("vocab_size", -1, 1, 1 << 24);
+    const int64_t n_ctx = i("max_position_embeddings", 2048, 1, 1 << 27);
+    if (n_embd < 0 || c.n_layer < 0 || c.n_head < 0 || n_ff < 0 || n_vocab < 0)
+        bad(what, "missing one of hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, vocab_size");
+    if (c.n_head % c.n_head_kv) bad(what, "num_attention_heads is not a multiple of num_key_value_heads");
+    const double prf = get_float(cfg, "partial_rotary_factor", 1.0, 1e-3, 1.0, what);
+    const int n_rot = static_cast<int>(c.head_dim * prf) / 2 * 2;
+    if (n_rot < 2) bad(what, "no rotary dimensions");
+
+    // What the GGUF form cannot hold is refused rather than run differently.
+    const std::string act = get_string(cfg, "hidden_activation", get_string(cfg, "hidden_act", "", what), what);
+    const std::string want = a.flags & kGemma ? "gelu_pytorch_tanh" : "silu";
+    if (!act.empty() && act != want) unsupported(what, "activation '" + act.substr(0, 32) + "' (this architecture runs " + want + ")");
+    if ((a.flags & kNoBias) && (get_bool(cfg, "attention_bias", false, what) || get_bool(cfg, "mlp_bias", false, what)))
+        unsupported(what, "attention or MLP biases");
+    if (get_bool(cfg, "use_sliding_window", false, what) && !(a.flags & kSlidingLayers))
+        unsupported(what, "sliding-window attention on every layer");
+    if ((a.flags & kGemma) && get_float(cfg, "query_pre_attn_scalar", c.head_dim, 1, 1e9, what) != c.head_dim)
+        unsupported(what, "query_pre_attn_scalar other than head_dim");
+    if (get_bool(cfg, "use_bidirectional_attention", false, what)) unsupported(what, "bidirectional attention");
+    c.tied = get_bool(cfg, "tie_word_embeddings", true, what);
+
+    c.keys.emplace_back("general.name", Value::string(get_string(cfg, "_name_or_path", "", what).substr(0, 256)));
+    u32("vocab_size", n_vocab);
+    u32("context_length", n_ctx);
+    u32("embedding_length", n_embd);
+    u32("block_count", c.n_layer);
+    u32("feed_forward_length", n_ff);
+    u32("attention.head_count", c.n_head);
+    u32("attention.head_count_kv", c.n_head_kv);
+    u32("attention.key_length", c.head_dim);
+    u32("attention.value_length", c.head_dim);
+    u32("rope.dimension_count", n_rot);
+    f32("attention.layer_norm_rms_epsilon", get_float(cfg, "rms_norm_eps", 1e-6, 0.0, 1.0, what));
+
+    // RoPE: Gemma 3 (transformers 5) describes each layer type; otherwise one description.
+    const Json* rp = get_object(cfg, "rope_parameters", what);
+    if (!rp) rp = get_object(cfg, "rope_scaling", what);
+    const double theta = get_float(cfg, "rope_theta", 10000.0, 1e-3, 1e12, what);
+    Rope rope, local;
+    if (rp && rp->contains("full_attention")) {
+        rope = read_rope(get_object(*rp, "full_attention", what), theta, what);
+        local = read_rope(get_object(*rp, "sliding_attention", what), get_float(cfg, "rope_local_base_freq", 10000.0, 1e-3, 1e12, what), what);
+    } else {
+        rope = read_rope(rp, theta, what);
+        local = read_rope(nullptr, get_float(cfg, "rope_local_base_freq", 10000.0, 1e-3, 1e12, what), what);
+    }
+    f32("rope.freq_base", rope.theta);
+    if (rope.type == "linear" || rope.type == "yarn") {
+        c.keys.emplace_back(p + "rope.scaling.type", Value::string(rope.type));
+        f32("rope.scaling.factor", rope.factor);
+        if (rope.type == "yarn") {
+            u32("rope.scaling.original_context_length", rope.orig_ctx ? rope.orig_ctx : n_ctx);
+            // transformers multiplies cos/sin by attention_factor (default 0.1·ln(factor) + 1); the rope op
+            // applies that default itself, so an explicit one goes in relative to it.
+            if (rope.attn_factor > 0)
+                f32("rope.scaling.attn_factor", rope.attn_factor / (rope.factor > 1 ? 0.1 * std::log(rope.factor) + 1 : 1.0));
+        }
+    } else if (rope.type == "llama3") {
+        c.keys.emplace_back(p + "rope.scaling.type", Value::string("llama3"));
+        c.rope_freqs = llama3_factors(rope, n_rot);
+    }
+    if (a.flags & kSwaRope) {
+        if (local.type != "default" && local.type != "none") unsupported(what, "RoPE scaling on the local layers");
+        f32("rope.freq_base_swa", local.theta);
+    }
+
+    if (a.flags & kSoftcap) {
+        f32("attn_logit_softcapping", get_float(cfg, "attn_logit_softcapping", 0.0, 0.0, 1e6, what));
+        f32("final_logit_softcapping", get_float(cfg, "final_logit_softcapping", 0.0, 0.0, 1e6, what));
+    } else if (get_float(cfg, "attn_logit_softcapping", 0.0, 0.0, 1e6, what) != 0.0 ||
+               get_float(cfg, "final_logit_softcapping", 0.0, 0.0, 1e6, what) != 0.0) {
+        unsupported(what, "logit soft-capping on this architecture");
+    }
+    if (a.flags & kSlidingLayers) {
+        // Layer l is local when (l + 1) % pattern != 0, the rule ember (and llama.cpp) apply: find the
+        // pattern that gives layer_types, or refuse the folder.
+        const int64_t window = i("sliding_window", 0, 0, 1 << 27);
+        int pattern = static_cast<int>(i("sliding_window_pattern", model_type == "gemma2" ? 2 : 6, 1, 1 << 20));
+        if (const Json* types = get_array(cfg, "layer_types", what)) {
+            if (types->size() != static_cast<size_t>(c.n_layer)) bad(what, "layer_types has not one entry per layer");
+            std::vector<bool> local_layer;
+            for (const Json& t : *types) {
+                if (!t.is_string() || (t != "sliding_attention" && t != "full_attention"))
+                    unsupported(what, "layer_types other than sliding_attention / full_attention");
+                local_layer.push_back(t == "sliding_attention");
+            }
+            pattern = 0;
+            for (int cand = 1; cand <= c.n_layer + 1 && !pattern; ++cand) {
+                bool ok = true;
+                for (int l = 0; ok && l < c.n_layer; ++l) ok = local_layer[static_cast<size_t>(l)] == ((l + 1) % cand != 0);
+                if (ok) pattern = cand;
+            }
+            if (!pattern) unsupported(what, "layer_types that are not one global layer every N");
+        }
+        u32("attention.sliding_window", window);
+        u32("attention.sliding_window_pattern", pattern);
+    }
+
+    c.n_expert = static_cast<int>(i("num_local_experts", i("num_experts", 0, 0, 1024), 0, 1024));
+    if (c.n_expert > 0) {
+        u32("expert_count", c.n_expert);
+        const int64_t used = i("num_experts_per_tok", 0, 0, c.n_expert);
+        if (used < 1) bad(what, "experts without num_experts_per_tok");
+        u32("expert_used_count", used);
+        u32("expert_feed_forward_length", i("moe_intermediate_size", n_ff, 1, 1 << 22));
+        // Mixtral always renormalizes the chosen experts' weights; Qwen3-MoE says so in norm_topk_prob.
+        c.keys.emplace_back(p + "expert_weights_norm",
+                            Value::boolean(model_type == "mixtral" || get_bool(cfg, "norm_topk_prob", false, what)));
+        if (i("decoder_sparse_step", 1, 0, 1 << 20) != 1) unsupported(what, "dense layers among the expert layers");
+        if (const Json* dense = get_array(cfg, "mlp_only_layers", what); dense && !dense->empty())
+            unsupported(what, "dense layers among the expert layers");
+    }
+    return c;
+}
+
+}  // namespace ember::hf

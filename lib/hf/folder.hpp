@@ -1,0 +1,35 @@
+// Hugging Face model folders (config.json, *.safetensors, tokenizer.json, tokenizer_config.json) read
+// as the GGUF file llama.cpp's converter would write for them: the same metadata keys, tensor names and
+// layouts, the tokenizer as tokenizer.ggml.* keys. The rest of ember (vocabulary, architectures, model
+// info) then reads a folder exactly as it reads a GGUF file. F32/F16/BF16 weights stay in the folder's
+// mappings where they can; what the GGUF form changes (Llama's Q/K row order, Gemma's norm offset,
+// experts stacked into one tensor, 1-D tensors as F32) is converted once, at load.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "gguf/reader.hpp"
+
+namespace ember::hf {
+
+using Keys = std::vector<std::pair<std::string, gguf::Value>>;
+
+// Whether `path` names a directory (a model folder) rather than a file.
+bool is_folder(const std::string& path);
+
+// Reads a folder. Throws ember::Error: Io (a file missing), BadFile (malformed or inconsistent files),
+// Unsupported (an architecture, tokenizer or option ember does not run).
+gguf::File open_folder(const std::string& dir, bool use_mmap = true);
+
+// A GGUF file, or a folder read as one.
+gguf::File open_model_file(const std::string& path, bool use_mmap = true);
+
+// tokenizer.json (+ tokenizer_config.json's text, empty when absent, and config.json's for the special
+// ids it may carry) as tokenizer.ggml.* keys, appended to `out`. Exposed for the tests and the fuzzer.
+void tokenizer_keys(std::string_view tokenizer_json, std::string_view tokenizer_config_json,
+                    std::string_view config_json, Keys& out);
+
+}  // namespace ember::hf

@@ -1,0 +1,67 @@
+// Internals of the folder reader: the per-architecture table (architectures.cpp), config.json read as
+// GGUF keys (config.cpp) and the weights mapped onto GGUF's tensors (tensors.cpp).
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "gguf/reader.hpp"
+#include "hf/folder.hpp"
+#include "hf/json.hpp"
+#include "safetensors/reader.hpp"
+
+namespace ember::hf {
+
+// A Hugging Face tensor name (without "model.layers.<i>." for a layer's tensors) and its GGUF name
+// (without "blk.<i>."). "{e}" in `hf` stands for an expert's number: those tensors are stacked into one
+// 3-D GGUF tensor, expert e at index e.
+struct NameRule {
+    const char* hf;
+    const char* gguf;
+};
+
+enum ArchFlags : unsigned {
+    kPermuteQK = 1u << 0,   // Q/K rows reordered from HF's rotate-half pairing to RoPE on adjacent pairs
+    kGemma = 1u << 1,       // norm weights stored as w where the model multiplies by 1 + w; GELU(tanh)
+    kSoftcap = 1u << 2,     // attention and final logit soft-capping (Gemma 2)
+    kSlidingLayers = 1u << 3,  // local (sliding-window) layers by layer_types / the pattern (Gemma 2, 3)
+    kSwaRope = 1u << 4,     // the local layers' own RoPE base (Gemma 3)
+    kNoBias = 1u << 5,      // attention_bias / mlp_bias must be off (Llama's GGUF form has no biases)
+};
+
+struct ArchMap {
+    const char* model_type;  // config.json's model_type
+    const char* arch;        // ember's (GGUF's) architecture
+    unsigned flags;
+    std::span<const NameRule> rules;  // searched before the shared Llama-style names
+};
+
+// The row for config.json's model_type; Unsupported when there is none.
+const ArchMap& find_arch(const std::string& model_type);
+// The GGUF name for a Hugging Face tensor name ("" when none); `expert` gets the expert number of a
+// per-expert tensor, else -1.
+std::string gguf_name(const ArchMap& a, const std::string& hf_name, int& expert);
+
+// What config.json says, as GGUF keys plus what the tensor mapping needs.
+struct Config {
+    const ArchMap* arch = nullptr;
+    Keys keys;
+    int n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_expert = 0;
+    bool tied = false;
+    std::vector<float> rope_freqs;  // Llama 3.1's per-frequency divisors; empty when not used
+};
+Config read_config(const Json& cfg, const std::string& what);
+
+// Owns the folder's mappings and the converted copies an assembled File points into.
+struct Storage {
+    safetensors::Folder folder;
+    std::vector<std::unique_ptr<uint8_t[]>> copies;
+    uint8_t* copy(size_t n_bytes);
+};
+
+// The GGUF tensors of the folder's weights (plus generated ones such as rope_freqs).
+std::vector<gguf::TensorInfo> map_tensors(const Config& cfg, Storage& st);
+
+}  // namespace ember::hf

@@ -1,0 +1,139 @@
+// The folder's weights as GGUF tensors. Most stay where the mapping has them (F32, F16 and BF16 are
+// types the backends take); the rest are converted once here, as llama.cpp's converter would:
+//   - Llama-family Q and K rows reordered so RoPE rotates adjacent pairs (HF rotates halves), which keeps
+//     one layout and one RoPE mode per architecture whatever file it came from;
+//   - 1-D tensors (norms, biases) as F32, which the ops read; Gemma's norms as 1 + w;
+//   - per-expert matrices stacked into one [.., .., n_expert] tensor;
+//   - a tensor whose bytes are not aligned to its element size, copied (the format does not align).
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "ember/error.hpp"
+#include "hf/hf.hpp"
+#include "tensor/dequantize.hpp"
+
+namespace ember::hf {
+
+uint8_t* Storage::copy(size_t n_bytes) {
+    copies.push_back(std::make_unique_for_overwrite<uint8_t[]>(std::max<size_t>(n_bytes, 1)));
+    return copies.back().get();
+}
+
+namespace {
+
+using tensor::TensorType;
+using safetensors::TensorInfo;
+
+std::string in_quotes(const std::string& s) { return "'" + s.substr(0, 200) + "'"; }
+
+TensorType type_of(const TensorInfo& t) {
+    const auto type = safetensors::tensor_type(t.dtype);
+    if (!type)
+        throw Error(Status::Unsupported, "tensor " + in_quotes(t.name) + " is " + safetensors::dtype_name(t.dtype) +
+                                             " (F32, F16 and BF16 weights are read)");
+    return *type;
+}
+
+gguf::TensorInfo view(const std::string& name, TensorType type, std::vector<int64_t> ne, const uint8_t* data) {
+    if (ne.empty() || ne.size() > 4) throw Error(Status::BadFile, "tensor " + in_quotes(name) + " has " + std::to_string(ne.size()) + " dimensions");
+    gguf::TensorInfo g;
+    g.name = name;
+    g.type = type;
+    g.n_dims = static_cast<int>(ne.size());
+    for (size_t d = 0; d < ne.size(); ++d) g.ne[d] = ne[d];
+    g.data = data;
+    return g;
+}
+
+// One HF tensor as the GGUF tensor `name`.
+gguf::TensorInfo convert(const Config& cfg, const std::string& name, const TensorInfo& t, Storage& st) {
+    TensorType type = type_of(t);
+    const std::vector<int64_t> ne = t.ne();
+    const size_t esize = safetensors::dtype_size(t.dtype);
+    if (ne.size() == 1) {  // norms and biases: F32, Gemma's norms with the 1 folded in
+        float* out = reinterpret_cast<float*>(st.copy(static_cast<size_t>(ne[0]) * sizeof(float)));
+        tensor::dequantize_row(type, t.data, out, ne[0]);  // F16/BF16 widen; F32 copies (any alignment)
+        if ((cfg.arch->flags & kGemma) && name.ends_with("norm.weight"))
+            for (int64_t i = 0; i < ne[0]; ++i) out[i] += 1.0f;
+        return view(name, TensorType::F32, ne, reinterpret_cast<uint8_t*>(out));
+    }
+    const bool q = name.ends_with(".attn_q.weight"), k = name.ends_with(".attn_k.weight");
+    if ((cfg.arch->flags & kPermuteQK) && (q || k)) {
+        // Row h·hd + j·hd/2 + i of HF (half j of head h) becomes row h·hd + 2i + j.
+        const int64_t heads = q ? cfg.n_head : cfg.n_head_kv, rows = ne.size() == 2 ? ne[1] : 0;
+        if (rows != heads * cfg.head_dim || cfg.head_dim % 2)
+            throw Error(Status::BadFile, "tensor " + in_quotes(t.name) + " does not have heads × head_dim rows");
+        const size_t row_bytes = static_cast<size_t>(ne[0]) * esize;
+        uint8_t* out = st.copy(t.n_bytes);
+        const int64_t hd = cfg.head_dim, half = hd / 2;
+        for (int64_t h = 0; h < heads; ++h)
+            for (int64_t j = 0; j < 2; ++j)
+                for (int64_t i = 0; i < half; ++i)
+                    std::memcpy(out + static_cast<size_t>(h * hd + 2 * i + j) * row_bytes,
+                                t.data + static_cast<size_t>(h * hd + j * half + i) * row_bytes, row_bytes);
+        return view(name, type, ne, out);
+    }
+    if (reinterpret_cast<uintptr_t>(t.data) % esize != 0) {
+        uint8_t* out = st.copy(t.n_bytes);
+        std::memcpy(out, t.data, t.n_bytes);
+        return view(name, type, ne, out);
+    }
+    return view(name, type, ne, t.data);  // zero copy
+}
+
+// Per-expert matrices (expert e at index e) as one 3-D tensor.
+gguf::TensorInfo stack(const Config& cfg, const std::string& name, const std::map<int, const TensorInfo*>& experts,
+                       Storage& st) {
+    if (static_cast<int>(experts.size()) != cfg.n_expert || experts.rbegin()->first != cfg.n_expert - 1)
+        throw Error(Status::BadFile, "tensor " + in_quotes(name) + ": the folder has " + std::to_string(experts.size()) +
+                                         " of its " + std::to_string(cfg.n_expert) + " experts");
+    const TensorInfo& first = *experts.begin()->second;
+    for (const auto& [e, t] : experts)
+        if (t->dtype != first.dtype || t->shape != first.shape || t->shape.size() != 2)
+            throw Error(Status::BadFile, "tensor " + in_quotes(t->name) + " differs in type or shape from expert 0's");
+    uint8_t* out = st.copy(first.n_bytes * experts.size());
+    for (const auto& [e, t] : experts) std::memcpy(out + first.n_bytes * static_cast<size_t>(e), t->data, t->n_bytes);
+    std::vector<int64_t> ne = first.ne();
+    ne.push_back(cfg.n_expert);
+    return view(name, type_of(first), ne, out);
+}
+
+}  // namespace
+
+std::vector<gguf::TensorInfo> map_tensors(const Config& cfg, Storage& st) {
+    std::vector<gguf::TensorInfo> out;
+    std::map<std::string, std::map<int, const TensorInfo*>> experts;
+    std::map<std::string, std::string> seen;  // GGUF name → HF name
+    for (const TensorInfo* t : st.folder.tensors()) {
+        int e = -1;
+        const std::string name = gguf_name(*cfg.arch, t->name, e);
+        if (name.empty()) {
+            if (t->name.ends_with("rotary_emb.inv_freq")) continue;  // older checkpoints save the RoPE table
+            throw Error(Status::Unsupported, "tensor " + in_quotes(t->name) + " has no place in a " + cfg.arch->arch + " model");
+        }
+        if (e >= cfg.n_expert)
+            throw Error(Status::BadFile, "tensor " + in_quotes(t->name) + " names expert " + std::to_string(e) + " of " +
+                                             std::to_string(cfg.n_expert));
+        if (e >= 0) {
+            if (!experts[name].emplace(e, t).second) throw Error(Status::BadFile, "tensor " + in_quotes(t->name) + " twice");
+            continue;
+        }
+        if (!seen.emplace(name, t->name).second)
+            throw Error(Status::BadFile, "tensors " + in_quotes(seen[name]) + " and " + in_quotes(t->name) + " are both " + name);
+        if (name == "output.weight" && cfg.tied) continue;  // tied: the embedding serves, as transformers does
+        out.push_back(convert(cfg, name, *t, st));
+    }
+    for (const auto& [name, group] : experts) out.push_back(stack(cfg, name, group, st));
+    if (!cfg.tied && !seen.count("output.weight"))
+        throw Error(Status::BadFile, "tie_word_embeddings is false but the folder has no lm_head.weight");
+    if (!cfg.rope_freqs.empty()) {
+        auto* f = reinterpret_cast<float*>(st.copy(cfg.rope_freqs.size() * sizeof(float)));
+        std::copy(cfg.rope_freqs.begin(), cfg.rope_freqs.end(), f);
+        out.push_back(view("rope_freqs.weight", TensorType::F32, {static_cast<int64_t>(cfg.rope_freqs.size())},
+                           reinterpret_cast<uint8_t*>(f)));
+    }
+    return out;
+}
+
+}  // namespace ember::hf
