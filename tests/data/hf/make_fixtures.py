@@ -187,7 +187,8 @@ def make(name):
 
     out = os.path.join(HERE, name)
     shutil.rmtree(out, ignore_errors=True)
-    model.save_pretrained(out, safe_serialization=True)
+    # qwen2 in two shards with model.safetensors.index.json, as large models come
+    model.save_pretrained(out, safe_serialization=True, max_shard_size="300KB" if name == "qwen2" else "5GB")
     tok.save_pretrained(out)
     tj = os.path.join(out, "tokenizer.json")
     with open(tj, encoding="utf-8") as f:
