@@ -186,7 +186,9 @@ EMBER_API ember_status ember_model_params_init(ember_model_params* params);
 EMBER_API ember_status ember_model_params_init_sized(ember_model_params* params, size_t size);
 #define ember_model_params_init(params) ember_model_params_init_sized((params), sizeof *(params))
 
-/* Loads a GGUF model from a regular file (a FIFO, device or directory is EMBER_ERR_IO, without blocking).
+/* Loads a GGUF model from a regular file, or a Hugging Face model folder (config.json, *.safetensors,
+ * tokenizer.json) from a directory; a FIFO or device, or a directory without config.json, is EMBER_ERR_IO,
+ * without blocking.
  * params may be NULL (defaults). On success *out is a new model the caller owns: free it
  * with ember_model_free. Fails with EMBER_ERR_IO, BAD_FILE, UNSUPPORTED, OUT_OF_MEMORY or CANCELLED; *out is
  * NULL then. */

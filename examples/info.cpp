@@ -1,5 +1,5 @@
 // ember-info: a model file's summary, like llama.cpp's model loading banner or gguf-dump.
-//   ember-info MODEL.gguf [--all] [--ctx N [--batch N]]   (--ctx: memory needed for N tokens of context)
+//   ember-info MODEL.gguf|HF_FOLDER [--all] [--ctx N [--batch N]]   (--ctx: memory needed for N tokens of context)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -22,12 +22,15 @@ int main(int argc, char** argv) {
         else path = nullptr, i = argc;  // anything else: usage
     }
     if (!path) {
-        std::fprintf(stderr, "usage: %s MODEL.gguf [--all] [--ctx N [--batch N]]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s MODEL.gguf|HF_FOLDER [--all] [--ctx N [--batch N]]\n", argv[0]);
         return argc > 1 && (!std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) ? 0 : 2;
     }
     try {
         const ember::ModelInfo m = ember::inspect_model(path);
-        std::printf("file          %s (GGUF v%u)\n", m.path.c_str(), m.gguf_version);
+        if (m.gguf_version)
+            std::printf("file          %s (GGUF v%u)\n", m.path.c_str(), m.gguf_version);
+        else  // read from a folder, not a GGUF file
+            std::printf("file          %s (Hugging Face folder)\n", m.path.c_str());
         std::printf("architecture  %s\n", m.architecture.c_str());
         if (!m.name.empty()) std::printf("name          %s\n", m.name.c_str());
         std::printf("parameters    %.2f M (%llu)\n", m.n_params / 1e6, static_cast<unsigned long long>(m.n_params));

@@ -38,7 +38,10 @@ enum class MetaType { U8 = 0, I8, U16, I16, U32, I32, F32, Bool, String, Array, 
 
 class Model {
 public:
-    // Loads a GGUF file. Throws ember::Error: Io, BadFile (malformed file, missing or misshapen tensor),
+    // Loads a GGUF file, or a Hugging Face model folder (config.json, model.safetensors or its shards with
+    // model.safetensors.index.json, tokenizer.json, tokenizer_config.json): F32/F16/BF16 weights mapped as
+    // they are where the GGUF form keeps them so, converted once otherwise (lib/hf/folder.hpp).
+    // Throws ember::Error: Io, BadFile (malformed file, missing or misshapen tensor),
     // Unsupported (architecture, tensor type, backend), OutOfMemory, Cancelled.
     static Model load(const std::string& path, const ModelParams& params = {});
     // Loads a GGUF file held in memory (embedded in a program, downloaded, decrypted). The bytes are copied

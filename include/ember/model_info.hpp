@@ -11,7 +11,7 @@ namespace ember {
 
 struct ModelInfo {
     std::string path;
-    uint32_t gguf_version = 0;
+    uint32_t gguf_version = 0;  // 0: a Hugging Face folder
     std::string architecture;   // general.architecture, e.g. "llama"
     std::string name;           // general.name, may be empty
     uint64_t n_params = 0;      // total elements over all tensors
@@ -33,7 +33,7 @@ struct ModelInfo {
     std::vector<std::pair<std::string, std::string>> metadata;  // every key, value rendered short
 };
 
-// Reads and validates a GGUF file's header. Throws ember::Error.
+// Reads and validates a GGUF file's header (or a Hugging Face folder, weights mapped). Throws ember::Error.
 ModelInfo inspect_model(const std::string& path);
 
 // What running a model costs in memory on the CPU backend, from its header alone (before loading):

@@ -21,12 +21,13 @@ bool is_folder(const std::string& path) {
     return fs::is_directory(path, ec);
 }
 
-gguf::File open_folder(const std::string& dir, bool use_mmap) {
+gguf::File open_folder(const std::string& dir, bool use_mmap, Read what) {
     const fs::path root(dir);
     auto path = [&](const char* name) { return (root / name).string(); };
     try {
         const std::string config_text = read_text(path("config.json"), false);
-        Config cfg = read_config(parse_json(config_text, "config.json"), "config.json");
+        Config cfg;
+        if (what != Read::Tokenizer) cfg = read_config(parse_json(config_text, "config.json"), "config.json");
         if (!fs::exists(path("tokenizer.json")))
             throw Error(Status::Unsupported, "no tokenizer.json (ember reads the tokenizer from it)");
         Keys keys = std::move(cfg.keys);
@@ -38,7 +39,8 @@ gguf::File open_folder(const std::string& dir, bool use_mmap) {
             std::erase_if(keys, [](const auto& kv) { return kv.first == "tokenizer.chat_template"; });
             keys.emplace_back("tokenizer.chat_template", gguf::Value::string(jinja));
         }
-        auto st = std::make_shared<Storage>(Storage{safetensors::Folder::open(dir, use_mmap), {}});
+        if (what == Read::Tokenizer) return gguf::File::assemble(std::move(keys), {}, nullptr);
+        auto st = std::make_shared<Storage>(Storage{safetensors::Folder::open(dir, use_mmap), what == Read::Everything, {}});
         std::vector<gguf::TensorInfo> tensors = map_tensors(cfg, *st);
         return gguf::File::assemble(std::move(keys), std::move(tensors), std::move(st));
     } catch (const Error& e) {
@@ -46,8 +48,8 @@ gguf::File open_folder(const std::string& dir, bool use_mmap) {
     }
 }
 
-gguf::File open_model_file(const std::string& path, bool use_mmap) {
-    return is_folder(path) ? open_folder(path, use_mmap) : gguf::File::open(path, use_mmap);
+gguf::File open_model_file(const std::string& path, bool use_mmap, Read what) {
+    return is_folder(path) ? open_folder(path, use_mmap, what) : gguf::File::open(path, use_mmap);
 }
 
 }  // namespace ember::hf

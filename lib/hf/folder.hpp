@@ -20,12 +20,15 @@ using Keys = std::vector<std::pair<std::string, gguf::Value>>;
 // Whether `path` names a directory (a model folder) rather than a file.
 bool is_folder(const std::string& path);
 
+enum class Read { Everything, Layout, Tokenizer };
 // Reads a folder. Throws ember::Error: Io (a file missing), BadFile (malformed or inconsistent files),
-// Unsupported (an architecture, tokenizer or option ember does not run).
-gguf::File open_folder(const std::string& dir, bool use_mmap = true);
+// Unsupported (an architecture, tokenizer or option ember does not run). Layout: the tensors' names,
+// types and shapes without converting any (those have no data), for a summary of a large folder;
+// Tokenizer: the keys alone, no weights opened.
+gguf::File open_folder(const std::string& dir, bool use_mmap = true, Read what = Read::Everything);
 
 // A GGUF file, or a folder read as one.
-gguf::File open_model_file(const std::string& path, bool use_mmap = true);
+gguf::File open_model_file(const std::string& path, bool use_mmap = true, Read what = Read::Everything);
 
 // tokenizer.json (+ tokenizer_config.json's text, empty when absent, and config.json's for the special
 // ids it may carry) as tokenizer.ggml.* keys, appended to `out`. Exposed for the tests and the fuzzer.

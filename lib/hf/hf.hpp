@@ -57,6 +57,7 @@ Config read_config(const Json& cfg, const std::string& what);
 // Owns the folder's mappings and the converted copies an assembled File points into.
 struct Storage {
     safetensors::Folder folder;
+    bool convert = true;  // false: names, types and shapes only; converted tensors get no data
     std::vector<std::unique_ptr<uint8_t[]>> copies;
     uint8_t* copy(size_t n_bytes);
 };

@@ -51,6 +51,8 @@ gguf::TensorInfo convert(const Config& cfg, const std::string& name, const Tenso
     TensorType type = type_of(t);
     const std::vector<int64_t> ne = t.ne();
     const size_t esize = safetensors::dtype_size(t.dtype);
+    const bool permute = (cfg.arch->flags & kPermuteQK) && (name.ends_with(".attn_q.weight") || name.ends_with(".attn_k.weight"));
+    if (!st.convert) return view(name, ne.size() == 1 ? TensorType::F32 : type, ne, ne.size() == 1 || permute ? nullptr : t.data);
     if (ne.size() == 1) {  // norms and biases: F32, Gemma's norms with the 1 folded in
         float* out = reinterpret_cast<float*>(st.copy(static_cast<size_t>(ne[0]) * sizeof(float)));
         tensor::dequantize_row(type, t.data, out, ne[0]);  // F16/BF16 widen; F32 copies (any alignment)
@@ -58,10 +60,9 @@ gguf::TensorInfo convert(const Config& cfg, const std::string& name, const Tenso
             for (int64_t i = 0; i < ne[0]; ++i) out[i] += 1.0f;
         return view(name, TensorType::F32, ne, reinterpret_cast<uint8_t*>(out));
     }
-    const bool q = name.ends_with(".attn_q.weight"), k = name.ends_with(".attn_k.weight");
-    if ((cfg.arch->flags & kPermuteQK) && (q || k)) {
+    if (permute) {
         // Row h·hd + j·hd/2 + i of HF (half j of head h) becomes row h·hd + 2i + j.
-        const int64_t heads = q ? cfg.n_head : cfg.n_head_kv, rows = ne.size() == 2 ? ne[1] : 0;
+        const int64_t heads = name.ends_with(".attn_q.weight") ? cfg.n_head : cfg.n_head_kv, rows = ne.size() == 2 ? ne[1] : 0;
         if (rows != heads * cfg.head_dim || cfg.head_dim % 2)
             throw Error(Status::BadFile, "tensor " + in_quotes(t.name) + " does not have heads × head_dim rows");
         const size_t row_bytes = static_cast<size_t>(ne[0]) * esize;
@@ -92,8 +93,9 @@ gguf::TensorInfo stack(const Config& cfg, const std::string& name, const std::ma
     for (const auto& [e, t] : experts)
         if (t->dtype != first.dtype || t->shape != first.shape || t->shape.size() != 2)
             throw Error(Status::BadFile, "tensor " + in_quotes(t->name) + " differs in type or shape from expert 0's");
-    uint8_t* out = st.copy(first.n_bytes * experts.size());
-    for (const auto& [e, t] : experts) std::memcpy(out + first.n_bytes * static_cast<size_t>(e), t->data, t->n_bytes);
+    uint8_t* out = st.convert ? st.copy(first.n_bytes * experts.size()) : nullptr;
+    for (const auto& [e, t] : experts)
+        if (out) std::memcpy(out + first.n_bytes * static_cast<size_t>(e), t->data, t->n_bytes);
     std::vector<int64_t> ne = first.ne();
     ne.push_back(cfg.n_expert);
     return view(name, type_of(first), ne, out);
@@ -128,7 +130,7 @@ std::vector<gguf::TensorInfo> map_tensors(const Config& cfg, Storage& st) {
     if (!cfg.tied && !seen.count("output.weight"))
         throw Error(Status::BadFile, "tie_word_embeddings is false but the folder has no lm_head.weight");
     if (!cfg.rope_freqs.empty()) {
-        auto* f = reinterpret_cast<float*>(st.copy(cfg.rope_freqs.size() * sizeof(float)));
+        auto* f = reinterpret_cast<float*>(st.copy(cfg.rope_freqs.size() * sizeof(float)));  // tiny: always made
         std::copy(cfg.rope_freqs.begin(), cfg.rope_freqs.end(), f);
         out.push_back(view("rope_freqs.weight", TensorType::F32, {static_cast<int64_t>(cfg.rope_freqs.size())},
                            reinterpret_cast<uint8_t*>(f)));

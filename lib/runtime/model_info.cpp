@@ -10,7 +10,7 @@
 
 namespace ember {
 
-ModelInfo inspect_model(const std::string& path) { return describe_model(hf::open_model_file(path), path); }
+ModelInfo inspect_model(const std::string& path) { return describe_model(hf::open_model_file(path, true, hf::Read::Layout), path); }
 
 MemoryEstimate estimate_memory(const ModelInfo& info, int n_ctx, int n_batch) {
     if (n_ctx < 1 || n_ctx > (1 << 24) || n_batch < 1 || n_batch > (1 << 24))

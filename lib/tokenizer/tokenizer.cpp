@@ -87,7 +87,7 @@ Tokenizer::Tokenizer(std::shared_ptr<const detail::Vocab> vocab) : vocab_(std::m
 }
 
 Tokenizer Tokenizer::from_gguf(const std::string& path) {
-    const gguf::File file = hf::open_model_file(path);
+    const gguf::File file = hf::open_model_file(path, true, hf::Read::Tokenizer);
     return Tokenizer(detail::load_vocab(file));
 }
 
