@@ -12,8 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "ember/ember.hpp"
+#include "gguf/reader.hpp"
 #include "hf/folder.hpp"
 #include "testdata.hpp"
+#include "tokenizer/vocab.hpp"
 
 using namespace ember;
 using json = nlohmann::json;
@@ -88,5 +90,196 @@ TEST_CASE("HF folder: logits and greedy tokens match transformers") {
             s.decode(t);
         }
         CHECK(got == g["greedy"].get<std::vector<Token>>());
+    }
+}
+
+namespace {
+
+// Runs f and returns the status of the ember::Error it throws (Ok when it returns); any other exception
+// fails the test.
+template <class F>
+Status status_of(F&& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.status();
+    } catch (const std::exception& e) {
+        FAIL("not an ember::Error: " << e.what());
+    }
+    return Status::Ok;
+}
+
+std::shared_ptr<const detail::Vocab> detail_vocab(hf::Keys& keys) {
+    const gguf::File f = gguf::File::assemble(std::move(keys), {}, nullptr);
+    return detail::load_vocab(f);
+}
+
+Status tokenizer_status(const std::string& tokenizer_json, const std::string& tokenizer_config = "",
+                        const std::string& config = "") {
+    return status_of([&] {
+        hf::Keys keys;
+        hf::tokenizer_keys(tokenizer_json, tokenizer_config, config, keys);
+        const Tokenizer tok(detail_vocab(keys));
+        (void)tok.encode("Hello <s> world", true, true);
+    });
+}
+
+// A copy of a fixture folder in the temporary folder, with config.json replaced by `config` (when given).
+struct TempFolder {
+    std::string path;
+    TempFolder(const char* fixture, const std::string& config) : path(test::temp_path(std::string("hf-") + fixture)) {
+        fs::remove_all(path);
+        fs::copy(dir_of(fixture), path);
+        if (!config.empty()) std::ofstream(path + "/config.json", std::ios::trunc) << config;
+    }
+    ~TempFolder() { fs::remove_all(path); }
+};
+
+}  // namespace
+
+TEST_CASE("HF folder: hostile tokenizer.json and tokenizer_config.json end in errors") {
+    const std::string good = test::read_file(dir_of("qwen2") + "/tokenizer.json");
+    const std::string spm = test::read_file(dir_of("mixtral") + "/tokenizer.json");
+    REQUIRE(tokenizer_status(good) == Status::Ok);
+    REQUIRE(tokenizer_status(spm) == Status::Ok);
+    auto replaced = [](std::string s, const std::string& from, const std::string& to) {
+        const size_t at = s.find(from);
+        REQUIRE(at != std::string::npos);
+        return s.replace(at, from.size(), to);
+    };
+    const std::string bad_file[] = {
+        "", "{", "[]", "null", "{\"model\": 5}", "{\"model\": {}}", "{\"model\": {\"type\": \"BPE\", \"vocab\": {}}}",
+        "{\"model\": {\"vocab\": {\"a\": -1}}}", "{\"model\": {\"vocab\": {\"a\": 1e3}}}",
+        "{\"model\": {\"vocab\": {\"a\": 18446744073709551615}}}", "{\"model\": {\"vocab\": {\"a\": 16777215}}}",
+        "{\"model\": {\"vocab\": {\"a\": 0, \"b\": 0}}}", std::string(100000, '[') + std::string(100000, ']'),
+        std::string("{\"model\": {\"vocab\": {\"a\": 0}}}\0", 29), std::string("{\"model\": {\"vocab\": {\"\xff\": 0}}}"),
+        replaced(good, "\"merges\": [", "\"merges\": [1, "), replaced(good, "\"merges\": [", "\"merges\": [[\"a\"], "),
+        replaced(good, "\"merges\": [", "\"merges\": [\"ab\", "), replaced(good, "\"added_tokens\": [", "\"added_tokens\": [7, "),
+        replaced(good, "\"id\": 0,", "\"id\": 99999999,"), replaced(good, "\"id\": 0,", "\"id\": \"0\","),
+        replaced(good, "\"content\": \"<|endoftext|>\"", "\"content\": \"\""),
+        replaced(good, "\"ignore_merges\": false", "\"ignore_merges\": 3"),
+    };
+    for (const std::string& t : bad_file) {
+        CAPTURE(t.substr(0, 80));
+        CHECK(tokenizer_status(t) == Status::BadFile);
+    }
+    const std::string unsupported[] = {
+        replaced(good, "\"type\": \"BPE\"", "\"type\": \"Unigram\""), replaced(good, "\"type\": \"BPE\"", "\"type\": \"WordPiece\""),
+        replaced(good, "\\\\p{N}|", "\\\\p{N}+|"),  // a pre-tokenizer regex ember does not know
+        replaced(good, "\"normalizer\": null", "\"normalizer\": {\"type\": \"Lowercase\"}"),
+        replaced(spm, "\"prepend_scheme\": \"first\"", "\"prepend_scheme\": \"sometimes\""),
+        replaced(spm, "\"split\": false", "\"split\": true"),
+        replaced(good, "\"post_processor\": {", "\"post_processor\": {\"type\": \"BertProcessing\"}, \"x\": {"),
+        replaced(good, "\"merges\": [", "\"merges\": [[\"a b\", \"c\"], "),
+    };
+    for (const std::string& t : unsupported) {
+        CAPTURE(t.substr(0, 80));
+        CHECK(tokenizer_status(t) == Status::Unsupported);
+    }
+    // tokenizer_config.json and config.json beside it
+    CHECK(tokenizer_status(good, "{\"bos_token\": \"<no such token>\"}") == Status::BadFile);
+    CHECK(tokenizer_status(good, "{\"bos_token\": 5}") == Status::BadFile);
+    CHECK(tokenizer_status(good, "{\"chat_template\": 5}") == Status::BadFile);
+    CHECK(tokenizer_status(good, "{\"add_bos_token\": \"yes\"}") == Status::BadFile);
+    CHECK(tokenizer_status(good, "[") == Status::BadFile);
+    CHECK(tokenizer_status(good, "", "{\"bos_token_id\": -4}") == Status::BadFile);
+    CHECK(tokenizer_status(good, "", "{\"bos_token_id\": [12345678901]}") == Status::BadFile);
+    CHECK(tokenizer_status(good, "{\"chat_template\": [{\"name\": \"default\", \"template\": \"x\"}, 3]}") == Status::Ok);
+}
+
+TEST_CASE("HF folder: mutated tokenizer.json and config.json never crash") {
+    // Random byte changes and truncations of real files: each parse ends in success or ember::Error.
+    uint64_t seed = 0x9E3779B97F4A7C15ull;
+    auto next = [&] {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        return seed;
+    };
+    const std::string files[] = {test::read_file(dir_of("qwen2") + "/tokenizer.json"),
+                                 test::read_file(dir_of("phi3") + "/tokenizer.json")};
+    for (const std::string& base : files)
+        for (int i = 0; i < 150; ++i) {
+            std::string t = base;
+            const int edits = 1 + static_cast<int>(next() % 4);
+            for (int e = 0; e < edits; ++e) {
+                const size_t at = next() % t.size();
+                if (next() % 8 == 0) t.resize(at);
+                else if (!t.empty()) t[at % t.size()] = "{}[]\":,0-9 \\ax\xff"[next() % 16];
+                if (t.empty()) break;
+            }
+            (void)tokenizer_status(t);
+        }
+    const std::string config = test::read_file(dir_of("qwen3_moe") + "/config.json");
+    for (int i = 0; i < 40; ++i) {
+        std::string c = config;
+        c[next() % c.size()] = "{}[]\":,09 -ex"[next() % 13];
+        const TempFolder f("qwen3_moe", c);
+        (void)status_of([&] { (void)Model::load(f.path); });
+    }
+}
+
+TEST_CASE("HF folder: hostile config.json and weights end in errors") {
+    const std::string config = test::read_file(dir_of("qwen3_moe") + "/config.json");
+    auto with = [&](const std::string& from, const std::string& to) {
+        std::string c = config;
+        const size_t at = c.find(from);
+        REQUIRE(at != std::string::npos);
+        return c.replace(at, from.size(), to);
+    };
+    auto load_status = [](const std::string& cfg, const char* fixture = "qwen3_moe") {
+        const TempFolder f(fixture, cfg);
+        return status_of([&] { (void)Model::load(f.path); });
+    };
+    REQUIRE(load_status(config) == Status::Ok);
+    const std::string bad_file[] = {
+        " ", "[]", "{}", with("\"hidden_size\": 64", "\"hidden_size\": \"64\""), with("\"hidden_size\": 64", "\"hidden_size\": -64"),
+        with("\"hidden_size\": 64", "\"hidden_size\": 1e40"), with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 100000"),
+        with("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"), with("\"head_dim\": 16", "\"head_dim\": 8"),
+        with("\"num_local_experts\": 4", "\"num_local_experts\": 3"), with("\"num_local_experts\": 4", "\"num_local_experts\": 5000"),
+        with("\"num_experts_per_tok\": 2", "\"num_experts_per_tok\": 9"), with("\"vocab_size\": 420", "\"vocab_size\": 0"),
+        with("\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": \"tiny\""), with("\"rope_theta\": 10000.0", "\"rope_theta\": -1"),
+        with("\"model_type\": \"qwen3_moe\"", "\"model_type\": 7"), with("\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"),
+        with("\"tie_word_embeddings\": false", "\"tie_word_embeddings\": 0"),
+    };
+    for (const std::string& c : bad_file) {
+        CAPTURE(c.substr(0, 120));
+        CHECK(load_status(c) == Status::BadFile);
+    }
+    const std::string unsupported[] = {
+        with("\"model_type\": \"qwen3_moe\"", "\"model_type\": \"gpt_oss\""),
+        with("\"rope_type\": \"default\"", "\"rope_type\": \"longrope\""), with("\"hidden_act\": \"silu\"", "\"hidden_act\": \"relu\""),
+        with("\"mlp_only_layers\": []", "\"mlp_only_layers\": [1]"), with("\"attention_bias\": false", "\"attention_bias\": true"),
+    };
+    for (const std::string& c : unsupported) {
+        CAPTURE(c.substr(0, 120));
+        CHECK(load_status(c) == Status::Unsupported);
+    }
+    // Gemma 3's layer pattern must be one global layer every N.
+    const std::string gemma = test::read_file(dir_of("gemma3") + "/config.json");
+    std::string odd = gemma;
+    const std::string pattern = "\"sliding_attention\",\n    \"full_attention\"";
+    REQUIRE(odd.find(pattern) != std::string::npos);
+    odd.replace(odd.find(pattern), pattern.size(), "\"full_attention\",\n    \"sliding_attention\"");
+    CHECK(load_status(odd, "gemma3") == Status::Unsupported);
+    // A folder whose weights have a tensor no architecture places, or lack one.
+    {
+        const TempFolder f("llama", "");
+        std::string c = test::read_file(f.path + "/config.json");
+        std::ofstream(f.path + "/config.json", std::ios::trunc) << c.replace(c.find("\"tie_word_embeddings\": false"), 28, "\"tie_word_embeddings\": true ");
+        CHECK(status_of([&] { (void)Model::load(f.path); }) == Status::Ok);  // tied: lm_head left unused
+    }
+    {
+        const TempFolder f("qwen3-bf16", "");
+        std::string c = test::read_file(f.path + "/config.json");
+        std::ofstream(f.path + "/config.json", std::ios::trunc) << c.replace(c.find("\"tie_word_embeddings\": true"), 27, "\"tie_word_embeddings\": false");
+        CHECK(status_of([&] { (void)Model::load(f.path); }) == Status::BadFile);  // no lm_head.weight
+    }
+    {
+        const TempFolder f("qwen2", "");
+        fs::remove(f.path + "/tokenizer.json");
+        CHECK(status_of([&] { (void)Model::load(f.path); }) == Status::Unsupported);
+        fs::remove(f.path + "/config.json");
+        CHECK(status_of([&] { (void)Model::load(f.path); }) == Status::Io);
     }
 }
