@@ -1,7 +1,7 @@
 // libFuzzer target: arbitrary bytes as a Hugging Face folder's tokenizer.json (then, when it is read,
 // the vocabulary built from it encodes a text with special tokens) and as its config.json. Any outcome but
 // ember::Error or success is a bug.
-//   build-fuzz/tests/fuzz/fuzz_hf -max_total_time=600 fuzz-corpus/hf tests/data/hf/*/
+//   build-fuzz/tests/fuzz/fuzz_hf -max_total_time=600 -max_len=65536 fuzz-corpus/hf (seeded with tests/data/hf/*/*.json)
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
