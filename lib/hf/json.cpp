@@ -30,7 +30,7 @@ Json parse_json(std::string_view text, const std::string& what) {
     // Called for every event before the value is built: the limits hold before memory is spent.
     auto limit = [&](int depth, Json::parse_event_t, Json&) {
         if (depth > kMaxJsonDepth) bad(what, "nested deeper than " + std::to_string(kMaxJsonDepth));
-        if (++values > kMaxJsonValues) bad(what, "more than " + std::to_string(kMaxJsonValues) + " values");
+        if (++values > kMaxJsonValues) bad(what, "more than " + std::to_string(kMaxJsonValues) + " JSON keys and values");
         return true;
     };
     try {
