@@ -637,6 +637,58 @@ void tile32x8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, 
     store_tile(acc, out + j0 * os, os, 8);
 }
 
+// ---- Q8_0 repacked at load: 8 rows interleaved 4 bytes at a time, the file's bytes ----
+
+struct Q80x8 {
+    uint16_t d[8];
+    int8_t qs[8][32];  // chunk c: elements 4c..4c+3 of each of the 8 rows
+};
+static_assert(sizeof(Q80x8) == 8 * sizeof(block_q8_0));
+
+void repack_q8_0(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
+    auto* out = static_cast<Q80x8*>(dst);
+    const int64_t nb = n / kQK;
+    for (int64_t g = 0; g < n_rows / 8; ++g)
+        for (int64_t i = 0; i < nb; ++i) {
+            Q80x8& o = out[g * nb + i];
+            for (int r = 0; r < 8; ++r) {
+                const auto& blk = reinterpret_cast<const block_q8_0*>(static_cast<const char*>(src) + (8 * g + r) * row_bytes)[i];
+                o.d[r] = blk.d;
+                for (int c = 0; c < 8; ++c) std::memcpy(&o.qs[c][4 * r], blk.qs + 4 * c, 4);
+            }
+        }
+}
+
+// Signed weights: vpmaddubsw takes |w| and the activations with w's signs. A pair of products reaches
+// 2·128·127, so each one goes to 32 bits at once.
+template <int NT>
+void tile_q8_0x8(int64_t nb, const Q80x8* p, const ActRows& x, int64_t j0, float* out, size_t os) {
+    const block_q8_0* xa[NT];
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_0*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        const Q80x8& b = p[i];
+        prefetch_ahead(&b);
+        __m256i isum[NT];
+        for (int j = 0; j < NT; ++j) isum[j] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; ++c) {
+            const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[c]));
+            const __m256i aw = _mm256_sign_epi8(w, w);
+            for (int j = 0; j < NT; ++j) {
+                const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(bcast4(xa[j][i].qs + 4 * c), w));
+                isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(p16, ones));
+            }
+        }
+        const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+        for (int j = 0; j < NT; ++j)
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_mul_ps(dw, _mm256_set1_ps(x.d[(j0 + j) * nb + i])), acc[j]);
+    }
+    store_tile(acc, out + j0 * os, os, 8);
+}
+
 // ---- Q4_K repacked at load: 8 rows interleaved; 6-bit scales and mins widened to bytes (+32 bytes a group) ----
 
 struct Q4Kx8 {
@@ -830,6 +882,8 @@ template <class X>
 constexpr Repacked repacked32{std::is_same_v<X, Q50x8> ? 16 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK); },
                               repack32<X, typename X::Panel>,
                               run_x8<X, kQK, tile32x8<X, 1>, tile32x8<X, 2>, tile32x8<X, 3>, tile32x8<X, 4>>};
+constexpr Repacked repacked_q8_0{0, [](int64_t n) { return sizeof(Q80x8) * static_cast<size_t>(n / kQK); }, repack_q8_0,
+                                 run_x8<Q80x8, kQK, tile_q8_0x8<1>, tile_q8_0x8<2>, tile_q8_0x8<3>, tile_q8_0x8<4>>};
 constexpr Repacked repacked_q4_K{0, [](int64_t n) { return sizeof(Q4Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q4_K,
                                  run_x8<Q4Kx8, kQK_K, tile_q4_Kx8<1>, tile_q4_Kx8<2>, tile_q4_Kx8<3>, tile_q4_Kx8<4>>};
 // Composing 6-bit values costs more than a packed panel's byte loads once a batch has ~48 tokens.
@@ -855,6 +909,7 @@ const Repacked* repacked(TensorType w) noexcept {
         case TensorType::Q4_0: return &repacked32<Q40x8>;
         case TensorType::Q4_1: return &repacked32<Q41x8>;
         case TensorType::Q5_0: return &repacked32<Q50x8>;
+        case TensorType::Q8_0: return &repacked_q8_0;
         case TensorType::Q4_K: return &repacked_q4_K;
         case TensorType::Q6_K: return &repacked_q6_K;
         default: return nullptr;
