@@ -290,6 +290,7 @@ public:
             const PanelGemm* pv = panel_gemm_f16_columns();
             if (qk && pv) return attention_blocks(q, k_cache, v_cache, p, out, *qk, *pv);
         }
+        const size_t k_stride = k_cache.row_bytes() / 2, v_stride = v_cache.row_bytes() / 2;  // F16 elements
         parallel_for(T * p.n_head, [&](int64_t b, int64_t e) {
             thread_local std::vector<float> scores, qh;
             qh.resize(static_cast<size_t>(hd));
@@ -303,10 +304,11 @@ public:
                 for (int64_t d = 0; d < hd; ++d) qh[d] = qsrc[d];
                 round_to_f16(qh.data(), hd);
                 scores.resize(static_cast<size_t>(n_kv));
+                dot_f16_rows(static_cast<const uint16_t*>(k_cache.row(first)) + kvh * hd, k_stride, n_kv, qh.data(), hd,
+                             scores.data());
                 float mx = -INFINITY;
                 for (int64_t j = 0; j < n_kv; ++j) {
-                    const auto* kr = static_cast<const uint16_t*>(k_cache.row(first + j)) + kvh * hd;
-                    float s = dot_f16_f32(kr, qh.data(), hd) * p.scale;
+                    float s = scores[j] * p.scale;
                     if (p.softcap > 0.f) s = p.softcap * std::tanh(s / p.softcap);
                     scores[j] = s;
                     mx = std::max(mx, s);
@@ -315,10 +317,8 @@ public:
                 float* o = f32(out) + t * out.ne[0] + h * hd;
                 std::fill(o, o + hd, 0.f);
                 const float inv = static_cast<float>(1.0 / sum);
-                for (int64_t j = 0; j < n_kv; ++j) {
-                    const auto* vr = static_cast<const uint16_t*>(v_cache.row(first + j)) + kvh * hd;
-                    axpy_f16(scores[j] * inv, vr, o, hd);
-                }
+                for (int64_t j = 0; j < n_kv; ++j) scores[j] *= inv;
+                axpy_f16_rows(scores.data(), static_cast<const uint16_t*>(v_cache.row(first)) + kvh * hd, v_stride, n_kv, o, hd);
             }
         }, grain_for(2 * hd * (p.n_past + T)));
     }

@@ -182,4 +182,18 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept {
     for (int64_t i = 0; i < n; ++i) y[i] += a * tensor::fp16_to_f32(x[i]);
 }
 
+void dot_f16_rows(const uint16_t* k, size_t stride, int64_t n_keys, const float* q, int64_t n, float* out) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::dot_f16_rows(k, stride, n_keys, q, n, out);
+#endif
+    for (int64_t j = 0; j < n_keys; ++j) out[j] = dot_f16_f32(k + j * stride, q, n);
+}
+
+void axpy_f16_rows(const float* w, const uint16_t* v, size_t stride, int64_t n_keys, float* y, int64_t n) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::axpy_f16_rows(w, v, stride, n_keys, y, n);
+#endif
+    for (int64_t j = 0; j < n_keys; ++j) axpy_f16(w[j], v + j * stride, y, n);
+}
+
 }  // namespace ember::cpu

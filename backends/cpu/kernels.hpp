@@ -96,6 +96,10 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
 // The same with one side in F16 (the KV cache).
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
+// Decode attention over n_keys cache rows `stride` elements apart: out[j] = dot_f16_f32(k_j, q, n), and
+// y += Σ_j w[j]·v_j, each with the same bits as the one-row functions.
+void dot_f16_rows(const uint16_t* k, size_t stride, int64_t n_keys, const float* q, int64_t n, float* out) noexcept;
+void axpy_f16_rows(const float* w, const uint16_t* v, size_t stride, int64_t n_keys, float* y, int64_t n) noexcept;
 
 namespace avx2 {
 const PanelGemm* panel_gemm(TensorType w) noexcept;
@@ -105,6 +109,8 @@ float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 void axpy_f32(float a, const float* x, float* y, int64_t n) noexcept;
 float dot_f16_f32(const uint16_t* a, const float* b, int64_t n) noexcept;
 void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept;
+void dot_f16_rows(const uint16_t* k, size_t stride, int64_t n_keys, const float* q, int64_t n, float* out) noexcept;
+void axpy_f16_rows(const float* w, const uint16_t* v, size_t stride, int64_t n_keys, float* y, int64_t n) noexcept;
 void to_f16(const float* x, uint16_t* y, int64_t n) noexcept;
 void exp_shifted(float* x, int64_t n, float max) noexcept;
 void round_to_f16(float* x, int64_t n) noexcept;

@@ -76,6 +76,44 @@ void axpy_f16(float a, const uint16_t* x, float* y, int64_t n) noexcept {
     for (; i < n; ++i) y[i] += a * h2f(x[i]);
 }
 
+// Four keys at a time, four independent FMA chains (one key's chain alone waits on FMA latency); each
+// key's sum in dot_f16_f32's order, so the scores are the same bits.
+void dot_f16_rows(const uint16_t* k, size_t stride, int64_t n_keys, const float* q, int64_t n, float* out) noexcept {
+    int64_t j = 0;
+    if (n % 8 == 0) {
+        for (; j + 4 <= n_keys; j += 4) {
+            const uint16_t* r[4] = {k + j * stride, k + (j + 1) * stride, k + (j + 2) * stride, k + (j + 3) * stride};
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int64_t i = 0; i < n; i += 8) {
+                const __m256 vq = _mm256_loadu_ps(q + i);
+                for (int u = 0; u < 4; ++u)
+                    acc[u] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r[u] + i))), vq, acc[u]);
+            }
+            for (int u = 0; u < 4; ++u) out[j + u] = hsum(acc[u]);
+        }
+    }
+    for (; j < n_keys; ++j) out[j] = dot_f16_f32(k + j * stride, q, n);
+}
+
+// y += Σ_j w[j]·v_j, key by key as repeated axpy_f16 would (the same bits), 64 columns of y held in
+// registers across all keys instead of loaded and stored once per key.
+void axpy_f16_rows(const float* w, const uint16_t* v, size_t stride, int64_t n_keys, float* y, int64_t n) noexcept {
+    int64_t c = 0;
+    for (; c + 64 <= n; c += 64) {
+        __m256 acc[8];
+        for (int u = 0; u < 8; ++u) acc[u] = _mm256_loadu_ps(y + c + 8 * u);
+        for (int64_t j = 0; j < n_keys; ++j) {
+            const __m256 a = _mm256_set1_ps(w[j]);
+            const uint16_t* r = v + j * stride + c;
+            for (int u = 0; u < 8; ++u)
+                acc[u] = _mm256_fmadd_ps(a, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(r + 8 * u))), acc[u]);
+        }
+        for (int u = 0; u < 8; ++u) _mm256_storeu_ps(y + c + 8 * u, acc[u]);
+    }
+    if (c < n)
+        for (int64_t j = 0; j < n_keys; ++j) axpy_f16(w[j], v + j * stride + c, y + c, n - c);
+}
+
 void to_f16(const float* x, uint16_t* y, int64_t n) noexcept {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
