@@ -29,7 +29,7 @@ constexpr int kSpinsBeforeSleep = 1 << 15;
 
 // The job word: a job counter above, the job's thread count in the low bits. A worker learns both from one
 // load, so a worker late to notice a job it takes no part in never reads the next job's parameters.
-// One bit there marks a job that needs no worker (see run_shared).
+// One bit there marks a shared job (see dispatch).
 constexpr int kThreadBits = 16;
 constexpr uint64_t kThreadMask = (uint64_t(1) << (kThreadBits - 1)) - 1;
 constexpr uint64_t kShared = uint64_t(1) << (kThreadBits - 1);
@@ -168,6 +168,12 @@ void ThreadPool::run(int n_threads, const std::function<void(int, int)>& fn) {
         fn(0, 1);
         return;
     }
+    dispatch(n_threads, fn, false);
+}
+
+// A job on the caller and up to n - 1 workers. Not shared: every worker takes part (`pending`). Shared:
+// the job is open to workers until the caller is done with it, and the caller waits only for those inside.
+void ThreadPool::dispatch(int n_threads, const std::function<void(int, int)>& fn, bool shared) {
     State& s = state();
     std::lock_guard turn(s.turn);
     const int n = std::min(n_threads, static_cast<int>(s.workers.size()) + 1);
@@ -177,10 +183,12 @@ void ThreadPool::run(int n_threads, const std::function<void(int, int)>& fn) {
     }
     s.job = &fn;
     s.error = nullptr;
-    s.pending.store(n - 1, std::memory_order_release);
+    const uint64_t word = next_job(s.job_word.load(std::memory_order_relaxed), n, shared);
+    if (shared) s.open.store(word, std::memory_order_seq_cst);
+    else s.pending.store(n - 1, std::memory_order_release);
     {
         std::lock_guard lock(s.mutex);  // pairs with the sleepers' wait
-        s.job_word.store(next_job(s.job_word.load(std::memory_order_relaxed), n), std::memory_order_release);
+        s.job_word.store(word, std::memory_order_release);
     }
     s.wake.notify_all();
     try {
@@ -188,9 +196,14 @@ void ThreadPool::run(int n_threads, const std::function<void(int, int)>& fn) {
     } catch (...) {
         s.record(std::current_exception());
     }
-    // Every participant finishes before this frame (which `fn` may refer to) can unwind.
+    // Every participant finishes before this frame (which `fn` may refer to) can unwind. A shared job is
+    // closed first: the caller has taken every chunk left, and a worker that comes now must not enter.
     // Spin briefly, then yield: on a busy machine a worker may be waiting for this very core.
-    for (int spins = 0; s.pending.load(std::memory_order_acquire) != 0; ++spins) {
+    if (shared) s.open.store(0, std::memory_order_seq_cst);
+    const auto busy = [&] {
+        return shared ? s.inside.load(std::memory_order_seq_cst) != 0 : s.pending.load(std::memory_order_acquire) != 0;
+    };
+    for (int spins = 0; busy(); ++spins) {
         if (spins < kSpinsBeforeSleep) EMBER_PAUSE();
         else std::this_thread::yield();
     }
@@ -212,42 +225,10 @@ void ThreadPool::parallel_for(int n_threads, int64_t n, const std::function<void
     // changes a result: chunks write disjoint outputs.
     const int64_t n_chunks = std::min<int64_t>(max_chunks, int64_t(nt) * 4);
     std::atomic<int64_t> next{0};
-    run_shared(nt, [&](int, int) {
+    dispatch(nt, [&](int, int) {
         for (int64_t c; (c = next.fetch_add(1, std::memory_order_relaxed)) < n_chunks;)
             fn(n * c / n_chunks, n * (c + 1) / n_chunks);
-    });
-}
-
-void ThreadPool::run_shared(int n_threads, const std::function<void(int, int)>& fn) {
-    State& s = state();
-    std::lock_guard turn(s.turn);
-    const int n = std::min(n_threads, static_cast<int>(s.workers.size()) + 1);
-    if (n == 1) {
-        fn(0, 1);
-        return;
-    }
-    s.job = &fn;
-    s.error = nullptr;
-    const uint64_t word = next_job(s.job_word.load(std::memory_order_relaxed), n, true);
-    s.open.store(word, std::memory_order_seq_cst);
-    {
-        std::lock_guard lock(s.mutex);  // pairs with the sleepers' wait
-        s.job_word.store(word, std::memory_order_release);
-    }
-    s.wake.notify_all();
-    try {
-        fn(0, n);
-    } catch (...) {
-        s.record(std::current_exception());
-    }
-    // The caller has taken every chunk left: close the job to late workers and wait only for those inside.
-    s.open.store(0, std::memory_order_seq_cst);
-    for (int spins = 0; s.inside.load(std::memory_order_seq_cst) != 0; ++spins) {
-        if (spins < kSpinsBeforeSleep) EMBER_PAUSE();
-        else std::this_thread::yield();
-    }
-    s.job = nullptr;
-    if (s.error) std::rethrow_exception(std::exchange(s.error, nullptr));
+    }, true);
 }
 
 }  // namespace ember::cpu

@@ -42,10 +42,10 @@ public:
     void parallel_for(int n_threads, int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 1);
 
 private:
-    // run() for a job that any subset of its threads can finish (fn takes work from a shared counter until
-    // none is left): the caller waits only for workers already in it, so a worker the OS has descheduled
-    // (another process holds its core) delays nothing; one that comes late finds the job closed.
-    void run_shared(int n_threads, const std::function<void(int, int)>& fn);
+    // run(), and with `shared` for a job any subset of its threads can finish (fn takes work from a shared
+    // counter until none is left): the caller then waits only for workers already in it, so a worker the OS
+    // has descheduled (another process holds its core) delays nothing; one that comes late finds it closed.
+    void dispatch(int n_threads, const std::function<void(int, int)>& fn, bool shared);
 
     struct State;
     State& state();  // the current state, made anew in a child after fork()
