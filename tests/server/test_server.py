@@ -156,15 +156,21 @@ def test_api(s):
     check(status == 413, f"a body over the limit: {status}")
 
 
+def raw_post(port, path, body):
+    """Sends a POST on a plain socket and returns the socket, unread: a client that may leave at any time."""
+    c = socket.create_connection(("127.0.0.1", port))
+    data = json.dumps(body).encode()
+    c.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+              .encode() + data)
+    return c
+
+
 def test_load(s):
     """--parallel 1 --queue 1: a long stream holds the slot, one request waits, the next is refused."""
     # Far more than the socket buffers hold: a client that stops reading holds the slot until it leaves.
     long = {"prompt": "Once upon a time", "max_tokens": 8000, "temperature": 0, "stream": True}
     # A client that reads a little of a stream and leaves: its slot must come back.
-    c = socket.create_connection(("127.0.0.1", s.port))
-    body = json.dumps(long).encode()
-    c.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-              + str(len(body)).encode() + b"\r\n\r\n" + body)
+    c = raw_post(s.port, "/v1/completions", long)
     got = b""
     while b"data: " not in got:
         chunk = c.recv(4096)
@@ -288,10 +294,7 @@ def test_prompt_disconnect():
         prompt = " ".join(["Once upon a time there was a cat who lived in a small house by the sea."] * 200)
         _, _, t = s.post("/tokenize", {"content": prompt})
         n_prompt = len(t["tokens"])
-        c = socket.create_connection(("127.0.0.1", s.port))
-        body = json.dumps({"prompt": prompt, "max_tokens": 4, "stream": True}).encode()
-        c.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: "
-                  + str(len(body)).encode() + b"\r\n\r\n" + body)
+        c = raw_post(s.port, "/v1/completions", {"prompt": prompt, "max_tokens": 4, "stream": True})
         time.sleep(0.3)
         c.close()
         deadline = time.time() + 60
