@@ -125,8 +125,10 @@ TEST_CASE("matmul: CPU kernels against double on awkward shapes") {
                                 TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
                                 TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
     struct Shape { int64_t K, N, T; };
-    const Shape shapes[] = {{256, 1, 1}, {256, 1, 8}, {512, 9, 2}, {512, 9, 4}, {512, 9, 5}, {512, 17, 8}, {768, 25, 13},
-                            {256, 8, 31}, {8192, 9, 9}, {512, 16, 1}, {256, 24, 3}, {2048, 8, 5}};
+    // K = 14336: the longest rows of the generated models (Llama-3.1-8B's ffn_down), once per tile path.
+    const Shape shapes[] = {{256, 1, 1},  {256, 1, 8},    {512, 9, 2},   {512, 9, 4},  {512, 9, 5},
+                            {512, 17, 8}, {768, 25, 13},  {256, 8, 31},  {8192, 9, 9}, {512, 16, 1},
+                            {256, 24, 3}, {2048, 8, 5},   {14336, 8, 1}, {14336, 16, 4}, {14336, 9, 57}};
     uint32_t seed = 10;
     for (TensorType type : types)
         for (const Shape& sh : shapes) {
