@@ -689,24 +689,34 @@ void tile_q8_0x8(int64_t nb, const Q80x8* p, const ActRows& x, int64_t j0, float
     store_tile(acc, out + j0 * os, os, 8);
 }
 
-// ---- Q4_K repacked at load: 8 rows interleaved; 6-bit scales and mins widened to bytes (+32 bytes a group) ----
+// ---- Q4_K and Q5_K repacked at load: 8 rows interleaved; 6-bit scales and mins widened to bytes (+32
+// bytes a group); Q5_K's fifth bits as Q50x8 keeps them, one 32-byte vector per sub-block ----
 
 struct Q4Kx8 {
     uint16_t d[8], dmin[8];
     uint8_t sc[8][8], mn[8][8];  // [sub-block][row]
     uint8_t qs[32][32];          // chunk c: groups 2c (low nibbles) and 2c + 1 (high), as Q40x8's
+    using Panel = Q4KP;
+};
+struct Q5Kx8 {
+    uint16_t d[8], dmin[8];
+    uint8_t sc[8][8], mn[8][8];
+    uint8_t qh[8][32];  // sub-block sb: bit k of byte 4r + e is the fifth bit of group 8sb + k
+    uint8_t qs[32][32];
+    using Panel = Q5KP;
 };
 
-void repack_q4_K(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
-    auto* out = static_cast<Q4Kx8*>(dst);
+template <class X>
+void repack_qK(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
+    auto* out = static_cast<X*>(dst);
     const int64_t nb = n / kQK_K;
     std::vector<PanelK> panel(static_cast<size_t>(nb));
-    const __m256i low4 = _mm256_set1_epi8(15);
+    const __m256i low4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     for (int64_t g = 0; g < n_rows / 8; ++g) {
-        packk<Q4KP>(n, static_cast<const char*>(src) + 8 * g * row_bytes, row_bytes, 8, panel.data());
+        packk<typename X::Panel>(n, static_cast<const char*>(src) + 8 * g * row_bytes, row_bytes, 8, panel.data());
         for (int64_t i = 0; i < nb; ++i) {
             const PanelK& b = panel[static_cast<size_t>(i)];
-            Q4Kx8& o = out[g * nb + i];
+            X& o = out[g * nb + i];
             floats_to_f16(b.d, o.d);
             floats_to_f16(b.dmin, o.dmin);
             for (int sb = 0; sb < 8; ++sb)
@@ -716,6 +726,15 @@ void repack_q4_K(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, v
                 }
             for (int c = 0; c < 32; ++c)
                 _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qs[c]), nibble_pair(b.q[2 * c], b.q[2 * c + 1], low4));
+            if constexpr (std::is_same_v<X, Q5Kx8>)
+                for (int sb = 0; sb < 8; ++sb) {
+                    __m256i h = _mm256_setzero_si256();
+                    for (int k = 0; k < 8; ++k) {
+                        const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q[8 * sb + k]));
+                        h = _mm256_or_si256(h, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), one), k));
+                    }
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qh[sb]), h);
+                }
         }
     }
 }
@@ -726,36 +745,47 @@ inline __m256i pairs_u8(const uint8_t* p) {
     return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
 }
 
-template <int NT>
-void tile_q4_Kx8(int64_t nb, const Q4Kx8* p, const ActRows& x, int64_t j0, float* out, size_t os) {
+// Q5_K's 5-bit values fill the 16-bit sums twice as fast: they are scaled every two chunks, not four.
+template <class X, int NT>
+void tile_qKx8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, size_t os) {
+    constexpr bool five = std::is_same_v<X, Q5Kx8>;
     const block_q8_K* xa[NT];
     for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
-    const __m256i low4 = _mm256_set1_epi8(15);
+    const __m256i low4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
-        const Q4Kx8& b = p[i];
+        const X& b = p[i];
         prefetch_ahead(&b);
         __m256i isum[NT], msum[NT];
         for (int j = 0; j < NT; ++j) isum[j] = msum[j] = _mm256_setzero_si256();
         for (int sb = 0; sb < 8; ++sb) {
+            const __m256i sc = pairs_u8(b.sc[sb]), mn = pairs_u8(b.mn[sb]);
+            __m256i hb = _mm256_setzero_si256();
+            if constexpr (five) hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh[sb]));
             __m256i s16[NT];
             for (int j = 0; j < NT; ++j) s16[j] = _mm256_setzero_si256();
-            for (int c = 4 * sb; c < 4 * sb + 4; ++c) {
+            for (int cc = 0; cc < 4; ++cc) {
+                const int c = 4 * sb + cc;
                 const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[c]));
-                const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+                if constexpr (five) {
+                    lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * cc), one), 4));
+                    hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 2 * cc + 1), one), 4));
+                }
                 for (int j = 0; j < NT; ++j) {
                     s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(lo, bcast4(xa[j][i].qs + 8 * c)));
                     chain(s16[j]);
                     s16[j] = _mm256_add_epi16(s16[j], _mm256_maddubs_epi16(hi, bcast4(xa[j][i].qs + 8 * c + 4)));
                     chain(s16[j]);
                 }
+                if (cc == 3 || (five && cc == 1))
+                    for (int j = 0; j < NT; ++j) {
+                        isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(s16[j], sc));
+                        s16[j] = _mm256_setzero_si256();
+                    }
             }
-            const __m256i sc = pairs_u8(b.sc[sb]), mn = pairs_u8(b.mn[sb]);
-            for (int j = 0; j < NT; ++j) {
-                isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(s16[j], sc));
-                msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(mn, bcast4(xa[j][i].bsums + 2 * sb)));
-            }
+            for (int j = 0; j < NT; ++j) msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(mn, bcast4(xa[j][i].bsums + 2 * sb)));
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
         const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.dmin)));
@@ -884,8 +914,10 @@ constexpr Repacked repacked32{std::is_same_v<X, Q50x8> ? 16 : 0, [](int64_t n) {
                               run_x8<X, kQK, tile32x8<X, 1>, tile32x8<X, 2>, tile32x8<X, 3>, tile32x8<X, 4>>};
 constexpr Repacked repacked_q8_0{0, [](int64_t n) { return sizeof(Q80x8) * static_cast<size_t>(n / kQK); }, repack_q8_0,
                                  run_x8<Q80x8, kQK, tile_q8_0x8<1>, tile_q8_0x8<2>, tile_q8_0x8<3>, tile_q8_0x8<4>>};
-constexpr Repacked repacked_q4_K{0, [](int64_t n) { return sizeof(Q4Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q4_K,
-                                 run_x8<Q4Kx8, kQK_K, tile_q4_Kx8<1>, tile_q4_Kx8<2>, tile_q4_Kx8<3>, tile_q4_Kx8<4>>};
+// Q5_K: composing the fifth bits costs more than a packed panel's byte loads from ~96 tokens.
+template <class X>
+constexpr Repacked repackedK{std::is_same_v<X, Q5Kx8> ? 96 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK_K); }, repack_qK<X>,
+                             run_x8<X, kQK_K, tile_qKx8<X, 1>, tile_qKx8<X, 2>, tile_qKx8<X, 3>, tile_qKx8<X, 4>>};
 // Composing 6-bit values costs more than a packed panel's byte loads once a batch has ~48 tokens.
 constexpr Repacked repacked_q6_K{48, [](int64_t n) { return sizeof(Q6Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q6_K,
                                  run_x8<Q6Kx8, kQK_K, tile_q6_Kx8<1>, tile_q6_Kx8<2>, tile_q6_Kx8<3>, tile_q6_Kx8<4>>};
@@ -910,7 +942,8 @@ const Repacked* repacked(TensorType w) noexcept {
         case TensorType::Q4_1: return &repacked32<Q41x8>;
         case TensorType::Q5_0: return &repacked32<Q50x8>;
         case TensorType::Q8_0: return &repacked_q8_0;
-        case TensorType::Q4_K: return &repacked_q4_K;
+        case TensorType::Q4_K: return &repackedK<Q4Kx8>;
+        case TensorType::Q5_K: return &repackedK<Q5Kx8>;
         case TensorType::Q6_K: return &repacked_q6_K;
         default: return nullptr;
     }
