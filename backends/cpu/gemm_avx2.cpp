@@ -526,13 +526,14 @@ void runf(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float*
 // Per 32-element block of 8 rows: the rows' scales (and mins, or fifth bits), then four 32-byte chunks; byte
 // 4r + e of chunk c holds element 8c + e of row r in its low nibble and element 8c + 4 + e in its high
 // nibble, so the low and high nibbles of a chunk are groups 2c and 2c + 1 of the panel layout above.
-// Q5_0's fifth bits: bit k of byte 4r + e of qh is element 4k + e's.
+// Q5_0's and Q5_1's fifth bits: bit k of byte 4r + e of qh is element 4k + e's.
 struct Q40x8 {
     uint16_t d[8];
     uint8_t qs[4][32];
     using Panel = Q40P;
     using Act = block_q8_0;
     static constexpr int kZero = 8, kGroupsPerMadd = 8;
+    static constexpr bool kMin = false, kFifthBits = false;
 };
 struct Q41x8 {
     uint16_t d[8], m[8];
@@ -540,6 +541,7 @@ struct Q41x8 {
     using Panel = Q41P;
     using Act = block_q8_1;
     static constexpr int kZero = 0, kGroupsPerMadd = 8;
+    static constexpr bool kMin = true, kFifthBits = false;
 };
 struct Q50x8 {
     uint16_t d[8];
@@ -548,9 +550,19 @@ struct Q50x8 {
     using Panel = Q50P;
     using Act = block_q8_0;
     static constexpr int kZero = 16, kGroupsPerMadd = 4;
+    static constexpr bool kMin = false, kFifthBits = true;
+};
+struct Q51x8 {
+    uint16_t d[8], m[8];
+    uint8_t qh[32];
+    uint8_t qs[4][32];
+    using Panel = Q51P;
+    using Act = block_q8_1;
+    static constexpr int kZero = 0, kGroupsPerMadd = 4;
+    static constexpr bool kMin = true, kFifthBits = true;
 };
 static_assert(sizeof(Q40x8) == 8 * sizeof(block_q4_0) && sizeof(Q41x8) == 8 * sizeof(block_q4_1) &&
-              sizeof(Q50x8) == 8 * sizeof(block_q5_0));
+              sizeof(Q50x8) == 8 * sizeof(block_q5_0) && sizeof(Q51x8) == 8 * sizeof(block_q5_1));
 
 // Through the packed panel of the same 8 rows (one unpacking for both layouts): its byte values, two
 // groups to a byte.
@@ -575,10 +587,10 @@ void repack32(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void
             const Panel32& b = panel[static_cast<size_t>(i)];
             X& o = out[g * nb + i];
             floats_to_f16(b.d, o.d);  // exact: they were F16
-            if constexpr (std::is_same_v<X, Q41x8>) floats_to_f16(b.m, o.m);
+            if constexpr (X::kMin) floats_to_f16(b.m, o.m);
             for (int c = 0; c < 4; ++c)
                 _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qs[c]), nibble_pair(b.q[2 * c], b.q[2 * c + 1], low4));
-            if constexpr (std::is_same_v<X, Q50x8>) {
+            if constexpr (X::kFifthBits) {
                 __m256i h = _mm256_setzero_si256();
                 for (int k = 0; k < 8; ++k) {
                     const __m256i q = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q[k]));
@@ -606,7 +618,7 @@ void tile32x8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, 
         for (int c = 0; c < 4; ++c) {
             const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[c]));
             __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-            if constexpr (std::is_same_v<X, Q50x8>) {
+            if constexpr (X::kFifthBits) {
                 const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh)), one = _mm256_set1_epi8(1);
                 lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c), one), 4));
                 hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2 * c + 1), one), 4));
@@ -629,7 +641,7 @@ void tile32x8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, 
             __m256i s = isum[j];
             if constexpr (X::kZero != 0) s = _mm256_sub_epi32(s, _mm256_set1_epi32(X::kZero * x.sum[k]));
             acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dw, _mm256_set1_ps(x.d[k])), acc[j]);
-            if constexpr (std::is_same_v<X, Q41x8>)
+            if constexpr (X::kMin)
                 acc[j] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.m))),
                                          _mm256_set1_ps(x.s[k]), acc[j]);
         }
@@ -907,9 +919,9 @@ void run_x8(int64_t n, const void* group, const ActRows& x, int64_t x_rows, floa
     }
 }
 
-// Q5_0: composing the fifth bits costs more than a packed panel's byte loads from ~16 tokens.
+// Q5_0, Q5_1: composing the fifth bits costs more than a packed panel's byte loads from ~16 tokens.
 template <class X>
-constexpr Repacked repacked32{std::is_same_v<X, Q50x8> ? 16 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK); },
+constexpr Repacked repacked32{X::kFifthBits ? 16 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK); },
                               repack32<X, typename X::Panel>,
                               run_x8<X, kQK, tile32x8<X, 1>, tile32x8<X, 2>, tile32x8<X, 3>, tile32x8<X, 4>>};
 constexpr Repacked repacked_q8_0{0, [](int64_t n) { return sizeof(Q80x8) * static_cast<size_t>(n / kQK); }, repack_q8_0,
@@ -941,6 +953,7 @@ const Repacked* repacked(TensorType w) noexcept {
         case TensorType::Q4_0: return &repacked32<Q40x8>;
         case TensorType::Q4_1: return &repacked32<Q41x8>;
         case TensorType::Q5_0: return &repacked32<Q50x8>;
+        case TensorType::Q5_1: return &repacked32<Q51x8>;
         case TensorType::Q8_0: return &repacked_q8_0;
         case TensorType::Q4_K: return &repackedK<Q4Kx8>;
         case TensorType::Q5_K: return &repackedK<Q5Kx8>;
