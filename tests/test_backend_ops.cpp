@@ -123,7 +123,7 @@ TEST_CASE("matmul: CPU kernels against double on awkward shapes") {
     MESSAGE("CPU kernels in use: " << (cpu.avx2 ? "AVX2 row and packed-panel kernels" : "portable reference (dequantize + dot)"));
     const TensorType types[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q4_0, TensorType::Q4_1,
                                 TensorType::Q5_0, TensorType::Q5_1, TensorType::Q8_0, TensorType::Q2_K, TensorType::Q3_K,
-                                TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+                                TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K, TensorType::MXFP4};
     struct Shape { int64_t K, N, T; };
     // K = 14336: the longest rows of the generated models (Llama-3.1-8B's ffn_down), once per tile path.
     const Shape shapes[] = {{256, 1, 1},  {256, 1, 8},    {512, 9, 2},   {512, 9, 4},  {512, 9, 5},

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -14,6 +15,8 @@
 #include "ember/ember.hpp"
 #include "gguf/reader.hpp"
 #include "gguf/writer.hpp"
+#include "tensor/dequantize.hpp"
+#include "tensor/quantize.hpp"
 #include "models.hpp"
 
 using namespace ember;
@@ -234,6 +237,42 @@ TEST_CASE("arch: phi3, fused QKV and gate/up weights") { check_arch({{"phi3-f16"
 
 TEST_CASE("arch: mixture of experts, Mixtral-style llama and qwen3moe") {
     check_arch({{"llama-moe-f16", 0.1f}, {"qwen3moe-f16", 0.1f}});
+}
+
+// MXFP4 (GGUF type 39): llama-quantize's MXFP4_MOE of the qwen3moe arch model (experts MXFP4, the other
+// matrices Q8_0), with llama.cpp's golden on it. ember dequantizes MXFP4 rows and dots them with the
+// activations rounded to Q8_0, as llama.cpp's CPU kernel does; the quantized-file rule applies.
+TEST_CASE("MXFP4 weights: llama.cpp's MXFP4_MOE file runs within the quantized rule") {
+    check_golden(test::testdata("golden/mxfp4-qwen3moe.json"), test::testdata("models/qwen3moe-mxfp4.gguf"), 1.0f, 1.0f);
+}
+
+TEST_CASE("arch: MXFP4, ember's quantizer gives llama-quantize's bytes for the experts of the F16 base") {
+    const gguf::File base = gguf::File::open(test::fixture("arch/qwen3moe-f16.gguf"));
+    const gguf::File mx = gguf::File::open(test::testdata("models/qwen3moe-mxfp4.gguf"));
+    int checked = 0;
+    for (const auto& t : mx.tensors()) {
+        if (t.type != tensor::TensorType::MXFP4) continue;
+        CAPTURE(t.name);
+        const gguf::TensorInfo* src = base.find_tensor(t.name);
+        REQUIRE(src);
+        REQUIRE(src->n_elements == t.n_elements);
+        std::vector<float> f(src->n_elements);
+        tensor::dequantize_row(src->type, src->data, f.data(), static_cast<int64_t>(f.size()));
+        std::vector<uint8_t> q(t.n_bytes);
+        REQUIRE(tensor::quantize_row(tensor::TensorType::MXFP4, f.data(), q.data(), static_cast<int64_t>(f.size())) == t.n_bytes);
+        CHECK(std::memcmp(q.data(), t.data, t.n_bytes) == 0);
+        // And back: within half a block's largest magnitude (the scale is at most amax/8 and the values
+        // reach 12 scales, so the worst case is clipping just under 16).
+        std::vector<float> back(f.size());
+        tensor::dequantize_row(tensor::TensorType::MXFP4, t.data, back.data(), static_cast<int64_t>(back.size()));
+        for (size_t b = 0; b < back.size(); b += 32) {
+            float amax = 0;
+            for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(f[i]));
+            for (size_t i = b; i < b + 32; ++i) REQUIRE(std::fabs(back[i] - f[i]) <= 0.5f * amax);
+        }
+        ++checked;
+    }
+    CHECK(checked == 6);  // gate, up and down experts of both layers
 }
 
 // RoPE scaling (tests/golden_llama/make_yarn.sh): arch models with scaling keys added, ~100 prompt tokens

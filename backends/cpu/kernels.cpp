@@ -32,7 +32,7 @@ TensorType activation_type(TensorType w) noexcept {
         case TensorType::F32: return TensorType::F32;
         case TensorType::F16: return TensorType::F16;
         case TensorType::BF16: return TensorType::BF16;
-        case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: return TensorType::Q8_0;
+        case TensorType::Q4_0: case TensorType::Q5_0: case TensorType::Q8_0: case TensorType::MXFP4: return TensorType::Q8_0;
         case TensorType::Q4_1: case TensorType::Q5_1: return TensorType::Q8_1;
         default: return TensorType::Q8_K;
     }

@@ -59,6 +59,14 @@ struct block_q8_0 {
     int8_t qs[kQK];
 };
 
+// MXFP4: element k is kFp4Values[its nibble] · 2^(e - 128) (the table holds twice the E2M1 values, the scale
+// half the E8M0 one); elements 0..15 in the low nibbles, 16..31 in the high, as Q4_0.
+struct block_mxfp4 {
+    uint8_t e;
+    uint8_t qs[kQK / 2];
+};
+inline constexpr int8_t kFp4Values[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+
 struct block_q8_1 {
     uint16_t d;
     uint16_t s;  // d * sum(qs)
@@ -112,6 +120,7 @@ static_assert(sizeof(block_q4_1) == 20);
 static_assert(sizeof(block_q5_0) == 22);
 static_assert(sizeof(block_q5_1) == 24);
 static_assert(sizeof(block_q8_0) == 34);
+static_assert(sizeof(block_mxfp4) == 17);
 static_assert(sizeof(block_q8_1) == 36);
 static_assert(sizeof(block_q2_K) == 84);
 static_assert(sizeof(block_q3_K) == 110);

@@ -31,6 +31,22 @@ void decode(const block_q4_1& b, float* y) {
     }
 }
 
+// 2^(e - 128) exactly, as a float's bits (e < 2: the two subnormals).
+float e8m0_half(uint8_t e) {
+    const uint32_t bits = e < 2 ? uint32_t(0x00200000) << e : uint32_t(e - 1) << 23;
+    float f;
+    std::memcpy(&f, &bits, 4);
+    return f;
+}
+
+void decode(const block_mxfp4& b, float* y) {
+    const float d = e8m0_half(b.e);
+    for (int j = 0; j < kQK / 2; ++j) {
+        y[j] = static_cast<float>(kFp4Values[b.qs[j] & 0x0f]) * d;
+        y[j + kQK / 2] = static_cast<float>(kFp4Values[b.qs[j] >> 4]) * d;
+    }
+}
+
 uint32_t load_u32le(const uint8_t* p) {
     return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
            (static_cast<uint32_t>(p[3]) << 24);
@@ -193,6 +209,7 @@ void dequantize_row(TensorType t, const void* src, float* dst, int64_t n) {
         case TensorType::Q5_K: return decode_blocks<block_q5_K>(src, dst, n, kQK_K);
         case TensorType::Q6_K: return decode_blocks<block_q6_K>(src, dst, n, kQK_K);
         case TensorType::Q8_K: return decode_blocks<block_q8_K>(src, dst, n, kQK_K);
+        case TensorType::MXFP4: return decode_blocks<block_mxfp4>(src, dst, n, kQK);
     }
     throw Error(Status::InvalidArgument, "dequantize_row: unknown tensor type " +
                                              std::to_string(static_cast<uint32_t>(t)));

@@ -66,6 +66,30 @@ block_q4_0 encode_q4_0(const float* x) {
     return b;
 }
 
+// The shared scale is 2^(floor(log2 amax) - 2) · 2: amax lands in the top of the E2M1 range. Each element
+// takes the table value nearest to it (the first of equals), as ggml's reference does.
+block_mxfp4 encode_mxfp4(const float* x) {
+    block_mxfp4 b{};
+    float amax = 0.f;
+    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+    b.e = amax > 0.f ? static_cast<uint8_t>(std::floor(std::log2(amax)) - 2 + 127) : 0;
+    const uint32_t bits = b.e < 2 ? uint32_t(0x00200000) << b.e : uint32_t(b.e - 1) << 23;
+    float d;
+    std::memcpy(&d, &bits, 4);
+    const auto nearest = [d](float v) {
+        int best = 0;
+        float best_err = std::fabs(static_cast<float>(kFp4Values[0]) * d - v);
+        for (int i = 1; i < 16; ++i) {
+            const float err = std::fabs(static_cast<float>(kFp4Values[i]) * d - v);
+            if (err < best_err) best = i, best_err = err;
+        }
+        return best;
+    };
+    for (int j = 0; j < kQK / 2; ++j)
+        b.qs[j] = static_cast<uint8_t>(nearest(x[j]) | (nearest(x[j + kQK / 2]) << 4));
+    return b;
+}
+
 void min_max(const float* x, int n, float& lo, float& hi) {
     lo = x[0];
     hi = x[0];
@@ -553,6 +577,7 @@ size_t quantize_row(TensorType t, const float* src, void* dst, int64_t n) {
         case TensorType::Q5_K: return encode_blocks<block_q5_K, encode_q5_K>(src, dst, n, kQK_K);
         case TensorType::Q6_K: return encode_blocks<block_q6_K, encode_q6_K>(src, dst, n, kQK_K);
         case TensorType::Q8_K: return encode_blocks<block_q8_K, encode_q8_K>(src, dst, n, kQK_K);
+        case TensorType::MXFP4: return encode_blocks<block_mxfp4, encode_mxfp4>(src, dst, n, kQK);
     }
     throw Error(Status::InvalidArgument, "quantize_row: cannot quantize to type " +
                                              std::to_string(static_cast<uint32_t>(t)));

@@ -8,7 +8,7 @@
 namespace ember::tensor {
 
 namespace {
-constexpr std::array<TypeInfo, 15> kTypes = {{
+constexpr std::array<TypeInfo, 16> kTypes = {{
     {TensorType::F32, "F32", 1, 4, false},
     {TensorType::F16, "F16", 1, 2, false},
     {TensorType::Q4_0, "Q4_0", 32, 18, true},
@@ -24,11 +24,12 @@ constexpr std::array<TypeInfo, 15> kTypes = {{
     {TensorType::Q6_K, "Q6_K", 256, 210, true},
     {TensorType::Q8_K, "Q8_K", 256, 292, true},
     {TensorType::BF16, "BF16", 1, 2, false},
+    {TensorType::MXFP4, "MXFP4", 32, 17, true},
 }};
 
 // GGUF type number → index in kTypes (-1: unknown). info() sits under every row access in the kernels'
 // loops (Tensor::row → row_bytes), so it is a table lookup, not a search.
-constexpr uint32_t kRawLimit = 31;
+constexpr uint32_t kRawLimit = 40;
 constexpr std::array<int8_t, kRawLimit> kIndex = [] {
     std::array<int8_t, kRawLimit> a{};
     a.fill(-1);

@@ -25,6 +25,7 @@ enum class TensorType : uint32_t {
     Q6_K = 14,
     Q8_K = 15,
     BF16 = 30,
+    MXFP4 = 39,  // OCP microscaling FP4: 32 E2M1 values sharing one power-of-two (E8M0) scale
 };
 
 struct TypeInfo {
