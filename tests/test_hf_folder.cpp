@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -31,11 +32,12 @@ struct Fixture {
     //  closer (~1e-6). 1e-3 is twice the cache's rounding.
     //  BF16 weights: the golden is the same weights run in float32, and ember rounds the activations to
     //  BF16 for BF16 dot products, as llama.cpp does (2^-9 ≈ 2e-3 per element): 2e-2.
+    //  FP8 weights (make_fp8.py): dequantized once to BF16 (q · scale rounded to 2^-9), then as BF16: 2e-2.
     float rel_tol;
 };
 constexpr Fixture kFixtures[] = {
-    {"llama", 1e-3f},   {"qwen2", 1e-3f},  {"qwen3", 1e-3f},  {"qwen3-bf16", 2e-2f}, {"qwen3_moe", 1e-3f},
-    {"mixtral", 1e-3f}, {"phi3", 1e-3f},   {"gemma2", 1e-3f}, {"gemma3", 1e-3f},
+    {"llama", 1e-3f},   {"qwen2", 1e-3f}, {"qwen3", 1e-3f},  {"qwen3-bf16", 2e-2f}, {"qwen3_moe", 1e-3f}, {"mixtral", 1e-3f},
+    {"phi3", 1e-3f},    {"gemma2", 1e-3f}, {"gemma3", 1e-3f}, {"llama-fp8", 2e-2f},  {"qwen3-fp8", 2e-2f},
 };
 
 std::string dir_of(const char* name) { return test::testdata(std::string("hf/") + name); }
@@ -274,6 +276,29 @@ TEST_CASE("HF folder: hostile config.json and weights end in errors") {
         std::string c = test::read_file(f.path + "/config.json");
         std::ofstream(f.path + "/config.json", std::ios::trunc) << c.replace(c.find("\"tie_word_embeddings\": true"), 27, "\"tie_word_embeddings\": false");
         CHECK(status_of([&] { (void)Model::load(f.path); }) == Status::BadFile);  // no lm_head.weight
+    }
+    // FP8: a NaN among the values, and a weight whose scales are missing (the name changed in place).
+    {
+        const TempFolder f("qwen3-fp8", "");
+        const std::string file = f.path + "/model.safetensors";
+        std::string bytes = test::read_file(file);
+        uint64_t header = 0;
+        std::memcpy(&header, bytes.data(), 8);
+        const std::string name = "model.layers.0.mlp.down_proj.weight";
+        const size_t key = bytes.find("\"" + name + "\"");
+        REQUIRE((key != std::string::npos && key < 8 + header));
+        const size_t offsets = bytes.find("\"data_offsets\":[", key);
+        const uint64_t begin = std::stoull(bytes.substr(offsets + 16));
+        std::string nan = bytes;
+        nan[8 + header + begin + 5] = 0x7F;
+        std::ofstream(file, std::ios::binary | std::ios::trunc) << nan;
+        CHECK(status_of([&] { (void)Model::load(f.path); }) == Status::BadFile);
+        std::string unscaled = bytes;
+        const size_t scale = unscaled.find(name + "_scale_inv");
+        REQUIRE((scale != std::string::npos && scale < 8 + header));
+        unscaled[scale + name.size() + 9] = 'x';  // ..._scale_inx
+        std::ofstream(file, std::ios::binary | std::ios::trunc) << unscaled;
+        CHECK(status_of([&] { (void)Model::load(f.path); }) == Status::Unsupported);
     }
     {
         const TempFolder f("qwen2", "");

@@ -4,7 +4,9 @@
 //     one layout and one RoPE mode per architecture whatever file it came from;
 //   - 1-D tensors (norms, biases) as F32, which the ops read; Gemma's norms as 1 + w;
 //   - per-expert matrices stacked into one [.., .., n_expert] tensor;
-//   - a tensor whose bytes are not aligned to its element size, copied (the format does not align).
+//   - a tensor whose bytes are not aligned to its element size, copied (the format does not align);
+//   - FP8 (E4M3) weights with block scales (`weight_scale_inv`, the "fine-grained FP8" checkpoints),
+//     dequantized once to BF16, which keeps their 3-bit mantissas exactly up to the scale's rounding.
 #include <algorithm>
 #include <cstring>
 #include <map>
@@ -12,6 +14,7 @@
 #include "ember/error.hpp"
 #include "hf/hf.hpp"
 #include "tensor/dequantize.hpp"
+#include "tensor/fp16.hpp"
 
 namespace ember::hf {
 
@@ -46,12 +49,73 @@ gguf::TensorInfo view(const std::string& name, TensorType type, std::vector<int6
     return g;
 }
 
+// E4M3 ("fn": no infinities; S.1111.111 is NaN): 4 exponent bits biased by 7, 3 mantissa bits.
+float fp8_e4m3(uint8_t v) {
+    const int e = (v >> 3) & 15, m = v & 7;
+    const float mag = e == 0 ? std::ldexp(static_cast<float>(m), -9) : std::ldexp(static_cast<float>(8 + m), e - 10);
+    return v & 0x80 ? -mag : mag;
+}
+
+constexpr std::string_view kScaleSuffix = "_scale_inv";
+
+// One block size per dimension from the scale's shape: the checkpoints' 128 when it fits, else the
+// size that gives exactly that many blocks.
+int64_t block_of(int64_t n, int64_t blocks) {
+    if (blocks > 0 && (n + 127) / 128 == blocks) return 128;
+    const int64_t b = blocks > 0 ? (n + blocks - 1) / blocks : 0;
+    return b > 0 && (n + b - 1) / b == blocks ? b : 0;
+}
+
+// An FP8 matrix times its per-block scales (W = q · scale_inv), as BF16.
+gguf::TensorInfo dequantize_fp8(const std::string& name, const TensorInfo& t, const safetensors::Folder& folder, Storage& st) {
+    const TensorInfo* sc = folder.find(t.name + std::string(kScaleSuffix));
+    if (!sc) throw Error(Status::Unsupported, "tensor " + in_quotes(t.name) + " is F8_E4M3 without a " + std::string(kScaleSuffix) + " tensor");
+    if (t.shape.size() != 2 || sc->shape.size() != 2 || (sc->dtype != safetensors::Dtype::F32 && sc->dtype != safetensors::Dtype::BF16))
+        throw Error(Status::Unsupported, "tensor " + in_quotes(t.name) + ": FP8 weights are read as matrices with F32 or BF16 block scales");
+    const int64_t rows = t.shape[0], cols = t.shape[1];
+    const int64_t br = block_of(rows, sc->shape[0]), bc = block_of(cols, sc->shape[1]);
+    if (!br || !bc) throw Error(Status::BadFile, "tensor " + in_quotes(sc->name) + " does not tile " + in_quotes(t.name) + " in blocks");
+    std::vector<float> scale(static_cast<size_t>(sc->n_elements));
+    tensor::dequantize_row(*safetensors::tensor_type(sc->dtype), sc->data, scale.data(), static_cast<int64_t>(scale.size()));
+    std::vector<int64_t> ne = t.ne();
+    if (!st.convert) return view(name, TensorType::BF16, ne, nullptr);
+    auto* out = reinterpret_cast<uint16_t*>(st.copy(static_cast<size_t>(rows * cols) * 2));
+    for (int64_t r = 0; r < rows; ++r)
+        for (int64_t c = 0; c < cols; ++c) {
+            const uint8_t q = t.data[r * cols + c];
+            if ((q & 0x7F) == 0x7F) throw Error(Status::BadFile, "tensor " + in_quotes(t.name) + " holds a NaN");
+            out[r * cols + c] = tensor::f32_to_bf16(fp8_e4m3(q) * scale[static_cast<size_t>(r / br * sc->shape[1] + c / bc)]);
+        }
+    return view(name, TensorType::BF16, ne, reinterpret_cast<uint8_t*>(out));
+}
+
+// Llama-family Q/K rows: row h·hd + j·hd/2 + i of HF (half j of head h) becomes row h·hd + 2i + j.
+uint8_t* permute_qk(const Config& cfg, const std::string& name, const std::string& hf_name, const uint8_t* src, int64_t rows,
+                    size_t row_bytes, Storage& st) {
+    const int64_t heads = name.ends_with(".attn_q.weight") ? cfg.n_head : cfg.n_head_kv;
+    if (rows != heads * cfg.head_dim || cfg.head_dim % 2)
+        throw Error(Status::BadFile, "tensor " + in_quotes(hf_name) + " does not have heads × head_dim rows");
+    uint8_t* out = st.copy(static_cast<size_t>(rows) * row_bytes);
+    const int64_t hd = cfg.head_dim, half = hd / 2;
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t j = 0; j < 2; ++j)
+            for (int64_t i = 0; i < half; ++i)
+                std::memcpy(out + static_cast<size_t>(h * hd + 2 * i + j) * row_bytes,
+                            src + static_cast<size_t>(h * hd + j * half + i) * row_bytes, row_bytes);
+    return out;
+}
+
 // One HF tensor as the GGUF tensor `name`.
 gguf::TensorInfo convert(const Config& cfg, const std::string& name, const TensorInfo& t, Storage& st) {
+    const bool permute = (cfg.arch->flags & kPermuteQK) && (name.ends_with(".attn_q.weight") || name.ends_with(".attn_k.weight"));
+    if (t.dtype == safetensors::Dtype::F8_E4M3) {
+        gguf::TensorInfo g = dequantize_fp8(name, t, st.folder, st);
+        if (permute && g.data) g.data = permute_qk(cfg, name, t.name, g.data, g.ne[1], static_cast<size_t>(g.ne[0]) * 2, st);
+        return g;
+    }
     TensorType type = type_of(t);
     const std::vector<int64_t> ne = t.ne();
     const size_t esize = safetensors::dtype_size(t.dtype);
-    const bool permute = (cfg.arch->flags & kPermuteQK) && (name.ends_with(".attn_q.weight") || name.ends_with(".attn_k.weight"));
     if (!st.convert) return view(name, ne.size() == 1 ? TensorType::F32 : type, ne, ne.size() == 1 || permute ? nullptr : t.data);
     if (ne.size() == 1) {  // norms and biases: F32, Gemma's norms with the 1 folded in
         float* out = reinterpret_cast<float*>(st.copy(static_cast<size_t>(ne[0]) * sizeof(float)));
@@ -60,21 +124,8 @@ gguf::TensorInfo convert(const Config& cfg, const std::string& name, const Tenso
             for (int64_t i = 0; i < ne[0]; ++i) out[i] += 1.0f;
         return view(name, TensorType::F32, ne, reinterpret_cast<uint8_t*>(out));
     }
-    if (permute) {
-        // Row h·hd + j·hd/2 + i of HF (half j of head h) becomes row h·hd + 2i + j.
-        const int64_t heads = name.ends_with(".attn_q.weight") ? cfg.n_head : cfg.n_head_kv, rows = ne.size() == 2 ? ne[1] : 0;
-        if (rows != heads * cfg.head_dim || cfg.head_dim % 2)
-            throw Error(Status::BadFile, "tensor " + in_quotes(t.name) + " does not have heads × head_dim rows");
-        const size_t row_bytes = static_cast<size_t>(ne[0]) * esize;
-        uint8_t* out = st.copy(t.n_bytes);
-        const int64_t hd = cfg.head_dim, half = hd / 2;
-        for (int64_t h = 0; h < heads; ++h)
-            for (int64_t j = 0; j < 2; ++j)
-                for (int64_t i = 0; i < half; ++i)
-                    std::memcpy(out + static_cast<size_t>(h * hd + 2 * i + j) * row_bytes,
-                                t.data + static_cast<size_t>(h * hd + j * half + i) * row_bytes, row_bytes);
-        return view(name, type, ne, out);
-    }
+    if (permute)
+        return view(name, type, ne, permute_qk(cfg, name, t.name, t.data, ne.size() == 2 ? ne[1] : 0, static_cast<size_t>(ne[0]) * esize, st));
     if (reinterpret_cast<uintptr_t>(t.data) % esize != 0) {
         uint8_t* out = st.copy(t.n_bytes);
         std::memcpy(out, t.data, t.n_bytes);
@@ -112,6 +163,10 @@ std::vector<gguf::TensorInfo> map_tensors(const Config& cfg, Storage& st) {
         const std::string name = gguf_name(*cfg.arch, t->name, e);
         if (name.empty()) {
             if (t->name.ends_with("rotary_emb.inv_freq")) continue;  // older checkpoints save the RoPE table
+            if (t->name.ends_with(kScaleSuffix)) {  // an FP8 weight's scales, read with it
+                const TensorInfo* w = st.folder.find(std::string_view(t->name).substr(0, t->name.size() - kScaleSuffix.size()));
+                if (w && w->dtype == safetensors::Dtype::F8_E4M3) continue;
+            }
             throw Error(Status::Unsupported, "tensor " + in_quotes(t->name) + " has no place in a " + cfg.arch->arch + " model");
         }
         if (e >= cfg.n_expert)
