@@ -1,6 +1,7 @@
-// ember-quantize: a GGUF model re-quantized into another GGUF, choosing each tensor's type as llama.cpp's
-// llama-quantize does for the same mix.
-//   ember-quantize IN.gguf OUT.gguf TYPE [--threads N] [--allow-requantize] [--pure]
+// ember-quantize: a GGUF model (or a Hugging Face folder, read as the GGUF llama.cpp's converter writes for
+// it) quantized into another GGUF, choosing each tensor's type as llama.cpp's llama-quantize does for the
+// same mix.
+//   ember-quantize IN.gguf|HF_DIR OUT.gguf TYPE [--threads N] [--allow-requantize] [--pure]
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -14,10 +15,10 @@
 int main(int argc, char** argv) {
     std::string types;
     for (const auto& t : ember::quantize_types()) types += (types.empty() ? "" : " ") + t;
-    CLI::App app{"ember-quantize: re-quantize a GGUF model (llama-quantize's mixes: " + types + ")"};
+    CLI::App app{"ember-quantize: re-quantize a GGUF model or a Hugging Face folder (llama-quantize's mixes: " + types + ")"};
     std::string in, out;
     ember::QuantizeParams p;
-    app.add_option("IN", in, "input GGUF")->required();
+    app.add_option("IN", in, "input GGUF, or a Hugging Face model folder")->required();
     app.add_option("OUT", out, "output GGUF (written to a temporary file, then renamed)")->required();
     app.add_option("TYPE", p.type, "target: " + types)->required();
     app.add_option("-t,--threads", p.n_threads, "threads (0: all hardware threads)")->check(CLI::Range(0, 4096));

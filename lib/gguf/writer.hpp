@@ -11,7 +11,7 @@
 namespace ember::gguf {
 
 // Writes one metadata value's body (what follows its type tag) to a sink with put<T>(v), raw(p, n) and
-// str(s): the in-memory Writer below and ember-quantize's streaming writer share the format this way.
+// str(s): the in-memory Writer below and the streaming writer (stream_writer.hpp) share the format this way.
 template <typename Sink>
 void put_value_body(Sink& o, const Value& v) {
     switch (v.type()) {

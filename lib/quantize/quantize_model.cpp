@@ -4,23 +4,20 @@
 #include "ember/quantize.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cctype>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <exception>
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string_view>
 #include <thread>
-#include <unistd.h>
 
 #include "ember/error.hpp"
 #include "gguf/reader.hpp"
+#include "gguf/stream_writer.hpp"
 #include "gguf/writer.hpp"
+#include "hf/folder.hpp"
 #include "tensor/dequantize.hpp"
 #include "tensor/quantize.hpp"
 #include "tensor/types.hpp"
@@ -249,53 +246,6 @@ struct Chooser {
 
 // ---- writing ----
 
-class OutFile {
-public:
-    OutFile(std::string path, const std::string& dest) : path_(std::move(path)) {
-        f_ = std::fopen(path_.c_str(), "wbx");
-        if (!f_) throw Error(Status::Io, "cannot create '" + dest + "' (as '" + path_ + "'): " + std::strerror(errno));
-    }
-    ~OutFile() {
-        if (f_) std::fclose(f_);
-        if (!done_) std::remove(path_.c_str());
-    }
-    OutFile(const OutFile&) = delete;
-    OutFile& operator=(const OutFile&) = delete;
-
-    void raw(const void* p, size_t n) {
-        if (n && std::fwrite(p, 1, n, f_) != n) throw Error(Status::Io, "cannot write '" + path_ + "': " + std::strerror(errno));
-        written_ += n;
-    }
-    template <typename T>
-    void put(T v) { raw(&v, sizeof v); }
-    void str(const std::string& s) {
-        put<uint64_t>(s.size());
-        raw(s.data(), s.size());
-    }
-    void pad(uint64_t alignment) {
-        static const uint8_t zeros[256] = {};
-        while (written_ % alignment) raw(zeros, std::min<uint64_t>(sizeof zeros, alignment - written_ % alignment));
-    }
-    uint64_t written() const { return written_; }
-    // Flushes, closes and renames onto `dest`; the temporary file is then gone.
-    void commit(const std::string& dest) {
-        const bool ok = std::fflush(f_) == 0 && ::fsync(fileno(f_)) == 0;
-        const int close_rc = std::fclose(f_);
-        f_ = nullptr;
-        if (!ok || close_rc != 0) throw Error(Status::Io, "cannot finish '" + path_ + "': " + std::strerror(errno));
-        std::error_code ec;
-        std::filesystem::rename(path_, dest, ec);
-        if (ec) throw Error(Status::Io, "cannot rename '" + path_ + "' to '" + dest + "': " + ec.message());
-        done_ = true;
-    }
-
-private:
-    std::string path_;
-    FILE* f_ = nullptr;
-    uint64_t written_ = 0;
-    bool done_ = false;
-};
-
 int resolve_threads(int n) {
     const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     if (n <= 0) return hw;
@@ -327,7 +277,11 @@ std::vector<std::string> quantize_types() {
 QuantizeResult quantize_model(const std::string& in, const std::string& out, const QuantizeParams& params) {
     const Mix& mix = find_mix(params.type);
     const int n_threads = resolve_threads(params.n_threads);
-    const gguf::File f = gguf::File::open(in);
+    gguf::StreamWriter o(out);  // first: an output that cannot be written fails before the input is read
+    // A Hugging Face folder reads as the GGUF llama.cpp's converter writes for it (lib/hf), so converting
+    // one is quantizing that file, with the converter's one rule added below.
+    const bool from_folder = hf::is_folder(in);
+    const gguf::File f = hf::open_model_file(in);
     const Hparams hp = read_hparams(f);
 
     // llama-quantize's tensor order: the tensors outside the blocks first, then block by block, each group
@@ -352,7 +306,7 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
     QuantizeResult res;
     res.type = mix.name;
     res.file_type = mix.ftype;
-    res.file_bytes_in = f.file_size();
+    res.file_bytes_in = f.file_size();  // a folder: its tensors' bytes, added below
     const bool base_quantized = tensor::info(mix.base).quantized;
     for (const auto* t : order) {
         QuantizedTensor q;
@@ -366,6 +320,10 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
                 nt = Chooser::fallback(nt, t->ne[0], q.fallback);
                 if (q.fallback) ++res.n_fallback;
             }
+        } else if (from_folder) {
+            // convert_hf_to_gguf.py writes what it does not quantize (norms, biases, MoE routers) as F32,
+            // whatever the outtype: the ops read them in F32.
+            nt = TensorType::F32;
         }
         if (nt != t->type && tensor::info(t->type).quantized && !params.allow_requantize)
             throw Error(Status::InvalidArgument, "quantize: tensor '" + t->name + "' is already " + tensor::type_name(t->type) +
@@ -379,15 +337,11 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
         res.tensor_bytes_out += q.bytes_out;
         res.tensors.push_back(std::move(q));
     }
-
-    // The temporary file sits beside OUT, so the final rename stays within one file system.
-    static std::atomic<unsigned> serial{0};
-    OutFile o(out + ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(serial++), out);
+    if (from_folder) res.file_bytes_in = res.tensor_bytes_in;
 
     // Header: the input's keys in order, then general.quantization_version and general.file_type (set
     // anew, so at the end), without the split keys. llama-quantize always pads to 32 bytes even when the
     // input declares general.alignment; ember keeps the declared alignment so the file stays readable.
-    const uint32_t align = f.alignment();
     std::vector<std::pair<std::string, gguf::Value>> kv;
     for (const auto& [k, v] : f.metadata())
         if (k != "general.quantization_version" && k != "general.file_type" && k != "split.no" && k != "split.count" &&
@@ -395,26 +349,10 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
             kv.emplace_back(k, v);
     kv.emplace_back("general.quantization_version", gguf::Value::u32(2));
     kv.emplace_back("general.file_type", gguf::Value::u32(mix.ftype));
-    o.put<uint32_t>(gguf::kMagic);
-    o.put<uint32_t>(3);
-    o.put<uint64_t>(order.size());
-    o.put<uint64_t>(kv.size());
-    for (const auto& [k, v] : kv) {
-        o.str(k);
-        o.put<uint32_t>(static_cast<uint32_t>(v.type()));
-        gguf::put_value_body(o, v);
-    }
-    uint64_t offset = 0;
-    for (size_t i = 0; i < order.size(); ++i) {
-        const QuantizedTensor& q = res.tensors[i];
-        o.str(q.name);
-        o.put<uint32_t>(static_cast<uint32_t>(q.shape.size()));
-        for (int64_t d : q.shape) o.put<uint64_t>(static_cast<uint64_t>(d));
-        o.put<uint32_t>(static_cast<uint32_t>(*tensor::type_from_name(q.type_out)));
-        o.put<uint64_t>(offset);
-        offset += (q.bytes_out + align - 1) / align * align;
-    }
-    o.pad(align);
+    std::vector<gguf::TensorHeader> headers;
+    for (const QuantizedTensor& q : res.tensors)
+        headers.push_back({q.name, *tensor::type_from_name(q.type_out), q.shape, q.bytes_out});
+    o.header(kv, headers, f.alignment());
 
     // Data, tensor by tensor, in slabs of rows shared among the threads.
     constexpr uint64_t kSlabBytes = 32u << 20;
@@ -430,7 +368,7 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
         const gguf::TensorInfo& t = *order[i];
         const TensorType nt = *tensor::type_from_name(res.tensors[i].type_out);
         if (nt == t.type) {
-            o.raw(t.data, t.n_bytes);
+            o.data(t.data, t.n_bytes);
         } else {
             const int64_t nx = t.ne[0];
             const int64_t rows = static_cast<int64_t>(t.n_elements / static_cast<uint64_t>(std::max<int64_t>(nx, 1)));
@@ -471,17 +409,25 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
                     for (auto& e : errs)
                         if (e) std::rethrow_exception(e);
                 }
-                o.raw(work.data(), work.size());
+                o.data(work.data(), work.size());
                 if (r1 < rows) report(done + static_cast<uint64_t>(r1) * in_row);
             }
         }
         done += t.n_bytes;
-        o.pad(align);
+        o.end_tensor();
         report(done);
     }
     res.file_bytes_out = o.written();
-    o.commit(out);
+    o.commit();
     return res;
+}
+
+QuantizeResult convert_model(const std::string& hf_dir, const std::string& out, const QuantizeParams& params) {
+    find_mix(params.type);  // a bad type is reported before the folder is read
+    if (!hf::is_folder(hf_dir))
+        throw Error(Status::InvalidArgument, "convert: '" + hf_dir +
+                                                 "' is not a folder (a Hugging Face model: config.json, *.safetensors, tokenizer.json)");
+    return quantize_model(hf_dir, out, params);
 }
 
 }  // namespace ember

@@ -41,7 +41,7 @@ vcpkg_fixup_pkgconfig()
 if("tools" IN_LIST FEATURES)
     vcpkg_copy_tools(
         TOOL_NAMES ember-info ember-generate ember-generate-c ember-bench ember-tokenize ember-template
-                   ember-chat ember-server ember-quantize ember-make-model
+                   ember-chat ember-server ember-quantize ember-convert ember-make-model
         AUTO_CLEAN
     )
 endif()
