@@ -57,15 +57,15 @@ constexpr NameRule kQwenMoe[] = {
 };
 
 constexpr ArchMap kArchs[] = {
-    {"llama", "llama", kPermuteQK | kNoBias, kNone},
-    {"mistral", "llama", kPermuteQK | kNoBias, kNone},
-    {"mixtral", "llama", kPermuteQK | kNoBias, kMixtral},
+    {"llama", "llama", kPermuteQK | kNoBias | kVocabSizeKey | kRopeDimsKey, kNone},
+    {"mistral", "llama", kPermuteQK | kNoBias | kVocabSizeKey | kRopeDimsKey, kNone},
+    {"mixtral", "llama", kPermuteQK | kNoBias | kVocabSizeKey | kRopeDimsKey, kMixtral},
     {"qwen2", "qwen2", 0, kNone},
     {"qwen3", "qwen3", kNoBias, kNone},
     {"qwen3_moe", "qwen3moe", kNoBias, kQwenMoe},
-    {"gemma2", "gemma2", kGemma | kSoftcap | kSlidingLayers | kNoBias, kGemmaNames},
+    {"gemma2", "gemma2", kGemma | kSoftcap | kSlidingLayers | kNoBias | kNoRopeBaseKey, kGemmaNames},
     {"gemma3_text", "gemma3", kGemma | kSlidingLayers | kSwaRope | kNoBias, kGemmaNames},
-    {"phi3", "phi3", 0, kPhi3},
+    {"phi3", "phi3", kRopeDimsKey | kPhi3Keys, kPhi3},
 };
 
 // Matches `name` against `pattern`, where "{e}" matches a decimal number (stored in `expert`).

@@ -113,17 +113,24 @@ Config read_config(const Json& cfg, const std::string& what) {
     if (get_bool(cfg, "use_bidirectional_attention", false, what)) unsupported(what, "bidirectional attention");
     c.tied = get_bool(cfg, "tie_word_embeddings", true, what);
 
+    // The keys the converter writes for the architecture, no more: what it leaves out, the readers (ember's
+    // and llama.cpp's) take from the same defaults (head_dim = n_embd / n_head, n_rot = head_dim, ...).
+    c.keys.emplace_back("general.type", Value::string("model"));
     c.keys.emplace_back("general.name", Value::string(get_string(cfg, "_name_or_path", "", what).substr(0, 256)));
-    u32("vocab_size", n_vocab);
+    if (a.flags & kVocabSizeKey) u32("vocab_size", n_vocab);
     u32("context_length", n_ctx);
     u32("embedding_length", n_embd);
     u32("block_count", c.n_layer);
     u32("feed_forward_length", n_ff);
     u32("attention.head_count", c.n_head);
     u32("attention.head_count_kv", c.n_head_kv);
-    u32("attention.key_length", c.head_dim);
-    u32("attention.value_length", c.head_dim);
-    u32("rope.dimension_count", n_rot);
+    if (cfg.contains("head_dim") && !cfg["head_dim"].is_null()) {
+        u32("attention.key_length", c.head_dim);
+        u32("attention.value_length", c.head_dim);
+    } else if (c.head_dim * c.n_head != n_embd) {
+        bad(what, "hidden_size is not a multiple of num_attention_heads (and no head_dim)");
+    }
+    if ((a.flags & kRopeDimsKey) || n_rot != c.head_dim) u32("rope.dimension_count", n_rot);
     f32("attention.layer_norm_rms_epsilon", get_float(cfg, "rms_norm_eps", 1e-6, 0.0, 1.0, what));
 
     // RoPE: Gemma 3 (transformers 5) describes each layer type; otherwise one description.
@@ -138,7 +145,13 @@ Config read_config(const Json& cfg, const std::string& what) {
         rope = read_rope(rp, theta, what);
         local = read_rope(nullptr, get_float(cfg, "rope_local_base_freq", 10000.0, 1e-3, 1e12, what), what);
     }
-    f32("rope.freq_base", rope.theta);
+    if (!(a.flags & kNoRopeBaseKey) || rope.theta != 10000.0) f32("rope.freq_base", rope.theta);
+    if (a.flags & kPhi3Keys) {
+        const Json* orig = rp && rp->contains("original_max_position_embeddings") ? rp : &cfg;
+        if (orig->contains("original_max_position_embeddings"))
+            u32("rope.scaling.original_context_length", get_int(*orig, "original_max_position_embeddings", 0, 0, 1 << 27, what));
+        u32("attention.sliding_window", i("sliding_window", 0, 0, 1 << 27));
+    }
     if (rope.type == "linear" || rope.type == "yarn") {
         c.keys.emplace_back(p + "rope.scaling.type", Value::string(rope.type));
         f32("rope.scaling.factor", rope.factor);
@@ -149,8 +162,7 @@ Config read_config(const Json& cfg, const std::string& what) {
             if (rope.attn_factor > 0)
                 f32("rope.scaling.attn_factor", rope.attn_factor / (rope.factor > 1 ? 0.1 * std::log(rope.factor) + 1 : 1.0));
         }
-    } else if (rope.type == "llama3") {
-        c.keys.emplace_back(p + "rope.scaling.type", Value::string("llama3"));
+    } else if (rope.type == "llama3") {  // no key: rope_freqs.weight carries it
         c.rope_freqs = llama3_factors(rope, n_rot);
     }
     if (a.flags & kSwaRope) {
@@ -169,7 +181,8 @@ Config read_config(const Json& cfg, const std::string& what) {
         // Layer l is local when (l + 1) % pattern != 0, the rule ember (and llama.cpp) apply: find the
         // pattern that gives layer_types, or refuse the folder.
         const int64_t window = i("sliding_window", 0, 0, 1 << 27);
-        int pattern = static_cast<int>(i("sliding_window_pattern", model_type == "gemma2" ? 2 : 6, 1, 1 << 20));
+        const int default_pattern = model_type == "gemma2" ? 2 : 6;  // ember's and llama.cpp's, when the file says none
+        int pattern = static_cast<int>(i("sliding_window_pattern", default_pattern, 1, 1 << 20));
         if (const Json* types = get_array(cfg, "layer_types", what)) {
             if (types->size() != static_cast<size_t>(c.n_layer)) bad(what, "layer_types has not one entry per layer");
             std::vector<bool> local_layer;
@@ -187,7 +200,7 @@ Config read_config(const Json& cfg, const std::string& what) {
             if (!pattern) unsupported(what, "layer_types that are not one global layer every N");
         }
         u32("attention.sliding_window", window);
-        u32("attention.sliding_window_pattern", pattern);
+        if (pattern != default_pattern) u32("attention.sliding_window_pattern", pattern);
     }
 
     c.n_expert = static_cast<int>(i("num_local_experts", i("num_experts", 0, 0, 1024), 0, 1024));
@@ -196,10 +209,11 @@ Config read_config(const Json& cfg, const std::string& what) {
         const int64_t used = i("num_experts_per_tok", 0, 0, c.n_expert);
         if (used < 1) bad(what, "experts without num_experts_per_tok");
         u32("expert_used_count", used);
-        u32("expert_feed_forward_length", i("moe_intermediate_size", n_ff, 1, 1 << 22));
+        if (cfg.contains("moe_intermediate_size")) u32("expert_feed_forward_length", i("moe_intermediate_size", n_ff, 1, 1 << 22));
         // Mixtral always renormalizes the chosen experts' weights; Qwen3-MoE says so in norm_topk_prob.
-        c.keys.emplace_back(p + "expert_weights_norm",
-                            Value::boolean(model_type == "mixtral" || get_bool(cfg, "norm_topk_prob", false, what)));
+        // Renormalizing is the readers' default, so only "no" is written (the converter writes neither).
+        if (model_type != "mixtral" && !get_bool(cfg, "norm_topk_prob", false, what))
+            c.keys.emplace_back(p + "expert_weights_norm", Value::boolean(false));
         if (i("decoder_sparse_step", 1, 0, 1 << 20) != 1) unsupported(what, "dense layers among the expert layers");
         if (const Json* dense = get_array(cfg, "mlp_only_layers", what); dense && !dense->empty())
             unsupported(what, "dense layers among the expert layers");

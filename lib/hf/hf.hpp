@@ -29,6 +29,11 @@ enum ArchFlags : unsigned {
     kSlidingLayers = 1u << 3,  // local (sliding-window) layers by layer_types / the pattern (Gemma 2, 3)
     kSwaRope = 1u << 4,     // the local layers' own RoPE base (Gemma 3)
     kNoBias = 1u << 5,      // attention_bias / mlp_bias must be off (Llama's GGUF form has no biases)
+    // Keys only some of llama.cpp's converter classes write (the others leave them to the readers' defaults):
+    kVocabSizeKey = 1u << 6,   // <arch>.vocab_size (its Llama class)
+    kRopeDimsKey = 1u << 7,    // rope.dimension_count even when it is head_dim (Llama, Phi-3)
+    kPhi3Keys = 1u << 8,       // attention.sliding_window (0: none), rope.scaling.original_context_length
+    kNoRopeBaseKey = 1u << 9,  // no rope.freq_base when it is llama.cpp's default 10000 (Gemma 2)
 };
 
 struct ArchMap {

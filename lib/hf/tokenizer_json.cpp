@@ -262,7 +262,9 @@ void tokenizer_keys(std::string_view tokenizer_json, std::string_view tokenizer_
     out.emplace_back("tokenizer.ggml.model", Value::string(spm ? "llama" : "gpt2"));
     if (spm) {
         const SpaceHandling sp = spm_spaces(norm, pre);
-        out.emplace_back("tokenizer.ggml.add_space_prefix", Value::boolean(sp.add_prefix));
+        out.emplace_back("tokenizer.ggml.pre", Value::string("default"));
+        if (!sp.add_prefix)  // true is the readers' default for "llama", and the converter then writes nothing
+            out.emplace_back("tokenizer.ggml.add_space_prefix", Value::boolean(false));
         if (!sp.scheme.empty()) out.emplace_back("tokenizer.ember.prepend_scheme", Value::string(sp.scheme));
         std::vector<float> scores(texts.size(), -1e9f);  // no merge makes it: never preferred
         for (size_t r = 0; r < merge_lines.size(); ++r) {
@@ -288,10 +290,10 @@ void tokenizer_keys(std::string_view tokenizer_json, std::string_view tokenizer_
     // Always written, even empty: the file's own flags replace llama.cpp's strip rules by model name.
     out.emplace_back("tokenizer.ember.lstrip", Value::i32s(lstrip));
     out.emplace_back("tokenizer.ember.rstrip", Value::i32s(rstrip));
-    if (spm) {  // llama.cpp's SPM defaults (BOS added) do not hold for tokenizer.json: its template says
-        out.emplace_back("tokenizer.ggml.add_bos_token", Value::boolean(false));
-        out.emplace_back("tokenizer.ggml.add_eos_token", Value::boolean(false));
-    }
+    // Always written: llama.cpp's defaults (BOS added for SPM) do not hold for tokenizer.json, whose
+    // post_processor template says.
+    out.emplace_back("tokenizer.ggml.add_bos_token", Value::boolean(false));
+    out.emplace_back("tokenizer.ggml.add_eos_token", Value::boolean(false));
     Keys post;
     post_processor(tok.contains("post_processor") ? tok["post_processor"] : null, post);
     for (auto& [k, v] : post) set(out, k, std::move(v));
@@ -304,12 +306,21 @@ void tokenizer_keys(std::string_view tokenizer_json, std::string_view tokenizer_
     } kSpecial[] = {{"bos_token", "bos_token_id", "tokenizer.ggml.bos_token_id"},
                     {"eos_token", "eos_token_id", "tokenizer.ggml.eos_token_id"},
                     {"unk_token", nullptr, "tokenizer.ggml.unknown_token_id"},
-                    {"pad_token", "pad_token_id", "tokenizer.ggml.padding_token_id"}};
+                    {"sep_token", "sep_token_id", "tokenizer.ggml.seperator_token_id"},  // llama.cpp's spelling
+                    {"pad_token", "pad_token_id", "tokenizer.ggml.padding_token_id"},
+                    {"cls_token", "cls_token_id", "tokenizer.ggml.cls_token_id"},
+                    {"mask_token", "mask_token_id", "tokenizer.ggml.mask_token_id"}};
     for (const auto& s : kSpecial) {
         const std::string text = token_text(tcfg, s.name);
         if (!text.empty()) {
             auto it = ids.find(text);
-            if (it == ids.end()) bad("tokenizer_config.json", std::string(s.name) + " is not a token");
+            if (it == ids.end()) {
+                // The ones ember reads must be tokens; the others (sep, cls, mask) are only recorded.
+                if (s.key == std::string_view("tokenizer.ggml.seperator_token_id") ||
+                    s.key == std::string_view("tokenizer.ggml.cls_token_id") || s.key == std::string_view("tokenizer.ggml.mask_token_id"))
+                    continue;
+                bad("tokenizer_config.json", std::string(s.name) + " is not a token");
+            }
             set(out, s.key, Value::u32(static_cast<uint32_t>(it->second)));
         } else if (s.config_id && cfg.is_object() && cfg.contains(s.config_id) && !cfg[s.config_id].is_null()) {
             const Json& v = cfg[s.config_id];
