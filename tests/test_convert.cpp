@@ -180,6 +180,37 @@ TEST_CASE("convert: the converter's types (1-D and routers F32), keys kept, the 
     }
 }
 
+TEST_CASE("convert: the keys convert_hf_to_gguf.py writes (compare_convert.py checks them all)") {
+    const TempDir tmp("convert-keys");
+    auto keys_of = [&](const char* name) {
+        convert(name, "f16", tmp / "k.gguf");
+        return gguf::File::open(tmp / "k.gguf");
+    };
+    const gguf::File qwen2 = keys_of("qwen2");
+    CHECK(!qwen2.has("qwen2.vocab_size"));             // only the converter's Llama class writes it
+    CHECK(!qwen2.has("qwen2.attention.key_length"));   // no head_dim in config.json: n_embd / n_head
+    CHECK(!qwen2.has("qwen2.rope.dimension_count"));
+    CHECK(qwen2.get_string("tokenizer.ggml.pre") == "qwen2");
+    CHECK(!qwen2.get_bool("tokenizer.ggml.add_bos_token"));  // always written: the template says
+    const gguf::File llama = keys_of("llama");
+    CHECK(llama.has("llama.vocab_size"));
+    CHECK(llama.has("llama.rope.dimension_count"));
+    CHECK(!llama.has("llama.rope.scaling.type"));      // Llama 3.1's scaling is rope_freqs.weight
+    CHECK(llama.find_tensor("rope_freqs.weight") != nullptr);
+    const gguf::File mixtral = keys_of("mixtral");
+    CHECK(mixtral.get_string("tokenizer.ggml.pre") == "default");
+    CHECK(!mixtral.has("tokenizer.ggml.add_space_prefix"));  // true: the default
+    CHECK(!mixtral.has("llama.expert_weights_norm"));        // renormalized: the default
+    CHECK(mixtral.get_string("general.type") == "model");
+    const gguf::File phi3 = keys_of("phi3");
+    CHECK(phi3.get_uint("phi3.attention.sliding_window") == 0);
+    CHECK(phi3.get_uint("phi3.rope.scaling.original_context_length") == 4096);
+    const gguf::File gemma2 = keys_of("gemma2");
+    CHECK(!gemma2.has("gemma2.rope.freq_base"));       // 10000, llama.cpp's default for Gemma 2
+    CHECK(!gemma2.get_bool("tokenizer.ggml.add_space_prefix"));
+    CHECK(gemma2.has("tokenizer.ggml.mask_token_id"));
+}
+
 TEST_CASE("convert: a folder quantized directly equals its F32 conversion quantized") {
     const TempDir tmp("convert-quantize");
     for (const char* name : {"llama", "qwen3_moe", "gemma3"}) {

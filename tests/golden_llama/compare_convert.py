@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -207,21 +208,75 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, errors="replace", **kw)
 
 
+def renamed_copy(path: Path) -> Path:
+    """A copy of a GGUF file whose general.name is overwritten by as many letters of "tinytiny..." (the same
+    length, so nothing else moves)."""
+    b = bytearray(path.read_bytes())
+    key = len(b"general.name").to_bytes(8, "little") + b"general.name" + (8).to_bytes(4, "little")  # string type
+    at = b.find(key)
+    if at < 0:
+        return path
+    at += len(key)
+    n = int.from_bytes(b[at:at + 8], "little")
+    b[at + 8:at + 8 + n] = (b"tiny" * n)[:n]
+    out = path.with_name(path.stem + "-renamed.gguf")
+    out.write_bytes(b)
+    return out
+
+
+def server_greedy(bin_dir: Path, model: Path, prompt_ids: list[int], n: int, env: dict, extra: list[str]) -> list[int] | None:
+    """llama.cpp's greedy continuation of `prompt_ids` (token ids, so no tokenizer is involved), as ids, from
+    llama-server's /completion. (llama-completion prints through a log thread that may exit before the last
+    tokens are out, so its text is not reliable here.)"""
+    import socket
+    import urllib.request
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    srv = subprocess.Popen([str(bin_dir / "llama-server"), "-m", str(model), "--port", str(port), "--host", "127.0.0.1",
+                            "-t", "2", "-c", "256", "-np", "1", "--no-warmup"] + extra,
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(600):
+            if srv.poll() is not None:
+                return None
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.1)
+        body = json.dumps({"prompt": prompt_ids, "n_predict": n, "temperature": 0, "top_k": 1, "seed": 1,
+                           "ignore_eos": True, "return_tokens": True, "cache_prompt": False}).encode()
+        req = urllib.request.Request(url + "/completion", data=body, headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            return json.loads(r.read()).get("tokens")
+    except OSError:
+        return None
+    finally:
+        srv.terminate()
+        srv.wait(timeout=30)
+
+
 def llama_checks(bin_dir: Path, files: dict[str, Path], golden: dict) -> tuple[list[str], dict]:
     """llama.cpp on each file: its token ids for the fixture's golden texts against transformers' (golden.json,
-    no special tokens added), and a greedy continuation of the golden prompt. Returns (problems, results)."""
+    no special tokens added), and its greedy tokens after the golden prompt's ids against transformers'
+    greedy tokens. Returns (problems, results)."""
     env = dict(os.environ, LD_LIBRARY_PATH=str(bin_dir))
     problems, res = [], {}
     cases = [(c["text"], c["ids"]) for c in golden.get("tokenizer", []) if c["text"]]  # llama-tokenize refuses ""
     for label, path in files.items():
         good, failed, extra = 0, None, []
         # llama.cpp adjusts a vocabulary by general.name: a "phi3" model must have <|endoftext|> (it throws
-        # unordered_map::at otherwise, whichever converter wrote the file). The tiny Phi-3 has none: load it
-        # under another name then, and say so.
-        probe = run([str(bin_dir / "llama-tokenize"), "-m", str(path), "-p", "a", "--ids"], env=env, timeout=120)
-        if probe.returncode != 0 and "unordered_map::at" in probe.stderr:
-            extra = ["--override-kv", "general.name=str:tiny"]
-            print(f"    llama.cpp cannot load the {label}'s file by its name (unordered_map::at); loaded as general.name=tiny")
+        # unordered_map::at otherwise, whichever converter wrote the file; --override-kv does not reach that
+        # code). The tiny Phi-3 has none: when a file does not load, a copy with general.name overwritten in
+        # place is tried (llama.cpp's log thread may not print the message before it exits, so it is not read).
+        def loads(p: Path) -> bool:
+            return run([str(bin_dir / "llama-tokenize"), "-m", str(p), "-p", "a", "--ids"], env=env, timeout=120).returncode == 0
+        if not loads(path) and loads(renamed := renamed_copy(path)):
+            print(f"    llama.cpp loads the {label}'s file only under another general.name (a copy renamed 'tiny...' is run)")
+            path = renamed
         for text, ids in cases:
             tok = run([str(bin_dir / "llama-tokenize"), "-m", str(path), "-p", text, "--ids", "--no-bos", "--log-disable"] + extra,
                       env=env, timeout=120)
@@ -230,21 +285,21 @@ def llama_checks(bin_dir: Path, files: dict[str, Path], golden: dict) -> tuple[l
                 break
             got = tok.stdout.strip().splitlines()[-1] if tok.stdout.strip() else ""
             good += got.replace(" ", "") == str(ids).replace(" ", "")
-        # --ignore-eos: random weights may well choose an end token first.
-        gen = run([str(bin_dir / "llama-completion"), "-m", str(path), "-p", golden["prompt"], "-n", "8", "--temp", "0",
-                   "-s", "1", "-t", "2", "-c", "128", "-no-cnv", "--no-warmup", "--simple-io", "--ignore-eos"] + extra,
-                  env=env, timeout=300, stdin=subprocess.DEVNULL)
-        if failed or gen.returncode != 0:
-            problems.append(f"llama.cpp failed on the {label}'s file: {failed or (gen.stderr.strip().splitlines() or ['?'])[-1]}")
+        greedy = server_greedy(bin_dir, path, golden["prompt_ids"], len(golden["greedy"]), env, extra)
+        if failed or greedy is None:
+            problems.append(f"llama.cpp failed on the {label}'s file: {failed or 'llama-server gave no tokens'}")
             continue
-        res[label] = (good, gen.stdout)
+        res[label] = (good, greedy)
+        want = golden["greedy"]
         print(f"    llama.cpp on the {label}'s file: {good} of {len(cases)} texts tokenized as transformers does; "
-              f"greedy: {short(gen.stdout.strip()[len(golden['prompt']):].strip(), 60)}")
-    if "ember" in res and res["ember"][0] != len(cases):
-        problems.append("llama.cpp does not tokenize every golden text from ember's file as transformers does")
-    if len(res) == 2:
-        same = res["ember"][1] == res["converter"][1]
-        print(f"    greedy continuation {'the same' if same else 'DIFFERENT'} from both files")
+              f"greedy after the prompt ids: " + ("transformers' tokens" if greedy == want else f"{greedy}, transformers {want}"))
+    # Some tokenizer.json behaviours have no llama.cpp key (Metaspace's prepend_scheme "first"; ember writes
+    # its own tokenizer.ember.* keys for them): only a file that llama.cpp tokenizes worse than the
+    # converter's is a problem.
+    if "ember" in res and "converter" in res and res["ember"][0] < res["converter"][0]:
+        problems.append("llama.cpp tokenizes fewer golden texts as transformers does from ember's file")
+    if len(res) == 2 and res["ember"][1] != res["converter"][1]:
+        problems.append("llama.cpp's greedy tokens differ between the converter's file and ember's")
     return problems, res
 
 
