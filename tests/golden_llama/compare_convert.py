@@ -81,6 +81,8 @@ def value(field) -> tuple[list[str], object]:
     if main == GGUFValueType.ARRAY:
         if field.types[-1] == GGUFValueType.STRING:
             return types, [bytes(field.parts[i]) for i in field.data]
+        if len(field.types) == 1:  # an empty array names no element type here
+            return types, []
         if field.types[-1] == GGUFValueType.ARRAY:
             return types, "<nested array>"
         return types, [p.tolist()[0] if len(p) == 1 else p.tolist() for p in (field.parts[i] for i in field.data)]
