@@ -5,11 +5,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "ember/error.hpp"
+#include "ember/quantize.hpp"
 
 namespace ember_examples {
 
@@ -65,6 +68,29 @@ std::string json_list(const std::vector<T>& v) {
         o += std::to_string(v[i]);
     }
     return o + "]";
+}
+
+// A progress callback for quantize_model / convert_model: "\r<verb>: NN%" on stderr as the percent changes.
+// `last` is the last percent shown (-1: none yet).
+inline std::function<bool(float)> percent_progress(const char* verb, int& last) {
+    return [verb, &last](float f) {
+        const int pct = static_cast<int>(f * 100.0f);
+        if (pct != last) {
+            last = pct;
+            std::fprintf(stderr, "\r%s: %3d%%", verb, pct);
+            std::fflush(stderr);
+        }
+        return true;
+    };
+}
+
+// "N: TYPE xK ..." for the tensors a quantize_model / convert_model result wrote.
+inline std::string tensor_types(const ember::QuantizeResult& r) {
+    std::map<std::string, int> counts;
+    for (const auto& t : r.tensors) ++counts[t.type_out];
+    std::string s = std::to_string(r.tensors.size()) + ":";
+    for (const auto& [type, n] : counts) s += " " + type + " x" + std::to_string(n);
+    return s;
 }
 
 }  // namespace ember_examples

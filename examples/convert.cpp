@@ -3,7 +3,6 @@
 //   ember-convert HF_DIR OUT.gguf [--outtype f16|bf16|q8_0|f32|Q4_K_M|...] [-t N]
 #include <cstdio>
 #include <exception>
-#include <map>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -29,27 +28,14 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     int last = -1;
-    if (!quiet)
-        p.progress = [&last](float f) {
-            const int pct = static_cast<int>(f * 100.0f);
-            if (pct != last) {
-                last = pct;
-                std::fprintf(stderr, "\rconverting: %3d%%", pct);
-                std::fflush(stderr);
-            }
-            return true;
-        };
+    if (!quiet) p.progress = ember_examples::percent_progress("converting", last);
     try {
         const double t0 = ember_examples::now_ms();
         const ember::QuantizeResult r = ember::convert_model(in, out, p);
         const double ms = ember_examples::now_ms() - t0;
         if (!quiet) std::fprintf(stderr, "\n");
-        std::map<std::string, int> counts;
-        for (const auto& t : r.tensors) ++counts[t.type_out];
         std::printf("%s -> %s (%s, file type %u)\n", in.c_str(), out.c_str(), r.type.c_str(), r.file_type);
-        std::printf("tensors   %zu:", r.tensors.size());
-        for (const auto& [type, n] : counts) std::printf(" %s x%d", type.c_str(), n);
-        std::printf("\n");
+        std::printf("tensors   %s\n", ember_examples::tensor_types(r).c_str());
         std::printf("weights   %.2f M parameters, %.2f MiB in the folder -> %.2f MiB\n", static_cast<double>(r.n_elements) / 1e6,
                     r.tensor_bytes_in / 1048576.0, r.tensor_bytes_out / 1048576.0);
         std::printf("file      %llu bytes\n", static_cast<unsigned long long>(r.file_bytes_out));

@@ -4,7 +4,6 @@
 //   ember-quantize IN.gguf|HF_DIR OUT.gguf TYPE [--threads N] [--allow-requantize] [--pure]
 #include <cstdio>
 #include <exception>
-#include <map>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -29,27 +28,14 @@ int main(int argc, char** argv) {
     CLI11_PARSE(app, argc, argv);
 
     int last = -1;
-    if (!quiet)
-        p.progress = [&last](float f) {
-            const int pct = static_cast<int>(f * 100.0f);
-            if (pct != last) {
-                last = pct;
-                std::fprintf(stderr, "\rquantizing: %3d%%", pct);
-                std::fflush(stderr);
-            }
-            return true;
-        };
+    if (!quiet) p.progress = ember_examples::percent_progress("quantizing", last);
     try {
         const double t0 = ember_examples::now_ms();
         const ember::QuantizeResult r = ember::quantize_model(in, out, p);
         const double ms = ember_examples::now_ms() - t0;
         if (!quiet) std::fprintf(stderr, "\n");
-        std::map<std::string, int> counts;
-        for (const auto& t : r.tensors) ++counts[t.type_out];
         std::printf("%s -> %s (%s, file type %u)\n", in.c_str(), out.c_str(), r.type.c_str(), r.file_type);
-        std::printf("tensors       %zu:", r.tensors.size());
-        for (const auto& [type, n] : counts) std::printf(" %s x%d", type.c_str(), n);
-        std::printf("\n");
+        std::printf("tensors       %s\n", ember_examples::tensor_types(r).c_str());
         const double n = static_cast<double>(r.n_elements ? r.n_elements : 1);
         std::printf("model size    %8.2f MiB (%.2f BPW)\n", r.tensor_bytes_in / 1048576.0, r.tensor_bytes_in * 8.0 / n);
         std::printf("quant size    %8.2f MiB (%.2f BPW)\n", r.tensor_bytes_out / 1048576.0, r.tensor_bytes_out * 8.0 / n);
