@@ -82,17 +82,7 @@ float max_diff(const std::vector<std::vector<float>>& a, const std::vector<std::
     return d;
 }
 
-template <class F>
-Status status_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.status();
-    } catch (const std::exception& e) {
-        FAIL("not an ember::Error: " << e.what());
-    }
-    return Status::Ok;
-}
+using test::status_of;
 
 struct TempDir {
     std::string path;

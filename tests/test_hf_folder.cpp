@@ -97,19 +97,7 @@ TEST_CASE("HF folder: logits and greedy tokens match transformers") {
 
 namespace {
 
-// Runs f and returns the status of the ember::Error it throws (Ok when it returns); any other exception
-// fails the test.
-template <class F>
-Status status_of(F&& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.status();
-    } catch (const std::exception& e) {
-        FAIL("not an ember::Error: " << e.what());
-    }
-    return Status::Ok;
-}
+using test::status_of;
 
 std::shared_ptr<const detail::Vocab> detail_vocab(hf::Keys& keys) {
     const gguf::File f = gguf::File::assemble(std::move(keys), {}, nullptr);

@@ -19,6 +19,10 @@
 
 #include <unistd.h>
 
+#include <doctest/doctest.h>
+
+#include "ember/error.hpp"
+
 #if !defined(EMBER_TEST_DATA_DIR) || !defined(EMBER_TESTDATA_DEFAULT)
 #error "tests/CMakeLists.txt defines EMBER_TEST_DATA_DIR and EMBER_TESTDATA_DEFAULT"
 #endif
@@ -80,5 +84,18 @@ struct Bytes {
     Bytes& pad_to(size_t a) { while (b.size() % a) b.push_back(0); return *this; }
     size_t size() const { return b.size(); }
 };
+
+// The status of the ember::Error f throws (Ok when it returns); any other exception fails the test.
+template <class F>
+ember::Status status_of(F&& f) {
+    try {
+        f();
+    } catch (const ember::Error& e) {
+        return e.status();
+    } catch (const std::exception& e) {
+        FAIL("not an ember::Error: " << e.what());
+    }
+    return ember::Status::Ok;
+}
 
 }  // namespace ember::test
