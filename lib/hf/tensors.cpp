@@ -8,6 +8,8 @@
 //   - FP8 (E4M3) weights with block scales (`weight_scale_inv`, the "fine-grained FP8" checkpoints),
 //     dequantized once to BF16, which keeps their 3-bit mantissas exactly up to the scale's rounding.
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstring>
 #include <map>
 
@@ -49,11 +51,19 @@ gguf::TensorInfo view(const std::string& name, TensorType type, std::vector<int6
     return g;
 }
 
-// E4M3 ("fn": no infinities; S.1111.111 is NaN): 4 exponent bits biased by 7, 3 mantissa bits.
-float fp8_e4m3(uint8_t v) {
-    const int e = (v >> 3) & 15, m = v & 7;
-    const float mag = e == 0 ? std::ldexp(static_cast<float>(m), -9) : std::ldexp(static_cast<float>(8 + m), e - 10);
-    return v & 0x80 ? -mag : mag;
+// E4M3 ("fn": no infinities; S.1111.111 is NaN): 4 exponent bits biased by 7, 3 mantissa bits. A table,
+// since a model's every weight byte goes through it at load.
+const std::array<float, 256>& fp8_e4m3() {
+    static const std::array<float, 256> table = [] {
+        std::array<float, 256> t{};
+        for (int v = 0; v < 256; ++v) {
+            const int e = (v >> 3) & 15, m = v & 7;
+            const float mag = e == 0 ? std::ldexp(static_cast<float>(m), -9) : std::ldexp(static_cast<float>(8 + m), e - 10);
+            t[static_cast<size_t>(v)] = v & 0x80 ? -mag : mag;
+        }
+        return t;
+    }();
+    return table;
 }
 
 constexpr std::string_view kScaleSuffix = "_scale_inv";
@@ -80,11 +90,12 @@ gguf::TensorInfo dequantize_fp8(const std::string& name, const TensorInfo& t, co
     std::vector<int64_t> ne = t.ne();
     if (!st.convert) return view(name, TensorType::BF16, ne, nullptr);
     auto* out = reinterpret_cast<uint16_t*>(st.copy(static_cast<size_t>(rows * cols) * 2));
+    const auto& fp8 = fp8_e4m3();
     for (int64_t r = 0; r < rows; ++r)
         for (int64_t c = 0; c < cols; ++c) {
             const uint8_t q = t.data[r * cols + c];
             if ((q & 0x7F) == 0x7F) throw Error(Status::BadFile, "tensor " + in_quotes(t.name) + " holds a NaN");
-            out[r * cols + c] = tensor::f32_to_bf16(fp8_e4m3(q) * scale[static_cast<size_t>(r / br * sc->shape[1] + c / bc)]);
+            out[r * cols + c] = tensor::f32_to_bf16(fp8[q] * scale[static_cast<size_t>(r / br * sc->shape[1] + c / bc)]);
         }
     return view(name, TensorType::BF16, ne, reinterpret_cast<uint8_t*>(out));
 }

@@ -31,14 +31,6 @@ void decode(const block_q4_1& b, float* y) {
     }
 }
 
-// 2^(e - 128) exactly, as a float's bits (e < 2: the two subnormals).
-float e8m0_half(uint8_t e) {
-    const uint32_t bits = e < 2 ? uint32_t(0x00200000) << e : uint32_t(e - 1) << 23;
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
 void decode(const block_mxfp4& b, float* y) {
     const float d = e8m0_half(b.e);
     for (int j = 0; j < kQK / 2; ++j) {

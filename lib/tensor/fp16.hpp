@@ -64,6 +64,11 @@ constexpr uint16_t f32_to_fp16(float f) noexcept {
 
 constexpr float bf16_to_f32(uint16_t h) noexcept { return std::bit_cast<float>(static_cast<uint32_t>(h) << 16); }
 
+// An E8M0 scale (MXFP4's) halved, exactly: 2^(e - 128); e < 2 gives the two subnormals.
+constexpr float e8m0_half(uint8_t e) noexcept {
+    return std::bit_cast<float>(e < 2 ? uint32_t(0x00200000) << e : uint32_t(e - 1) << 23);
+}
+
 constexpr uint16_t f32_to_bf16(float f) noexcept {
     const uint32_t x = std::bit_cast<uint32_t>(f);
     if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40u);  // quiet NaN

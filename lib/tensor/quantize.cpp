@@ -73,9 +73,7 @@ block_mxfp4 encode_mxfp4(const float* x) {
     float amax = 0.f;
     for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
     b.e = amax > 0.f ? static_cast<uint8_t>(std::floor(std::log2(amax)) - 2 + 127) : 0;
-    const uint32_t bits = b.e < 2 ? uint32_t(0x00200000) << b.e : uint32_t(b.e - 1) << 23;
-    float d;
-    std::memcpy(&d, &bits, 4);
+    const float d = e8m0_half(b.e);
     const auto nearest = [d](float v) {
         int best = 0;
         float best_err = std::fabs(static_cast<float>(kFp4Values[0]) * d - v);
