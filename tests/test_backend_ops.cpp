@@ -456,6 +456,56 @@ TEST_CASE("attention: causal, grouped-query, sliding window, softcap") {
         }
 }
 
+// A batched step's attention (one op over several sequences, each with its own cache and position)
+// equals each sequence's own attention bit for bit: single queries share one dispatch, a sequence of 8 or
+// more runs in blocks as alone.
+TEST_CASE("attention over several sequences at once") {
+    Fixture f;
+    const int hd = 32, n_head = 4, n_kv = 2, n_ctx = 48;
+    struct Seq { int n_past, count; };
+    const std::vector<Seq> seqs{{7, 1}, {0, 3}, {20, 1}, {2, 9}, {31, 1}};
+    int rows = 0;
+    for (const Seq& s : seqs) rows += s.count;
+    AttentionParams p;
+    p.n_head = n_head;
+    p.n_head_kv = n_kv;
+    p.head_dim = hd;
+    p.scale = 1.f / std::sqrt(float(hd));
+    p.window = 16;
+    const auto qv = randn(static_cast<size_t>(hd * n_head * rows), 20);
+    Tensor q = f.upload(qv, hd * n_head), batched = f.make(TensorType::F32, hd * n_head, rows);
+    std::vector<Tensor> kc, vc;
+    std::vector<SequenceAttention> att;
+    int first = 0;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+        const int n = seqs[i].n_past + seqs[i].count;
+        kc.push_back(f.make(TensorType::F16, hd * n_kv, n_ctx));
+        vc.push_back(f.make(TensorType::F16, hd * n_kv, n_ctx));
+        Tensor kin = f.upload(randn(static_cast<size_t>(hd * n_kv * n), 30 + int(i)), hd * n_kv);
+        Tensor vin = f.upload(randn(static_cast<size_t>(hd * n_kv * n), 40 + int(i)), hd * n_kv);
+        f.stream->kv_store(kin, vin, kc.back(), vc.back(), 0);
+        att.push_back({first, seqs[i].count, seqs[i].n_past, nullptr, nullptr});
+        first += seqs[i].count;
+    }
+    for (size_t i = 0; i < seqs.size(); ++i) att[i].k_cache = &kc[i], att[i].v_cache = &vc[i];
+    f.stream->attention(q, att.data(), att.size(), p, batched);
+    const auto got = f.download(batched);
+    for (size_t i = 0; i < seqs.size(); ++i) {
+        CAPTURE(i);
+        const int64_t n = seqs[i].count, width = hd * n_head;
+        std::vector<float> qi(qv.begin() + att[i].first * width, qv.begin() + (att[i].first + n) * width);
+        Tensor qs = f.upload(qi, width), alone = f.make(TensorType::F32, width, n);
+        p.n_past = seqs[i].n_past;
+        f.stream->attention(qs, kc[i], vc[i], p, alone);
+        const auto want = f.download(alone);
+        CHECK(std::equal(want.begin(), want.end(), got.begin() + att[i].first * width));
+    }
+    // A sequence past its cache, outside q's rows or without a cache is refused.
+    for (auto bad : {SequenceAttention{0, 1, n_ctx, &kc[0], &vc[0]}, SequenceAttention{rows - 1, 2, 0, &kc[0], &vc[0]},
+                     SequenceAttention{-1, 1, 0, &kc[0], &vc[0]}, SequenceAttention{0, 1, 0, nullptr, &vc[0]}})
+        CHECK_THROWS_AS(f.stream->attention(q, &bad, 1, p, batched), Error);
+}
+
 TEST_CASE("the registry") {
     const auto names = available_backends();
     REQUIRE(!names.empty());

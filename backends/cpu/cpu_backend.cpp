@@ -33,6 +33,7 @@ using backend::AttentionParams;
 using backend::Buffer;
 using backend::RopeMode;
 using backend::RopeParams;
+using backend::SequenceAttention;
 using backend::Tensor;
 
 namespace {
@@ -108,6 +109,7 @@ private:
 
 class CpuStream final : public backend::Stream {
 public:
+    using Stream::attention;  // the one-sequence form, over the batched one below
     CpuStream(std::shared_ptr<ThreadPool> pool, int n_threads, std::shared_ptr<const RepackedWeights> repacked)
         : pool_(std::move(pool)), n_threads_(n_threads), repacked_(std::move(repacked)) {}
 
@@ -278,33 +280,68 @@ public:
         store(v, v_cache);
     }
 
-    void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const AttentionParams& p,
+    void attention(const Tensor& q, const SequenceAttention* seqs, size_t n_seqs, const AttentionParams& p,
                    Tensor& out) override {
-        const int64_t T = q.n_rows(), hd = p.head_dim;
-        if (q.ne[0] != hd * p.n_head || out.ne[0] != q.ne[0] || k_cache.ne[0] != hd * p.n_head_kv ||
-            k_cache.type != TensorType::F16 || v_cache.type != TensorType::F16 || p.n_head % p.n_head_kv)
+        const int64_t hd = p.head_dim;
+        if (hd <= 0 || p.n_head_kv <= 0 || q.ne[0] != hd * p.n_head || out.ne[0] != q.ne[0] ||
+            out.n_rows() != q.n_rows() || p.n_head % p.n_head_kv)
             shape_error("attention");
-        const int group = p.n_head / p.n_head_kv;
-        if (T >= kBlockAttentionMinTokens) {
-            const PanelGemm* qk = panel_gemm(TensorType::F16);
-            const PanelGemm* pv = panel_gemm_f16_columns();
-            if (qk && pv) return attention_blocks(q, k_cache, v_cache, p, out, *qk, *pv);
+        for (size_t i = 0; i < n_seqs; ++i) {
+            const SequenceAttention& sq = seqs[i];
+            if (!sq.k_cache || !sq.v_cache || sq.k_cache->ne[0] != hd * p.n_head_kv || sq.v_cache->ne[0] != hd * p.n_head_kv ||
+                sq.k_cache->type != TensorType::F16 || sq.v_cache->type != TensorType::F16 || sq.first < 0 ||
+                sq.count < 0 || sq.first + sq.count > q.n_rows() || sq.n_past < 0 ||
+                sq.n_past + sq.count > std::min(sq.k_cache->n_rows(), sq.v_cache->n_rows()))
+                shape_error("attention");
         }
-        const size_t k_stride = k_cache.row_bytes() / 2, v_stride = v_cache.row_bytes() / 2;  // F16 elements
-        parallel_for(T * p.n_head, [&](int64_t b, int64_t e) {
+        const auto rows_of = [](const Tensor& t, int64_t first, int64_t count) {
+            Tensor v = t;
+            v.data = t.row(first);
+            v.ne = {t.ne[0], count, 1, 1};
+            return v;
+        };
+        // A sequence with several queries runs in blocks, filling the threads by itself; single queries
+        // (decoding, one per sequence of a batched step) share one dispatch, one (query, head) an item.
+        struct Query {
+            const SequenceAttention* seq;
+            int64_t t;
+        };
+        std::vector<Query> queries;
+        int64_t keys = 0;
+        const PanelGemm* qk = panel_gemm(TensorType::F16);
+        const PanelGemm* pv = panel_gemm_f16_columns();
+        for (size_t i = 0; i < n_seqs; ++i) {
+            const SequenceAttention& sq = seqs[i];
+            if (sq.count >= kBlockAttentionMinTokens && qk && pv) {
+                AttentionParams ps = p;
+                ps.n_past = sq.n_past;
+                Tensor o = rows_of(out, sq.first, sq.count);
+                attention_blocks(rows_of(q, sq.first, sq.count), *sq.k_cache, *sq.v_cache, ps, o, *qk, *pv);
+                continue;
+            }
+            for (int64_t t = 0; t < sq.count; ++t) queries.push_back({&sq, t});
+            keys += sq.count * (sq.n_past + 1) + sq.count * (sq.count - 1) / 2;
+        }
+        if (queries.empty()) return;
+        const int group = p.n_head / p.n_head_kv;
+        const int64_t mean_keys = keys / static_cast<int64_t>(queries.size());
+        parallel_for(static_cast<int64_t>(queries.size()) * p.n_head, [&](int64_t b, int64_t e) {
             thread_local std::vector<float> scores, qh;
             qh.resize(static_cast<size_t>(hd));
             for (int64_t i = b; i < e; ++i) {
-                const int64_t t = i / p.n_head, h = i % p.n_head, kvh = h / group;
-                const int64_t pos = p.n_past + t;
+                const Query& query = queries[static_cast<size_t>(i / p.n_head)];
+                const SequenceAttention& sq = *query.seq;
+                const int64_t h = i % p.n_head, kvh = h / group, row = sq.first + query.t;
+                const int64_t pos = sq.n_past + query.t;
                 const int64_t first = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
                 const int64_t n_kv = pos + 1 - first;
                 // q rounded to F16 as llama.cpp's F16 K·q product does.
-                const float* qsrc = f32(q) + t * q.ne[0] + h * hd;
+                const float* qsrc = f32(q) + row * q.ne[0] + h * hd;
                 for (int64_t d = 0; d < hd; ++d) qh[d] = qsrc[d];
                 round_to_f16(qh.data(), hd);
                 scores.resize(static_cast<size_t>(n_kv));
-                dot_f16_rows(static_cast<const uint16_t*>(k_cache.row(first)) + kvh * hd, k_stride, n_kv, qh.data(), hd,
+                const size_t k_stride = sq.k_cache->row_bytes() / 2, v_stride = sq.v_cache->row_bytes() / 2;  // F16 elements
+                dot_f16_rows(static_cast<const uint16_t*>(sq.k_cache->row(first)) + kvh * hd, k_stride, n_kv, qh.data(), hd,
                              scores.data());
                 float mx = -INFINITY;
                 for (int64_t j = 0; j < n_kv; ++j) {
@@ -314,13 +351,13 @@ public:
                     mx = std::max(mx, s);
                 }
                 const double sum = exp_shifted(scores.data(), n_kv, mx);
-                float* o = f32(out) + t * out.ne[0] + h * hd;
+                float* o = f32(out) + row * out.ne[0] + h * hd;
                 std::fill(o, o + hd, 0.f);
                 const float inv = static_cast<float>(1.0 / sum);
                 for (int64_t j = 0; j < n_kv; ++j) scores[j] *= inv;
-                axpy_f16_rows(scores.data(), static_cast<const uint16_t*>(v_cache.row(first)) + kvh * hd, v_stride, n_kv, o, hd);
+                axpy_f16_rows(scores.data(), static_cast<const uint16_t*>(sq.v_cache->row(first)) + kvh * hd, v_stride, n_kv, o, hd);
             }
-        }, grain_for(2 * hd * (p.n_past + T)));
+        }, grain_for(2 * hd * mean_keys));
     }
 
     // Prompt attention in blocks: the query rows of a few tokens × the heads sharing one KV head, against

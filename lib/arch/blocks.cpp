@@ -99,15 +99,17 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
     p.scale = 1.0f / std::sqrt(static_cast<float>(hp.head_dim));
     p.softcap = hp.attn_softcap;
     p.window = local ? hp.swa_window : 0;
+    std::vector<backend::SequenceAttention> att;
+    att.reserve(seqs.size());
     for (const SeqRows& seq : seqs) {
         backend::Tensor qs = row_slice(q, seq.first, seq.count), ks = row_slice(k, seq.first, seq.count),
-                        vs = row_slice(v, seq.first, seq.count), as = row_slice(a, seq.first, seq.count);
+                        vs = row_slice(v, seq.first, seq.count);
         s.rope(qs, hp.head_dim, seq.n_past, rope);
         s.rope(ks, hp.head_dim, seq.n_past, rope);
         s.kv_store(ks, vs, seq.cache->k_cache[layer], seq.cache->v_cache[layer], seq.n_past);
-        p.n_past = seq.n_past;
-        s.attention(qs, seq.cache->k_cache[layer], seq.cache->v_cache[layer], p, as);
+        att.push_back({seq.first, seq.count, seq.n_past, &seq.cache->k_cache[layer], &seq.cache->v_cache[layer]});
     }
+    s.attention(q, att.data(), att.size(), p, a);
     s.matmul(w.wo, a, h);
     add_residual(s, hp, w.post_norm, h, x);
 }

@@ -78,6 +78,16 @@ struct AttentionParams {
     int window = 0;             // 0: full causal; else sliding window size
 };
 
+// One sequence of a batched step's attention: its query rows first .. first + count - 1, at positions
+// n_past.., against its own cache.
+struct SequenceAttention {
+    int64_t first = 0;
+    int64_t count = 0;
+    int n_past = 0;
+    const Tensor* k_cache = nullptr;
+    const Tensor* v_cache = nullptr;
+};
+
 // Per-session execution: ordered ops on one device queue with scratch of its own.
 class Stream {
 public:
@@ -98,7 +108,13 @@ public:
     // Stores k and v ([head_dim·n_head_kv, n_tokens], F32) into the caches at rows pos0.. .
     virtual void kv_store(const Tensor& k, const Tensor& v, Tensor& k_cache, Tensor& v_cache, int pos0) = 0;
     // out [head_dim·n_head, n_tokens] = softmax(q·Kᵀ·scale + causal mask) · V, with grouped-query heads.
-    virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const AttentionParams& p,
+    void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const AttentionParams& p, Tensor& out) {
+        const SequenceAttention seq{0, q.n_rows(), p.n_past, &k_cache, &v_cache};
+        attention(q, &seq, 1, p, out);
+    }
+    // The same for the rows of several sequences at once (a batched step: one op, not one per sequence);
+    // each sequence's n_past replaces p.n_past. The sequences' rows do not overlap.
+    virtual void attention(const Tensor& q, const SequenceAttention* seqs, size_t n_seqs, const AttentionParams& p,
                            Tensor& out) = 0;
     // out = a + b elementwise; b has a's shape, or one row that is added to every row of a (a bias).
     virtual void add(const Tensor& a, const Tensor& b, Tensor& out) = 0;
