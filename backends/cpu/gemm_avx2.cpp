@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <bit>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "avx2_util.hpp"
@@ -54,6 +55,16 @@ inline void store_tile(const __m256 (&acc)[NT], float* out, size_t os, int rows)
 #pragma GCC unroll 8
     for (int j = 0; j < NT; ++j) _mm256_store_ps(tile[j], acc[j]);
     for (int j = 0; j < NT; ++j) std::memcpy(out + j * os, tile[j], sizeof(float) * static_cast<size_t>(rows));
+}
+
+// tile.template operator()<NT>(j) over x_rows tokens: tiles of kMax from j = 0, then one of the rest.
+template <int kMax, class F>
+inline void token_tiles(int64_t x_rows, F&& tile) {
+    int64_t j = 0;
+    for (; j + kMax <= x_rows; j += kMax) tile.template operator()<kMax>(j);
+    [&]<int... I>(std::integer_sequence<int, I...>) {
+        ((x_rows - j == I + 1 ? tile.template operator()<I + 1>(j) : void()), ...);
+    }(std::make_integer_sequence<int, kMax - 1>{});
 }
 
 // v[r] holds 32 values of row r; q[g] gets dword g of every row (elements 4g..4g+3 of rows 0..7): an
@@ -210,16 +221,7 @@ void tile32(int64_t nb, const Panel32* p, const ActRows& x, int64_t j0, float* o
 
 template <class W>
 void run32(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float* out, size_t os, int rows) {
-    const int64_t nb = n / kQK;
-    const auto* p = static_cast<const Panel32*>(panel);
-    int64_t j = 0;
-    for (; j + 4 <= x_rows; j += 4) tile32<W, 4>(nb, p, x, j, out, os, rows);
-    switch (x_rows - j) {
-        case 3: tile32<W, 3>(nb, p, x, j, out, os, rows); break;
-        case 2: tile32<W, 2>(nb, p, x, j, out, os, rows); break;
-        case 1: tile32<W, 1>(nb, p, x, j, out, os, rows); break;
-        default: break;
-    }
+    token_tiles<4>(x_rows, [&]<int NT>(int64_t j) { tile32<W, NT>(n / kQK, static_cast<const Panel32*>(panel), x, j, out, os, rows); });
 }
 
 // ---- K types (Q2_K .. Q6_K) against Q8_K activations ----
@@ -398,16 +400,7 @@ void tilek(int64_t nb, const PanelK* p, const ActRows& x, int64_t j0, float* out
 
 template <class W>
 void runk(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float* out, size_t os, int rows) {
-    const int64_t nb = n / kQK_K;
-    const auto* p = static_cast<const PanelK*>(panel);
-    int64_t j = 0;
-    for (; j + 4 <= x_rows; j += 4) tilek<W, 4>(nb, p, x, j, out, os, rows);
-    switch (x_rows - j) {
-        case 3: tilek<W, 3>(nb, p, x, j, out, os, rows); break;
-        case 2: tilek<W, 2>(nb, p, x, j, out, os, rows); break;
-        case 1: tilek<W, 1>(nb, p, x, j, out, os, rows); break;
-        default: break;
-    }
+    token_tiles<4>(x_rows, [&]<int NT>(int64_t j) { tilek<W, NT>(n / kQK_K, static_cast<const PanelK*>(panel), x, j, out, os, rows); });
 }
 
 // ---- float weights (F32, F16, BF16) against activations already rounded to the weights' format ----
@@ -512,17 +505,7 @@ void tilef(int64_t n, const float* p, const ActRows& x, int64_t j0, float* out, 
 
 template <TensorType T>
 void runf(int64_t n, const void* panel, const ActRows& x, int64_t x_rows, float* out, size_t os, int rows) {
-    const auto* p = static_cast<const float*>(panel);
-    int64_t j = 0;
-    for (; j + 6 <= x_rows; j += 6) tilef<6>(n, p, x, j, out, os, rows);
-    switch (x_rows - j) {
-        case 5: tilef<5>(n, p, x, j, out, os, rows); break;
-        case 4: tilef<4>(n, p, x, j, out, os, rows); break;
-        case 3: tilef<3>(n, p, x, j, out, os, rows); break;
-        case 2: tilef<2>(n, p, x, j, out, os, rows); break;
-        case 1: tilef<1>(n, p, x, j, out, os, rows); break;
-        default: break;
-    }
+    token_tiles<6>(x_rows, [&]<int NT>(int64_t j) { tilef<NT>(n, static_cast<const float*>(panel), x, j, out, os, rows); });
 }
 
 // ---- Q4_0, Q4_1, Q5_0 repacked at load: 8 rows interleaved, the file's bytes ----
@@ -906,37 +889,28 @@ void tile_q6_Kx8(int64_t nb, const Q6Kx8* p, const ActRows& x, int64_t j0, float
     store_tile(acc, out + j0 * os, os, 8);
 }
 
-template <class Block, int QK, void (*Tile1)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t),
-          void (*Tile2)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t),
-          void (*Tile3)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t),
-          void (*Tile4)(int64_t, const Block*, const ActRows&, int64_t, float*, size_t)>
+// One group of 8 repacked rows against x_rows tokens, `tile` (a kernel template as a lambda) NT at a time.
+template <class Block, int QK, auto tile>
 void run_x8(int64_t n, const void* group, const ActRows& x, int64_t x_rows, float* out, size_t os) {
-    const int64_t nb = n / QK;
-    const auto* p = static_cast<const Block*>(group);
-    int64_t j = 0;
-    for (; j + 4 <= x_rows; j += 4) Tile4(nb, p, x, j, out, os);
-    switch (x_rows - j) {
-        case 3: Tile3(nb, p, x, j, out, os); break;
-        case 2: Tile2(nb, p, x, j, out, os); break;
-        case 1: Tile1(nb, p, x, j, out, os); break;
-        default: break;
-    }
+    token_tiles<4>(x_rows, [&]<int NT>(int64_t j) {
+        tile.template operator()<NT>(n / QK, static_cast<const Block*>(group), x, j, out, os);
+    });
 }
 
 // Q5_0, Q5_1: composing the fifth bits costs more than a packed panel's byte loads from ~16 tokens.
 template <class X>
 constexpr Repacked repacked32{X::kFifthBits ? 16 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK); },
                               repack32<X, typename X::Panel>,
-                              run_x8<X, kQK, tile32x8<X, 1>, tile32x8<X, 2>, tile32x8<X, 3>, tile32x8<X, 4>>};
+                              run_x8<X, kQK, []<int NT>(auto&&... a) { tile32x8<X, NT>(a...); }>};
 constexpr Repacked repacked_q8_0{0, [](int64_t n) { return sizeof(Q80x8) * static_cast<size_t>(n / kQK); }, repack_q8_0,
-                                 run_x8<Q80x8, kQK, tile_q8_0x8<1>, tile_q8_0x8<2>, tile_q8_0x8<3>, tile_q8_0x8<4>>};
+                                 run_x8<Q80x8, kQK, []<int NT>(auto&&... a) { tile_q8_0x8<NT>(a...); }>};
 // Q5_K: composing the fifth bits costs more than a packed panel's byte loads from ~96 tokens.
 template <class X>
 constexpr Repacked repackedK{std::is_same_v<X, Q5Kx8> ? 96 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK_K); }, repack_qK<X>,
-                             run_x8<X, kQK_K, tile_qKx8<X, 1>, tile_qKx8<X, 2>, tile_qKx8<X, 3>, tile_qKx8<X, 4>>};
+                             run_x8<X, kQK_K, []<int NT>(auto&&... a) { tile_qKx8<X, NT>(a...); }>};
 // Composing 6-bit values costs more than a packed panel's byte loads once a batch has ~48 tokens.
 constexpr Repacked repacked_q6_K{48, [](int64_t n) { return sizeof(Q6Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q6_K,
-                                 run_x8<Q6Kx8, kQK_K, tile_q6_Kx8<1>, tile_q6_Kx8<2>, tile_q6_Kx8<3>, tile_q6_Kx8<4>>};
+                                 run_x8<Q6Kx8, kQK_K, []<int NT>(auto&&... a) { tile_q6_Kx8<NT>(a...); }>};
 
 // Token counts from which each family beats the row kernels, measured per CPU-second at 2 to 8 tokens
 // (AMD EPYC, AVX2): the 4- and 5-bit 32-blocks from 2, Q8_0 and the K types from 5, floats from 8.
