@@ -889,6 +889,141 @@ void tile_q6_Kx8(int64_t nb, const Q6Kx8* p, const ActRows& x, int64_t j0, float
     store_tile(acc, out + j0 * os, os, 8);
 }
 
+// ---- Q2_K and Q3_K repacked at load: 8 rows interleaved; 2-bit fields four groups to a byte ----
+
+// Q2_K: the file's bytes (scale in the low nibble of sc, min in the high one). Q3_K: its 6-bit signed scales
+// widened to bytes (+16 bytes a row), the high bits eight groups to a byte.
+struct Q2Kx8 {
+    uint16_t d[8], dmin[8];
+    uint8_t sc[16][8];   // [sub-block][row]
+    uint8_t qs[16][32];  // sub-block s: bits 2k of byte 4r + e hold group 4s + k
+};
+struct Q3Kx8 {
+    uint16_t d[8];
+    int8_t sc[16][8];
+    uint8_t qs[16][32];  // the low 2 bits, as Q2Kx8's
+    uint8_t qh[8][32];   // the high bit: bit k of byte 4r + e of qh[h] is group 8h + k's
+};
+static_assert(sizeof(Q2Kx8) == 8 * sizeof(block_q2_K));
+
+template <class X>
+void repack_low_K(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void* dst) {
+    constexpr bool q3 = std::is_same_v<X, Q3Kx8>;
+    auto* out = static_cast<X*>(dst);
+    const int64_t nb = n / kQK_K;
+    std::vector<PanelK> panel(static_cast<size_t>(nb));
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    for (int64_t g = 0; g < n_rows / 8; ++g) {
+        packk<std::conditional_t<q3, Q3KP, Q2KP>>(n, static_cast<const char*>(src) + 8 * g * row_bytes, row_bytes, 8, panel.data());
+        for (int64_t i = 0; i < nb; ++i) {
+            const PanelK& b = panel[static_cast<size_t>(i)];
+            X& o = out[g * nb + i];
+            for (int r = 0; r < 8; ++r) {
+                const char* row = static_cast<const char*>(src) + (8 * g + r) * row_bytes;
+                if constexpr (q3) {
+                    o.d[r] = reinterpret_cast<const block_q3_K*>(row)[i].d;
+                    for (int sb = 0; sb < 16; ++sb) o.sc[sb][r] = static_cast<int8_t>(b.sc[sb][2 * r]);
+                } else {
+                    const auto& blk = reinterpret_cast<const block_q2_K*>(row)[i];
+                    o.d[r] = blk.d;
+                    o.dmin[r] = blk.dmin;
+                    for (int sb = 0; sb < 16; ++sb) o.sc[sb][r] = blk.scales[sb];
+                }
+            }
+            auto group = [&](int gg) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.q[gg])); };
+            for (int sb = 0; sb < 16; ++sb) {
+                __m256i low = _mm256_setzero_si256();
+                for (int k = 0; k < 4; ++k) low = _mm256_or_si256(low, _mm256_slli_epi16(_mm256_and_si256(group(4 * sb + k), three), 2 * k));
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qs[sb]), low);
+            }
+            if constexpr (q3)
+                for (int h = 0; h < 8; ++h) {
+                    __m256i high = _mm256_setzero_si256();
+                    for (int k = 0; k < 8; ++k)
+                        high = _mm256_or_si256(high, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(group(8 * h + k), 2), one), k));
+                    _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qh[h]), high);
+                }
+        }
+    }
+}
+
+// Bit k of each byte of h, moved to bit 2 (Q3_K's high bit above its 2-bit field).
+template <int k>
+inline __m256i high_bit(__m256i h) {
+    const __m256i four = _mm256_set1_epi8(4);
+    if constexpr (k < 2) return _mm256_and_si256(_mm256_slli_epi16(h, 2 - k), four);
+    else if constexpr (k == 2) return _mm256_and_si256(h, four);
+    else return _mm256_and_si256(_mm256_srli_epi16(h, k - 2), four);
+}
+
+// Per 16-element sub-block: 4 groups, their 16-bit products summed (at most 4·2·7·127, no overflow), then
+// scaled by the sub-block's scale in 32 bits. Q2_K's mins and Q3_K's −4 come off through bsums.
+template <class X, int NT>
+void tile_low_Kx8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, size_t os) {
+    constexpr bool q3 = std::is_same_v<X, Q3Kx8>;
+    const block_q8_K* xa[NT];
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const __m256i three = _mm256_set1_epi8(3), low4 = _mm256_set1_epi32(15);
+    __m256 acc[NT];
+    for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; ++i) {
+        const X& b = p[i];
+        prefetch_ahead(&b);
+        __m256i isum[NT], msum[NT];
+        for (int j = 0; j < NT; ++j) isum[j] = msum[j] = _mm256_setzero_si256();
+        auto subblock = [&]<int sb>() {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qs[sb]));
+            __m256i q[4] = {_mm256_and_si256(v, three), _mm256_and_si256(_mm256_srli_epi16(v, 2), three),
+                            _mm256_and_si256(_mm256_srli_epi16(v, 4), three), _mm256_and_si256(_mm256_srli_epi16(v, 6), three)};
+            __m256i sc;
+            if constexpr (q3) {
+                const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh[sb / 2]));
+                constexpr int k0 = 4 * (sb % 2);
+                q[0] = _mm256_or_si256(q[0], high_bit<k0>(h));
+                q[1] = _mm256_or_si256(q[1], high_bit<k0 + 1>(h));
+                q[2] = _mm256_or_si256(q[2], high_bit<k0 + 2>(h));
+                q[3] = _mm256_or_si256(q[3], high_bit<k0 + 3>(h));
+                sc = twice_i8(b.sc[sb]);
+            } else {
+                sc = _mm256_and_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc[sb]))), low4);
+                sc = _mm256_or_si256(sc, _mm256_slli_epi32(sc, 16));
+            }
+            for (int j = 0; j < NT; ++j) {
+                const int8_t* xq = xa[j][i].qs + 16 * sb;
+                __m256i s16 = _mm256_maddubs_epi16(q[0], bcast4(xq));
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(q[1], bcast4(xq + 4)));
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(q[2], bcast4(xq + 8)));
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(q[3], bcast4(xq + 12)));
+                isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(s16, sc));
+            }
+        };
+        [&]<int... sb>(std::integer_sequence<int, sb...>) { (subblock.template operator()<sb>(), ...); }(std::make_integer_sequence<int, 16>{});
+        for (int k = 0; k < 8; ++k) {  // per row, the coefficients of bsums[2k] and bsums[2k + 1]
+            __m256i c;
+            if constexpr (q3) {
+                c = pairs_i8(b.sc[2 * k]);
+            } else {
+                const __m128i interleave = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+                c = _mm256_srli_epi16(_mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.sc[2 * k])), interleave)), 4);
+            }
+            for (int j = 0; j < NT; ++j) msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(c, bcast4(xa[j][i].bsums + 2 * k)));
+        }
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
+        for (int j = 0; j < NT; ++j) {
+            const __m256 dx = _mm256_set1_ps(xa[j][i].d);
+            if constexpr (q3) {
+                const __m256i s = _mm256_sub_epi32(isum[j], _mm256_slli_epi32(msum[j], 2));
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, dx), acc[j]);
+            } else {
+                const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.dmin)));
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_mul_ps(d, dx), acc[j]);
+                acc[j] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[j]), _mm256_mul_ps(dmin, dx), acc[j]);
+            }
+        }
+    }
+    store_tile(acc, out + j0 * os, os, 8);
+}
+
 // One group of 8 repacked rows against x_rows tokens, `tile` (a kernel template as a lambda) NT at a time.
 template <class Block, int QK, auto tile>
 void run_x8(int64_t n, const void* group, const ActRows& x, int64_t x_rows, float* out, size_t os) {
@@ -909,6 +1044,11 @@ template <class X>
 constexpr Repacked repackedK{std::is_same_v<X, Q5Kx8> ? 96 : 0, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK_K); }, repack_qK<X>,
                              run_x8<X, kQK_K, []<int NT>(auto&&... a) { tile_qKx8<X, NT>(a...); }>};
 // Composing 6-bit values costs more than a packed panel's byte loads once a batch has ~48 tokens.
+// Packed panels beat composing the values here from ~96 tokens for Q3_K and ~256 for Q2_K (per CPU-second,
+// 2048 × 2048: Q3_K 73 vs 63 GMAC/s at 64 tokens, 65 vs 79 at 512; Q2_K 84 vs 73 at 64, 76 vs 79 at 512).
+template <class X>
+constexpr Repacked repacked_low_K{std::is_same_v<X, Q3Kx8> ? 96 : 256, [](int64_t n) { return sizeof(X) * static_cast<size_t>(n / kQK_K); }, repack_low_K<X>,
+                                  run_x8<X, kQK_K, []<int NT>(auto&&... a) { tile_low_Kx8<X, NT>(a...); }>};
 constexpr Repacked repacked_q6_K{48, [](int64_t n) { return sizeof(Q6Kx8) * static_cast<size_t>(n / kQK_K); }, repack_q6_K,
                                  run_x8<Q6Kx8, kQK_K, []<int NT>(auto&&... a) { tile_q6_Kx8<NT>(a...); }>};
 
@@ -936,6 +1076,8 @@ const Repacked* repacked(TensorType w) noexcept {
         case TensorType::Q4_K: return &repackedK<Q4Kx8>;
         case TensorType::Q5_K: return &repackedK<Q5Kx8>;
         case TensorType::Q6_K: return &repacked_q6_K;
+        case TensorType::Q2_K: return &repacked_low_K<Q2Kx8>;
+        case TensorType::Q3_K: return &repacked_low_K<Q3Kx8>;
         default: return nullptr;
     }
 }
