@@ -62,6 +62,7 @@ def make(name):
     with open(cfg_path, encoding="utf-8") as f:
         cfg = json.load(f)
     cfg["base_model_name_or_path"] = base  # not the absolute path of the machine that made it
+    cfg["target_modules"] = sorted(cfg["target_modules"])  # PEFT writes a set, in no fixed order
     with open(cfg_path, "w", encoding="utf-8") as f:
         json.dump(cfg, f, indent=2, sort_keys=True)
         f.write("\n")
@@ -102,10 +103,14 @@ def make(name):
 
 
 def run(model, ids):
+    """Logits for every prompt position, and the greedy continuation by whole forward passes (argmax, lowest id
+    on ties): generate() on a merged PEFT model gave a first step whose scores are not its forward pass's."""
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].float()
-        gen = model.generate(torch.tensor([ids]), max_new_tokens=10, do_sample=False, num_beams=1,
-                             pad_token_id=0, eos_token_id=None)[0][len(ids):].tolist()
+        seq, gen = list(ids), []
+        for _ in range(10):
+            gen.append(int(model(torch.tensor([seq])).logits[0, -1].argmax()))
+            seq.append(gen[-1])
     return logits, gen
 
 
