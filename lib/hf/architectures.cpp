@@ -97,6 +97,12 @@ const ArchMap& find_arch(const std::string& model_type) {
                                          "' is not an architecture ember runs from a Hugging Face folder");
 }
 
+const ArchMap& find_arch_of(const std::string& arch) {
+    for (const ArchMap& a : kArchs)
+        if (arch == a.arch) return a;
+    throw Error(Status::Unsupported, "architecture '" + arch.substr(0, 64) + "' has no Hugging Face names in ember");
+}
+
 std::string gguf_name(const ArchMap& a, const std::string& hf_name, int& expert) {
     expert = -1;
     std::string_view name = hf_name;

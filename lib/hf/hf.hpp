@@ -67,6 +67,13 @@ struct Storage {
     uint8_t* copy(size_t n_bytes);
 };
 
+// Llama-family Q/K rows reordered for RoPE on adjacent pairs: row h·hd + j·hd/2 + i (half j of head h, HF's
+// order) becomes row h·hd + 2i + j. src and dst hold heads × head_dim rows of row_bytes each.
+void permute_rope_rows(const uint8_t* src, uint8_t* dst, int64_t heads, int64_t head_dim, size_t row_bytes);
+
+// The row for ember's (GGUF's) architecture name: the first whose `arch` it is; Unsupported when none.
+const ArchMap& find_arch_of(const std::string& arch);
+
 // The GGUF tensors of the folder's weights (plus generated ones such as rope_freqs).
 std::vector<gguf::TensorInfo> map_tensors(const Config& cfg, Storage& st);
 

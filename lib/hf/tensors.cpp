@@ -25,6 +25,15 @@ uint8_t* Storage::copy(size_t n_bytes) {
     return copies.back().get();
 }
 
+void permute_rope_rows(const uint8_t* src, uint8_t* dst, int64_t heads, int64_t head_dim, size_t row_bytes) {
+    const int64_t half = head_dim / 2;
+    for (int64_t h = 0; h < heads; ++h)
+        for (int64_t j = 0; j < 2; ++j)
+            for (int64_t i = 0; i < half; ++i)
+                std::memcpy(dst + static_cast<size_t>(h * head_dim + 2 * i + j) * row_bytes,
+                            src + static_cast<size_t>(h * head_dim + j * half + i) * row_bytes, row_bytes);
+}
+
 namespace {
 
 using tensor::TensorType;
@@ -107,12 +116,7 @@ uint8_t* permute_qk(const Config& cfg, const std::string& name, const std::strin
     if (rows != heads * cfg.head_dim || cfg.head_dim % 2)
         throw Error(Status::BadFile, "tensor " + in_quotes(hf_name) + " does not have heads × head_dim rows");
     uint8_t* out = st.copy(static_cast<size_t>(rows) * row_bytes);
-    const int64_t hd = cfg.head_dim, half = hd / 2;
-    for (int64_t h = 0; h < heads; ++h)
-        for (int64_t j = 0; j < 2; ++j)
-            for (int64_t i = 0; i < half; ++i)
-                std::memcpy(out + static_cast<size_t>(h * hd + 2 * i + j) * row_bytes,
-                            src + static_cast<size_t>(h * hd + j * half + i) * row_bytes, row_bytes);
+    permute_rope_rows(src, out, heads, cfg.head_dim, row_bytes);
     return out;
 }
 
