@@ -1,6 +1,7 @@
 // ember — the whole public C++ API.
 #pragma once
 
+#include "ember/adapter.hpp"
 #include "ember/chat.hpp"
 #include "ember/chat_template.hpp"
 #include "ember/error.hpp"

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ember/adapter.hpp"
 #include "ember/model.hpp"
 #include "ember/sampler.hpp"
 #include "ember/tokenizer.hpp"
@@ -157,6 +158,18 @@ public:
     // on_text), `result` still tells what was sampled and streamed before.
     void generate(Sampler& sampler, const GenerateParams& params,
                   const std::function<bool(std::string_view text, Token token)>& on_text, GenerateResult& result);
+
+    // The LoRA adapters applied to every token this session evaluates from now on (prefill, decode, generate,
+    // step_batch), each with its scale; {} removes them. They must be loaded for this session's model, appear
+    // once each, with finite scales in [-1000, 1000] (at most 64 adapters); otherwise InvalidArgument and the
+    // session keeps its adapters. The model and its other sessions are unaffected, and a session without
+    // adapters (or whose scales are all 0) runs exactly the base model's operations.
+    // The KV cache is kept as it is: keys and values already cached were computed under the previous adapters
+    // (as llama.cpp's llama_set_adapter_lora leaves them). For outputs exactly as under the new adapters from
+    // the first token, reset() or rewind() to where they should start applying. Saved states (save, save_state)
+    // do not record the adapters.
+    void set_adapters(const std::vector<AdapterScale>& adapters);
+    const std::vector<AdapterScale>& adapters() const noexcept;
 
     int position() const noexcept;                // tokens in the cache
     int n_ctx() const noexcept;

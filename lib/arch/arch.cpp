@@ -138,9 +138,28 @@ Workspace Architecture::make_workspace(backend::Device& dev, backend::Stream& st
         ws.moe_rows = make(TensorType::F32, hp_.n_embd, n_batch);
     }
     ws.device = &dev;
+    ws.lora_width = std::max({qw, kv, static_cast<int64_t>(hp_.n_embd), static_cast<int64_t>(hp_.n_ff)});
     ws.logits.ne = {hp_.n_vocab, 0, 1, 1};
     ws.ensure_logit_rows(1);
     return ws;
+}
+
+std::span<const LoraTarget> Architecture::lora_targets(const std::string& name) const {
+    const auto it = lora_targets_.find(name);
+    if (it == lora_targets_.end()) return {};
+    return it->second;
+}
+
+void Workspace::ensure_lora_rank(int rank) {
+    if (lora_ax.ne[0] >= rank) return;
+    // One buffer: A·x first, then B·(A·x), each laid out as [width, n_batch].
+    const size_t ax = static_cast<size_t>(rank) * n_batch * sizeof(float);
+    lora_buffer = device->alloc(ax + static_cast<size_t>(lora_width) * n_batch * sizeof(float));
+    lora_ax.type = lora_out.type = TensorType::F32;
+    lora_ax.ne = {rank, n_batch, 1, 1};
+    lora_ax.data = lora_buffer->data();
+    lora_out.ne = {lora_width, n_batch, 1, 1};
+    lora_out.data = static_cast<char*>(lora_buffer->data()) + ax;
 }
 
 void Workspace::ensure_logit_rows(int64_t rows) {

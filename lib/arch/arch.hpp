@@ -3,11 +3,13 @@
 // through backend ops only.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "arch/lora.hpp"
 #include "backend/backend.hpp"
 #include "ember/tokenizer.hpp"
 #include "gguf/reader.hpp"
@@ -62,8 +64,15 @@ struct Workspace {
     backend::Tensor logits;                         // [n_vocab, rows] F32, grown on demand
     std::vector<std::unique_ptr<backend::Buffer>> buffers;
     std::unique_ptr<backend::Buffer> logits_buffer;
+    // The session's LoRA adapters (empty: none, and the forward pass runs no op for them).
+    std::vector<ActiveLora> loras;
+    // LoRA scratch, made on first use: A·x [rank, n_batch] and B·(A·x) [lora_width, n_batch].
+    backend::Tensor lora_ax, lora_out;
+    int64_t lora_width = 0;  // the widest projection output
+    std::unique_ptr<backend::Buffer> lora_buffer;
 
     void ensure_logit_rows(int64_t rows);
+    void ensure_lora_rank(int rank);  // scratch for adapters of rank ≤ `rank` (throws OutOfMemory)
 };
 
 // A [ne0, count] view of rows first .. first + count - 1 of t (rows counted over ne[1..3]): a slice of a
@@ -104,9 +113,13 @@ public:
     };
     virtual void forward_batch(Workspace& ws, std::span<const BatchSeq> seqs,
                                const std::function<bool()>& aborted) const = 0;
+    // The projections a LoRA adapter on the file's tensor `name` changes; empty when it may change none
+    // (embeddings, norms, experts, a tensor the model does not have).
+    std::span<const LoraTarget> lora_targets(const std::string& name) const;
 
 protected:
     HParams hp_;
+    std::map<std::string, std::vector<LoraTarget>, std::less<>> lora_targets_;  // filled by the loader
 };
 
 // Creates the architecture named by general.architecture and loads its weights onto the device.

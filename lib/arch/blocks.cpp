@@ -5,6 +5,8 @@
 #include <numeric>
 #include <vector>
 
+#include "ember/error.hpp"
+
 namespace ember::arch {
 
 namespace {
@@ -14,6 +16,34 @@ void add_residual(backend::Stream& s, const HParams& hp, const backend::Tensor& 
                   backend::Tensor& x) {
     if (post_norm.data) s.rms_norm(h, post_norm, hp.norm_eps, h);
     s.add(x, h, x);
+}
+
+// y += Σ scale·B·(A·x) for projection p of `layer`, over the adapters of each sequence's session (x, y: the
+// step's rows). Neighbouring sequences with the same adapters share the ops; a step whose sessions have none
+// runs none. The scale goes on A·x (r values a token) rather than on B·(A·x).
+void add_lora(Workspace& ws, std::span<const SeqRows> seqs, int layer, Proj p, const backend::Tensor& x,
+              const backend::Tensor& y) {
+    auto& s = *ws.stream;
+    for (size_t i = 0, j; i < seqs.size(); i = j) {
+        const std::vector<ActiveLora>& loras = seqs[i].cache->loras;
+        for (j = i + 1; j < seqs.size() && seqs[j].cache->loras == loras;) ++j;
+        const int64_t first = seqs[i].first, count = seqs[j - 1].first + seqs[j - 1].count - first;
+        for (const ActiveLora& a : loras) {
+            const LoraPair& w = a.weights->layers[static_cast<size_t>(layer)][static_cast<size_t>(p)];
+            if (!w.a.data) continue;
+            const int64_t rank = w.a.ne[1], n_out = w.b.ne[1];
+            if (rank > ws.lora_ax.ne[0] || n_out > ws.lora_width || count > ws.n_batch)
+                throw Error(Status::Internal, "LoRA scratch too small for the step");
+            backend::Tensor ax = ws.lora_ax, out = ws.lora_out;
+            ax.ne = {rank, count, 1, 1};
+            out.ne = {n_out, count, 1, 1};
+            s.matmul(w.a, row_slice(x, first, count), ax);
+            s.scale(ax, a.scale * w.scale, ax);
+            s.matmul(w.b, ax, out);
+            backend::Tensor ys = row_slice(y, first, count);
+            s.add(ys, out, ys);
+        }
+    }
 }
 
 void gated(backend::Stream& s, const HParams& hp, backend::Tensor& g, const backend::Tensor& u) {
@@ -79,6 +109,9 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
     s.matmul(w.wq, h, q);
     s.matmul(w.wk, h, k);
     s.matmul(w.wv, h, v);
+    add_lora(ws, seqs, layer, Proj::Q, h, q);
+    add_lora(ws, seqs, layer, Proj::K, h, k);
+    add_lora(ws, seqs, layer, Proj::V, h, v);
     if (w.bq.data) {
         s.add(q, w.bq, q);
         s.add(k, w.bk, k);
@@ -111,10 +144,11 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
     }
     s.attention(q, att.data(), att.size(), p, a);
     s.matmul(w.wo, a, h);
+    add_lora(ws, seqs, layer, Proj::O, a, h);
     add_residual(s, hp, w.post_norm, h, x);
 }
 
-void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int64_t n) {
+void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int layer, int64_t n, std::span<const SeqRows> seqs) {
     auto& s = *ws.stream;
     backend::Tensor x = rows_of(ws.x, n), h = rows_of(ws.h, n), g = rows_of(ws.gate, n), u = rows_of(ws.up, n);
     s.rms_norm(x, w.norm, hp.norm_eps, h);
@@ -125,8 +159,11 @@ void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int64_t n)
     g.ne[0] = u.ne[0] = hp.n_ff;
     s.matmul(w.gate, h, g);
     s.matmul(w.up, h, u);
+    add_lora(ws, seqs, layer, Proj::Gate, h, g);
+    add_lora(ws, seqs, layer, Proj::Up, h, u);
     gated(s, hp, g, u);
     s.matmul(w.down, g, h);
+    add_lora(ws, seqs, layer, Proj::Down, g, h);
     add_residual(s, hp, w.post_norm, h, x);
 }
 

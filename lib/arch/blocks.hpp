@@ -21,7 +21,8 @@ struct FfnWeights {
 };
 
 // Rows [first, first + count) of a block's activations: consecutive tokens of one sequence at positions
-// n_past.., whose keys and values live in `cache` (the session's workspace).
+// n_past.., whose keys and values live in `cache` (the session's workspace), as do its LoRA adapters
+// (cache->loras), which the projections of both blocks apply to these rows.
 struct SeqRows {
     int64_t first = 0, count = 0;
     int n_past = 0;
@@ -35,7 +36,7 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
                      std::span<const SeqRows> seqs);
 // x += post_norm(down(act(gate·norm(x)) · up·norm(x))), act = SiLU or GELU(tanh); with a router, the
 // mixture of experts: each token through its top experts, their outputs weighted by the router.
-void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int64_t n);
+void ffn_block(Workspace& ws, const HParams& hp, const FfnWeights& w, int layer, int64_t n, std::span<const SeqRows> seqs);
 // logits = output · norm(x) for the activation rows listed in `rows` (ws.logits row i: x row rows[i]),
 // n the rows of x in use. Consecutive rows are read in place; others are gathered first.
 void output_block(Workspace& ws, const HParams& hp, const backend::Tensor& norm, const backend::Tensor& output,

@@ -105,6 +105,8 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
     embd_ = w.get("token_embd.weight", {E, -1});
     hp_.n_vocab = static_cast<int>(embd_.ne[1]);
     auto layer = WeightLoader::layer;
+    // What a LoRA adapter on each projection changes: the views the forward pass uses.
+    auto lora = [&](int i, const char* name, std::vector<LoraTarget> targets) { lora_targets_[layer(i, name)] = std::move(targets); };
     for (int i = 0; i < hp_.n_layer; ++i) {
         AttentionWeights at;
         at.norm = w.get(layer(i, "attn_norm.weight"), {E});
@@ -113,12 +115,17 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
             at.wq = row_slice(qkv, 0, Q);
             at.wk = row_slice(qkv, Q, KV);
             at.wv = row_slice(qkv, Q + KV, KV);
+            lora(i, "attn_qkv.weight", {{i, Proj::Q, 0, Q}, {i, Proj::K, Q, KV}, {i, Proj::V, Q + KV, KV}});
         } else {
             at.wq = w.get(layer(i, "attn_q.weight"), {E, Q});
             at.wk = w.get(layer(i, "attn_k.weight"), {E, KV});
             at.wv = w.get(layer(i, "attn_v.weight"), {E, KV});
+            lora(i, "attn_q.weight", {{i, Proj::Q, 0, Q}});
+            lora(i, "attn_k.weight", {{i, Proj::K, 0, KV}});
+            lora(i, "attn_v.weight", {{i, Proj::V, 0, KV}});
         }
         at.wo = w.get(layer(i, "attn_output.weight"), {Q, E});
+        lora(i, "attn_output.weight", {{i, Proj::O, 0, E}});
         if (spec.qkv_bias) {
             at.bq = w.get(layer(i, "attn_q.bias"), {Q});
             at.bk = w.get(layer(i, "attn_k.bias"), {KV});
@@ -142,10 +149,15 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
             ff.gate = row_slice(gate_up, 0, hp_.n_ff);
             ff.up = row_slice(gate_up, hp_.n_ff, hp_.n_ff);
             ff.down = w.get(layer(i, "ffn_down.weight"), {hp_.n_ff, E});
+            lora(i, "ffn_up.weight", {{i, Proj::Gate, 0, hp_.n_ff}, {i, Proj::Up, hp_.n_ff, hp_.n_ff}});
+            lora(i, "ffn_down.weight", {{i, Proj::Down, 0, E}});
         } else {
             ff.gate = w.get(layer(i, "ffn_gate.weight"), {E, hp_.n_ff});
             ff.up = w.get(layer(i, "ffn_up.weight"), {E, hp_.n_ff});
             ff.down = w.get(layer(i, "ffn_down.weight"), {hp_.n_ff, E});
+            lora(i, "ffn_gate.weight", {{i, Proj::Gate, 0, hp_.n_ff}});
+            lora(i, "ffn_up.weight", {{i, Proj::Up, 0, hp_.n_ff}});
+            lora(i, "ffn_down.weight", {{i, Proj::Down, 0, E}});
         }
         if (spec.post_norms) ff.post_norm = w.get(layer(i, "post_ffw_norm.weight"), {E});
         attn_.push_back(at);
@@ -193,7 +205,7 @@ void Decoder::run(Workspace& ws, std::span<const Token> tokens, std::span<const 
     for (int l = 0; l < hp_.n_layer; ++l) {
         if (aborted && aborted()) throw Error(Status::Cancelled, "cancelled");
         attention_block(ws, hp_, attn_[l], l, n, seqs);
-        ffn_block(ws, hp_, ffn_[l], n);
+        ffn_block(ws, hp_, ffn_[l], l, n, seqs);
     }
     output_block(ws, hp_, out_norm_, output_, n, out_rows);
 }

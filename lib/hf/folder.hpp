@@ -30,6 +30,18 @@ gguf::File open_folder(const std::string& dir, bool use_mmap = true, Read what =
 // A GGUF file, or a folder read as one.
 gguf::File open_model_file(const std::string& path, bool use_mmap = true, Read what = Read::Everything);
 
+// What reading a PEFT adapter needs to know of the model it is for.
+struct AdapterBase {
+    std::string arch;  // ember's (GGUF's) architecture name
+    int n_head = 0, n_head_kv = 0, head_dim = 0;
+};
+// A PEFT LoRA folder (adapter_config.json + adapter_model.safetensors) read as the GGUF adapter llama.cpp's
+// convert_lora_to_gguf.py writes for it: general.type "adapter", adapter.type "lora", adapter.lora.alpha
+// (× √r for rsLoRA), tensors "<GGUF name>.lora_a" [n_in, r] and ".lora_b" [r, n_out], Llama's Q/K rows
+// reordered as in the base weights. Throws Io, BadFile (malformed files, a rank other than r),
+// InvalidArgument (a module `base` does not have), Unsupported (DoRA, trained biases, embeddings, ...).
+gguf::File open_peft_adapter(const std::string& dir, const AdapterBase& base, bool use_mmap = true);
+
 // tokenizer.json (+ tokenizer_config.json's text, empty when absent, and config.json's for the special
 // ids it may carry) as tokenizer.ggml.* keys, appended to `out`. Exposed for the tests and the fuzzer.
 void tokenizer_keys(std::string_view tokenizer_json, std::string_view tokenizer_config_json,

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "ember/error.hpp"
+#include "runtime/adapter_impl.hpp"
 #include "runtime/model_impl.hpp"
 #include "runtime/state_file.hpp"
 #include "util/log.hpp"
@@ -154,6 +155,7 @@ public:
     std::unique_ptr<backend::Stream> stream;
     arch::Workspace ws;
     std::vector<Token> cached;
+    std::vector<AdapterScale> adapters;  // as set; ws.loras holds those with a scale other than 0
     std::vector<float> logits_last, logits_all, spare_last, spare_all;
     int n_all = 0;
     std::atomic<bool> cancel_flag{false};  // sticky: set by cancel(), cleared only by clear_cancel()
@@ -284,6 +286,11 @@ void Session::step(const char* what, std::span<Session* const> sessions,
     };
     as_ember_error(what, [&] {
         if (aborted()) throw Error(Status::Cancelled, "cancelled");
+        // Each session applies its own adapters to its rows, in the scratch of the workspace the step runs in.
+        int rank = 0;
+        for (Session* s : sessions)
+            for (const arch::ActiveLora& a : s->impl_->ws.loras) rank = std::max(rank, a.weights->max_rank);
+        if (rank > 0) first.ws.ensure_lora_rank(rank);
         // KV rows past each session's position may be overwritten; on failure they are simply not counted.
         first.model.impl()->arch->forward_batch(first.ws, seqs, aborted);
         // Results into spare buffers first, so a failure leaves every session as it was.
@@ -302,6 +309,40 @@ void Session::step(const char* what, std::span<Session* const> sessions,
         }
     });
 }
+
+void Session::set_adapters(const std::vector<AdapterScale>& adapters) {
+    Call call(*impl_, "set_adapters", false);  // evaluates nothing: allowed on a cancelled session
+    as_ember_error("set_adapters", [&] {
+        constexpr size_t kMaxAdapters = 64;
+        const std::string w = "set_adapters: ";
+        if (adapters.size() > kMaxAdapters)
+            throw Error(Status::InvalidArgument, w + std::to_string(adapters.size()) + " adapters (at most " +
+                                                     std::to_string(kMaxAdapters) + ")");
+        std::vector<arch::ActiveLora> active;
+        int rank = 0;
+        for (size_t i = 0; i < adapters.size(); ++i) {
+            const AdapterScale& a = adapters[i];
+            const std::string which = "adapter " + std::to_string(i);
+            if (!a.adapter.impl()) throw Error(Status::InvalidArgument, w + which + " is moved from");
+            if (a.adapter.model().impl() != impl_->model.impl())
+                throw Error(Status::InvalidArgument, w + which + " (" + a.adapter.path() + ") was loaded for another model");
+            if (!std::isfinite(a.scale) || std::fabs(a.scale) > 1000.f)
+                throw Error(Status::InvalidArgument, w + which + " has scale " + std::to_string(a.scale) +
+                                                         " (finite, in [-1000, 1000])");
+            for (size_t j = 0; j < i; ++j)
+                if (adapters[j].adapter.impl() == a.adapter.impl())
+                    throw Error(Status::InvalidArgument, w + which + " is adapter " + std::to_string(j) + " again");
+            if (a.scale == 0.f) continue;  // no op at all: the base model's result, bit for bit
+            active.push_back({&a.adapter.impl()->weights, a.scale});
+            rank = std::max(rank, a.adapter.rank());
+        }
+        if (rank > 0) impl_->ws.ensure_lora_rank(rank);
+        impl_->adapters = adapters;
+        impl_->ws.loras = std::move(active);
+    });
+}
+
+const std::vector<AdapterScale>& Session::adapters() const noexcept { return impl_->adapters; }
 
 void Session::decode(Token token) {
     Call call(*impl_, "decode");
