@@ -10,6 +10,7 @@
 #undef ember_sampler_params_init
 
 #include <atomic>
+#include <cmath>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
@@ -76,6 +77,10 @@ struct ember_deferred_free {
 
 struct ember_session : ember_deferred_free {
     std::optional<ember::Session> session;
+};
+
+struct ember_adapter {
+    ember::Adapter adapter;
 };
 
 struct ember_chat : ember_deferred_free {
@@ -732,6 +737,44 @@ EMBER_API ember_status ember_session_tokens(const ember_session* session, int32_
 
 EMBER_INT_GETTER(ember_session_position, ember_session, session, session->session->position())
 EMBER_INT_GETTER(ember_session_n_ctx, ember_session, session, session->session->n_ctx())
+
+// ----------------------------------------------------------------------------------------------------------
+// LoRA adapters
+// ----------------------------------------------------------------------------------------------------------
+
+EMBER_API ember_status ember_adapter_load(const ember_model* model, const char* path, ember_adapter** out) {
+    EMBER_TRY
+    if (out) *out = nullptr;
+    EMBER_REQUIRE_PTR(out);
+    EMBER_REQUIRE_PTR(model);
+    EMBER_REQUIRE_PTR(path);
+    *out = new ember_adapter{ember::Adapter::load(model->model, path)};
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API void ember_adapter_free(ember_adapter* adapter) { delete adapter; }
+
+EMBER_INT_GETTER(ember_adapter_rank, ember_adapter, adapter, adapter->adapter.rank())
+EMBER_INT_GETTER(ember_adapter_n_targets, ember_adapter, adapter, adapter->adapter.n_targets())
+
+EMBER_API ember_status ember_session_set_adapters(ember_session* session, const ember_adapter* const* adapters,
+                                                  const float* scales, int32_t n) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(session);
+    const InUse<ember_session> in_use(session);
+    EMBER_REQUIRE(n >= 0 && n <= 64, "n must be in [0, 64]");
+    EMBER_REQUIRE(n == 0 || (adapters && scales), "adapters or scales is NULL but n is not 0");
+    std::vector<ember::AdapterScale> list;
+    for (int32_t i = 0; i < n; ++i) {
+        EMBER_REQUIRE(adapters[i] != nullptr, "an adapter is NULL");
+        EMBER_REQUIRE(std::isfinite(scales[i]), "a scale is NaN or infinite");
+        list.push_back({adapters[i]->adapter, scales[i]});
+    }
+    session->session->set_adapters(list);  // checks the rest: model, duplicates, range
+    return EMBER_OK;
+    EMBER_CATCH
+}
 
 EMBER_API ember_status ember_session_rewind(ember_session* session, int32_t position) {
     EMBER_TRY

@@ -147,6 +147,7 @@ typedef struct ember_model ember_model;         /* immutable after load; share i
 typedef struct ember_tokenizer ember_tokenizer; /* immutable; thread-safe */
 typedef struct ember_session ember_session;     /* one conversation: KV cache, position, logits */
 typedef struct ember_sampler ember_sampler;     /* chooses tokens from logits; keeps penalty history + RNG */
+/* ember_adapter (a LoRA adapter) is declared with its functions below. */
 
 /* Weight loading progress in [0, 1]. Return false to cancel: the load fails with EMBER_ERR_CANCELLED. */
 typedef bool (*ember_progress_fn)(float progress, void* user_data);
@@ -522,6 +523,40 @@ EMBER_API ember_status ember_session_save(const ember_session* session, const ch
  * EMBER_ERR_IO when it cannot be read. On any failure the session holds what it held before, and the file
  * is never modified. */
 EMBER_API ember_status ember_session_load(ember_session* session, const char* path);
+
+/* ---------------------------------------------------------------------------------------------------------
+ * LoRA adapters: low-rank updates of a model's projections, loaded once for a model and applied per session
+ * with a scale, several at once, switched between requests without reloading the model.
+ * ------------------------------------------------------------------------------------------------------- */
+
+typedef struct ember_adapter ember_adapter; /* immutable after load; share it between threads and sessions */
+
+/* Loads a LoRA adapter for `model` from a GGUF adapter file (as llama.cpp's convert_lora_to_gguf.py writes it)
+ * or a PEFT folder (adapter_config.json + adapter_model.safetensors). It may change the attention (q, k, v, o)
+ * and dense feed-forward (gate, up, down) projections. On success *out is owned by the caller: free it with
+ * ember_adapter_free; it keeps the model's weights alive. Fails with EMBER_ERR_IO, EMBER_ERR_BAD_FILE (a
+ * malformed adapter: a lora_a without its lora_b, ranks that disagree, rank 0 or above 65536),
+ * EMBER_ERR_INVALID_ARGUMENT (an adapter made for another model: architecture, tensor names or shapes),
+ * EMBER_ERR_UNSUPPORTED (LoRA on embeddings or norms, DoRA, trained biases...); *out is NULL then. */
+EMBER_API ember_status ember_adapter_load(const ember_model* model, const char* path, ember_adapter** out);
+
+/* Frees an adapter. NULL is fine. Sessions using it keep it alive until they stop using it. */
+EMBER_API void ember_adapter_free(ember_adapter* adapter);
+
+/* The adapter's largest rank, and how many projections it changes; -1 when adapter is NULL. */
+EMBER_API int32_t ember_adapter_rank(const ember_adapter* adapter);
+EMBER_API int32_t ember_adapter_n_targets(const ember_adapter* adapter);
+
+/* Sets the adapters applied to every token the session evaluates from now on: adapters[i] with scales[i]
+ * (each projection gets scales[i] * alpha / rank * B·(A·x), as llama.cpp and PEFT compute it). n in [0, 64];
+ * n = 0 removes them (adapters and scales may then be NULL). Each adapter must be loaded for this session's
+ * model and appear once; scales finite, in [-1000, 1000]. On failure the session keeps its adapters. A
+ * scale of 0 runs nothing for that adapter, so the output is the base model's bit for bit. The model and its
+ * other sessions are unaffected. The KV cache is kept: tokens already cached keep the keys and values
+ * computed under the previous adapters; ember_session_reset (or rewind) to recompute them. Saved sessions
+ * do not record adapters. */
+EMBER_API ember_status ember_session_set_adapters(ember_session* session, const ember_adapter* const* adapters,
+                                                  const float* scales, int32_t n);
 
 /* ---------------------------------------------------------------------------------------------------------
  * Chats: a conversation over one session with the model's own template, the KV cache reused across turns,

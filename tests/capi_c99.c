@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     ember_model* model = NULL;
     ember_session* session = NULL;
     ember_sampler* sampler = NULL;
+    ember_adapter* adapter = NULL;
     const ember_tokenizer* tok;
     int32_t toks[64];
     int32_t n = 0, n_gen = 0;
@@ -77,6 +78,11 @@ int main(int argc, char** argv) {
         EXPECT(ember_session_generate(session, sampler, 8, count_text, &text_bytes, &n_gen) == EMBER_OK);
         EXPECT(n_gen == 8 && text_bytes > 0);
         EXPECT(ember_session_position(session) == n + 8);
+        /* LoRA adapters: none to set, a missing file, NULL handles. */
+        EXPECT(ember_session_set_adapters(session, NULL, NULL, 0) == EMBER_OK);
+        EXPECT(ember_adapter_load(model, "/nonexistent/adapter.gguf", &adapter) == EMBER_ERR_IO && adapter == NULL);
+        EXPECT(ember_adapter_rank(NULL) == -1 && ember_adapter_n_targets(NULL) == -1);
+        ember_adapter_free(NULL);
     }
     ember_sampler_free(sampler);
     ember_session_free(session);

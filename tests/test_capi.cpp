@@ -1551,3 +1551,89 @@ TEST_CASE("generations: pieces one at a time, early stop, stop strings, misuse")
         CHECK(ember_generation_next(nullptr, &piece, &len, &t) == EMBER_ERR_INVALID_ARGUMENT);
     }
 }
+
+TEST_CASE("LoRA adapters through the C ABI: load, set with scales, switch, free, bad arguments") {
+    const std::string dir = ember::test::testdata("hf/");
+    ember_model* model = nullptr;
+    REQUIRE(ember_model_load((dir + "llama").c_str(), nullptr, &model) == EMBER_OK);
+    ember_adapter *a = nullptr, *b = nullptr;
+    REQUIRE(ember_adapter_load(model, (dir + "llama-lora").c_str(), &a) == EMBER_OK);
+    REQUIRE(ember_adapter_load(model, (dir + "llama-lora2/adapter.gguf").c_str(), &b) == EMBER_OK);
+    CHECK(ember_adapter_rank(a) == 4);
+    CHECK(ember_adapter_rank(b) == 8);
+    CHECK(ember_adapter_n_targets(a) == 14);
+
+    const auto golden = nlohmann::json::parse(std::ifstream(dir + "llama-lora/golden.json"));
+    const auto prompt = golden["prompt_ids"].get<std::vector<int32_t>>();
+    const auto want = golden["logits"].back().get<std::vector<float>>();
+    ember_session* s = nullptr;
+    REQUIRE(ember_session_create(model, nullptr, &s) == EMBER_OK);
+    auto last_logits = [&] {
+        REQUIRE(ember_session_reset(s) == EMBER_OK);
+        REQUIRE(ember_session_prefill(s, prompt.data(), static_cast<int32_t>(prompt.size())) == EMBER_OK);
+        const float* l = nullptr;
+        int32_t n = 0;
+        REQUIRE(ember_session_logits(s, &l, &n) == EMBER_OK);
+        return std::vector<float>(l, l + n);
+    };
+    const std::vector<float> base = last_logits();
+    const ember_adapter* both[] = {a, b};
+    const float zero[] = {0.f, 0.f}, one[] = {1.f, 0.f};
+    CHECK(ember_session_set_adapters(s, both, zero, 2) == EMBER_OK);
+    CHECK(last_logits() == base);  // scale 0: bit for bit
+    CHECK(ember_session_set_adapters(s, both, one, 2) == EMBER_OK);
+    const std::vector<float> with_a = last_logits();
+    float diff = 0.f, moved = 0.f;
+    for (size_t v = 0; v < want.size(); ++v) {
+        diff = std::max(diff, std::fabs(with_a[v] - want[v]));
+        moved = std::max(moved, std::fabs(base[v] - want[v]));
+    }
+    CHECK(diff < 3e-3f);  // peft's merged logits (scale ~2.4; test_lora holds the full comparison)
+    CHECK(moved > 0.1f);
+
+    // Bad arguments: the session keeps its adapters.
+    const float nan[] = {std::nanf(""), 1.f}, inf[] = {INFINITY, 1.f}, huge[] = {1e9f, 1.f};
+    const ember_adapter* with_null[] = {a, nullptr};
+    const ember_adapter* twice[] = {a, a};
+    CHECK(ember_session_set_adapters(nullptr, both, one, 2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_set_adapters(s, both, one, -1) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_set_adapters(s, both, one, 65) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_set_adapters(s, nullptr, one, 1) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_set_adapters(s, both, nullptr, 1) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_set_adapters(s, with_null, one, 2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_set_adapters(s, both, nan, 2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_set_adapters(s, both, inf, 2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_set_adapters(s, both, huge, 2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_session_set_adapters(s, twice, one, 2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(last_error().find("again") != std::string::npos);
+    ember_adapter* foreign = nullptr;  // loaded for another model
+    REQUIRE(ember_adapter_load(stories(), (dir + "llama-lora").c_str(), &foreign) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(foreign == nullptr);
+    CHECK(last_error().find("ember_adapter_load") == 0);
+    ember_model* other = nullptr;
+    REQUIRE(ember_model_load((dir + "llama").c_str(), nullptr, &other) == EMBER_OK);
+    REQUIRE(ember_adapter_load(other, (dir + "llama-lora").c_str(), &foreign) == EMBER_OK);
+    const ember_adapter* wrong[] = {foreign};
+    CHECK(ember_session_set_adapters(s, wrong, one, 1) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(last_logits() == with_a);
+    ember_adapter_free(foreign);
+    ember_model_free(other);
+
+    ember_adapter* out = nullptr;
+    CHECK(ember_adapter_load(nullptr, (dir + "llama-lora").c_str(), &out) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_adapter_load(model, nullptr, &out) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_adapter_load(model, (dir + "llama-lora").c_str(), nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_adapter_load(model, (dir + "qwen3-lora/adapter.gguf").c_str(), &out) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_adapter_load(model, kStories.c_str(), &out) == EMBER_ERR_BAD_FILE);
+    CHECK(ember_adapter_load(model, (dir + "no-such-adapter").c_str(), &out) == EMBER_ERR_IO);
+    CHECK(out == nullptr);
+
+    // Freed adapters and model: the session keeps what it uses.
+    ember_adapter_free(a);
+    ember_adapter_free(b);
+    ember_model_free(model);
+    CHECK(last_logits() == with_a);
+    CHECK(ember_session_set_adapters(s, nullptr, nullptr, 0) == EMBER_OK);
+    CHECK(last_logits() == base);
+    ember_session_free(s);
+}
