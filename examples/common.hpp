@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ember/adapter.hpp"
 #include "ember/error.hpp"
 #include "ember/quantize.hpp"
 
@@ -23,6 +24,19 @@ inline int fail(const std::exception& e) {
     else
         std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
+}
+
+// --lora FILE (scale 1) and --lora-scaled FILE SCALE, as llama.cpp's programs take them, in command-line order.
+struct LoraArg {
+    std::string path;
+    float scale = 1.f;
+};
+
+// The adapters loaded once for `model`, with their scales, as Session::set_adapters takes them.
+inline std::vector<ember::AdapterScale> load_adapters(const ember::Model& model, const std::vector<LoraArg>& args) {
+    std::vector<ember::AdapterScale> out;
+    for (const LoraArg& a : args) out.push_back({ember::Adapter::load(model, a.path), a.scale});
+    return out;
 }
 
 inline double now_ms() {

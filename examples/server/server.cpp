@@ -7,8 +7,13 @@
 // nlohmann-json.
 //   ember-server -m MODEL [--host 127.0.0.1] [--port 8080] [--parallel 4] [-c 4096] [-b 128] [-t N]
 //                [--api-key KEY] [--queue 16] [--max-tokens 4096] [--timeout 600]
+//                [--lora FILE]... [--lora-scaled FILE SCALE]...
 // Endpoints: POST /v1/chat/completions, POST /v1/completions (both with "stream": true as server-sent
-// events), GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize.
+// events), GET /v1/models, GET /health, GET /metrics, POST /tokenize, POST /detokenize, GET /lora-adapters.
+// LoRA adapters are loaded once at start; a request picks their scales with "lora": [{"id": 0, "scale": 0.5}]
+// as llama-server's do (adapters it does not list get 0; no "lora": the command line's scales). Each slot's
+// session carries its request's adapters, and a batched step applies each session's own to its rows, so
+// requests with different adapters share steps. A slot whose adapters change forgets its cached prompt.
 #include <httplib.h>
 #include <sys/socket.h>
 
@@ -41,6 +46,7 @@ namespace {
 
 struct Options {
     std::string model, host = "127.0.0.1", api_key;
+    std::vector<ember_examples::LoraArg> loras;  // --lora / --lora-scaled, in command-line order
     int port = 8080, parallel = 4, n_ctx = 4096, batch = 128, threads = 0, queue = 16, max_tokens = 4096, timeout = 600;
 };
 
@@ -76,6 +82,7 @@ bool equal_constant_time(const std::string& a, const std::string& b) {
 struct Slot {
     std::unique_ptr<Session> session;
     bool busy = false;
+    std::vector<float> lora_scales;  // the scales its session's adapters were set with (one per adapter)
 };
 
 struct Metrics {
@@ -93,6 +100,7 @@ struct Request {
     int logprobs = -1;  // -1: none; else the top alternatives per token
     bool stream = false, include_usage = false, chat = false;
     bool ignore_eos = false;  // llama-server's extension: generate max_tokens whatever the model says
+    std::vector<float> lora_scales;  // one per loaded adapter
 };
 
 class Server {
@@ -112,10 +120,14 @@ public:
         mp.n_threads = o_.threads;
         model_.emplace(Model::load(o_.model, mp));
         name_ = std::filesystem::path(o_.model).filename().string();
+        adapters_ = ember_examples::load_adapters(*model_, o_.loras);
         SessionParams sp;
         sp.n_ctx = o_.n_ctx;
         sp.n_batch = std::max(o_.batch, o_.parallel);  // a step always holds every generating slot's token
-        for (int i = 0; i < o_.parallel; ++i) slots_.push_back({std::make_unique<Session>(*model_, sp), false});
+        for (int i = 0; i < o_.parallel; ++i) {
+            slots_.push_back({std::make_unique<Session>(*model_, sp), false, {}});
+            set_adapters(slots_.back(), default_scales());
+        }
         budget_ = slots_[0].session->n_batch();  // at most n_ctx
         if (budget_ < o_.parallel)
             throw Error(Status::InvalidArgument, "--parallel " + std::to_string(o_.parallel) + " needs -c of at least as many tokens");
@@ -150,6 +162,14 @@ public:
             res.set_content(dump({{"object", "list"},
                                   {"data", {{{"id", name_}, {"object", "model"}, {"created", created_}, {"owned_by", "ember"}}}}}),
                             kJson);
+        });
+        http.Get("/lora-adapters", [this](const httplib::Request&, httplib::Response& res) {
+            if (!ready_) return send_error(res, {503, "loading the model", "unavailable"});
+            json list = json::array();  // llama-server's shape
+            for (size_t i = 0; i < adapters_.size(); ++i)
+                list.push_back({{"id", i}, {"path", adapters_[i].adapter.path()}, {"scale", adapters_[i].scale},
+                                {"task_name", ""}, {"prompt_prefix", ""}});
+            res.set_content(dump(list), kJson);
         });
         http.Post("/v1/chat/completions", [this](const httplib::Request& q, httplib::Response& r) { complete(q, r, true); });
         http.Post("/v1/completions", [this](const httplib::Request& q, httplib::Response& r) { complete(q, r, false); });
@@ -297,6 +317,21 @@ private:
                 throw bad_request("top_logprobs must be an integer in [0, 20]");
             r.logprobs = static_cast<int>(n.get<long long>());
         }
+        r.lora_scales = default_scales();
+        if (j.contains("lora") && !j["lora"].is_null()) {  // llama-server's: listed ids get their scale, others 0
+            const json& l = j["lora"];
+            if (!l.is_array()) throw bad_request("'lora' must be a list of {\"id\", \"scale\"}");
+            if (!l.empty()) std::fill(r.lora_scales.begin(), r.lora_scales.end(), 0.f);
+            for (const auto& e : l) {
+                if (!e.is_object() || !e.contains("id") || !e["id"].is_number_integer())
+                    throw bad_request("each 'lora' entry needs an integer 'id'");
+                const long long id = e["id"].get<long long>();
+                if (id < 0 || id >= static_cast<long long>(adapters_.size()))
+                    throw bad_request("lora id " + std::to_string(id) + " is not one of the " + std::to_string(adapters_.size()) +
+                                      " adapters loaded (GET /lora-adapters)");
+                r.lora_scales[static_cast<size_t>(id)] = number(e, "scale", 0.f, -1000.f, 1000.f);
+            }
+        }
         r.stream = j.value("stream", false);
         r.ignore_eos = j.value("ignore_eos", false);
         r.include_usage = j.contains("stream_options") && j["stream_options"].is_object() &&
@@ -304,8 +339,10 @@ private:
         return r;
     }
 
-    // Waits for a free slot (bounded queue), preferring the one whose cache shares most with the prompt.
-    int acquire(const std::vector<Token>& prompt) {
+    // Waits for a free slot (bounded queue), preferring the one whose cache shares most with the prompt
+    // under the same adapters (another slot's cache would be forgotten).
+    int acquire(const Request& r) {
+        const std::vector<Token>& prompt = r.prompt;
         std::unique_lock lock(mu_);
         if (waiting_ >= o_.queue && std::none_of(slots_.begin(), slots_.end(), [](const Slot& s) { return !s.busy; }))
             throw ApiError{503, "the server is busy; retry later", "server_busy"};
@@ -321,11 +358,28 @@ private:
             if (slots_[i].busy) continue;
             const auto& have = slots_[i].session->tokens();
             size_t n = 0;
-            while (n < have.size() && n < prompt.size() && have[n] == prompt[n]) ++n;
+            while (slots_[i].lora_scales == r.lora_scales && n < have.size() && n < prompt.size() && have[n] == prompt[n]) ++n;
             if (best < 0 || n > best_len) best = i, best_len = n;
         }
         slots_[best].busy = true;
         return best;
+    }
+
+    std::vector<float> default_scales() const {
+        std::vector<float> s;
+        for (const AdapterScale& a : adapters_) s.push_back(a.scale);
+        return s;
+    }
+
+    // The slot's session with the adapters at these scales. Its cached prompt was computed under the ones
+    // before, so it is forgotten (as llama-server clears a slot's cache when its adapters change).
+    void set_adapters(Slot& slot, const std::vector<float>& scales) {
+        if (scales == slot.lora_scales) return;
+        std::vector<AdapterScale> list = adapters_;
+        for (size_t i = 0; i < list.size(); ++i) list[i].scale = scales[i];
+        slot.session->set_adapters(list);
+        slot.session->reset();
+        slot.lora_scales = scales;
     }
 
     void release(int i) {
@@ -377,6 +431,7 @@ private:
         job->text.emplace(r.stop);
         job->slot = slot;
         job->out.prompt_tokens = static_cast<int>(r.prompt.size());
+        set_adapters(slots_[slot], r.lora_scales);
         job->out.reused = s.reuse_prefix(r.prompt);
         job->pending = std::span<const Token>(r.prompt).subspan(static_cast<size_t>(job->out.reused));
         m_.prompt_tokens += job->out.prompt_tokens;
@@ -595,7 +650,7 @@ private:
             const long created = static_cast<long>(std::time(nullptr));
             const char* object = chat ? "chat.completion" : "text_completion";
             if (!r.stream) {
-                const int slot = acquire(r.prompt);
+                const int slot = acquire(r);
                 Outcome o;
                 try {
                     o = run(r, slot, [](const std::string&, const json&) { return true; });
@@ -618,7 +673,7 @@ private:
                 return;
             }
             // Streaming: the slot is taken before the headers go out, so a busy server still answers 503.
-            const int slot = acquire(r.prompt);
+            const int slot = acquire(r);
             auto released = std::make_shared<std::atomic<bool>>(false);
             auto free_slot = [this, slot, released] {
                 if (!released->exchange(true)) release(slot);
@@ -713,6 +768,7 @@ private:
 
     Options o_;
     std::optional<Model> model_;
+    std::vector<AdapterScale> adapters_;  // --lora / --lora-scaled, with the command line's scales
     std::string name_;
     long created_ = static_cast<long>(std::time(nullptr));
     std::atomic<bool> ready_{false};
@@ -758,7 +814,26 @@ int main(int argc, char** argv) {
     app.add_option("--queue", o.queue, "requests that may wait for a slot; more get 503")->check(CLI::Range(0, 100000))->capture_default_str();
     app.add_option("--max-tokens", o.max_tokens, "cap on tokens per reply")->check(CLI::Range(1, 1 << 20))->capture_default_str();
     app.add_option("--timeout", o.timeout, "seconds for reads, writes and waiting for a slot")->check(CLI::Range(1, 86400))->capture_default_str();
+    std::vector<std::string> lora;
+    std::vector<std::pair<std::string, std::string>> lora_scaled;  // CLI11 2.1 warns on a float second
+    CLI::Option* lora_opt = app.add_option("--lora", lora, "LoRA adapter (GGUF file or PEFT folder) at scale 1; repeatable");
+    CLI::Option* scaled_opt = app.add_option("--lora-scaled", lora_scaled, "LoRA adapter FILE with its SCALE; repeatable");
     CLI11_PARSE(app, argc, argv);
+    // The adapters' ids follow the command line, --lora and --lora-scaled interleaved.
+    size_t next_lora = 0, next_scaled = 0;
+    for (const CLI::Option* opt : app.parse_order()) {
+        if (opt == lora_opt && next_lora < lora.size()) o.loras.push_back({lora[next_lora++], 1.f});
+        else if (opt == scaled_opt && next_scaled < lora_scaled.size()) {
+            const auto& [path, scale] = lora_scaled[next_scaled++];
+            char* end = nullptr;
+            const float v = std::strtof(scale.c_str(), &end);
+            if (scale.empty() || *end || !std::isfinite(v)) {
+                std::fprintf(stderr, "ember-server: --lora-scaled %s %s: the scale is not a number\n", path.c_str(), scale.c_str());
+                return 2;
+            }
+            o.loras.push_back({path, v});
+        }
+    }
 
     Server server(o);
     httplib::Server http;
@@ -790,10 +865,16 @@ int main(int argc, char** argv) {
         return 1;
     }
     if (listen_fd >= 0) ::listen(listen_fd, SOMAXCONN);
-    std::thread listener([&] { http.listen_after_bind(); });  // /health says 503 while the model loads
+    std::atomic<bool> listener_done{false};
+    std::thread listener([&] {  // /health says 503 while the model loads
+        http.listen_after_bind();
+        listener_done = true;
+    });
     try {
         server.load();
     } catch (const std::exception& e) {
+        // stop() before the listener runs would be lost, and join() would wait forever.
+        while (!http.is_running() && !listener_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
         http.stop();
         listener.join();
         return ember_examples::fail(e);
