@@ -1,7 +1,7 @@
 // ember-chat: a chat agent over ember::Chat. Reads one user turn per line (a terminal or a pipe), streams
 // the model's reply, keeps the conversation within the context, and with --session resumes after a kill.
 //   ember-chat [-m MODEL] [--system TEXT] [-c N] [-n N] [--temp T --seed S] [--strategy window|budget|summary]
-//              [--no-history] [--session FILE] [--verbose]
+//              [--no-history] [--session FILE] [--verbose] [--lora FILE]... [--lora-scaled FILE SCALE]...
 // Commands: /reset, /history on|off, /strategy NAME, /save FILE, /load FILE, /quit.
 #include <cstdio>
 #include <filesystem>
@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
     GenerateParams gp;
     gp.max_tokens = 256;
     bool verbose = false;
+    std::vector<ember_examples::LoraArg> loras;
     try {
         for (int i = 1; i < argc; ++i) {
             const std::string a = argv[i];
@@ -47,9 +48,15 @@ int main(int argc, char** argv) {
             else if (a == "--strategy") cp.strategy = strategy_named(next());
             else if (a == "--session") session_file = next();
             else if (a == "--verbose") verbose = true;
+            else if (a == "--lora") loras.push_back({next(), 1.f});
+            else if (a == "--lora-scaled") {
+                const std::string file = next();
+                loras.push_back({file, ember_examples::lora_scale(next())});
+            }
             else {
                 std::fprintf(stderr, "usage: %s [-m MODEL] [--system TEXT] [-c N] [-n N] [--temp T] [--seed S] "
-                                     "[--strategy window|budget|summary] [--no-history] [--session FILE] [--verbose]\n", argv[0]);
+                                     "[--strategy window|budget|summary] [--no-history] [--session FILE] [--verbose] "
+                                     "[--lora FILE]... [--lora-scaled FILE SCALE]...\n", argv[0]);
                 return a == "-h" || a == "--help" ? 0 : 2;
             }
         }
@@ -57,6 +64,7 @@ int main(int argc, char** argv) {
         if (model.chat_template().empty()) std::fprintf(stderr, "ember-chat: the model has no chat template; using ChatML\n");
         if (sp.n_ctx > 0) cp.reserve = std::min(cp.reserve, sp.n_ctx / 2);
         Chat chat(model, sp, cp);
+        if (!loras.empty()) chat.session().set_adapters(ember_examples::load_adapters(model, loras));
         if (!session_file.empty() && std::filesystem::exists(session_file)) {
             chat.load(session_file);  // a damaged file is refused (and left alone) with the reason
             std::fprintf(stderr, "ember-chat: resumed %zu messages from %s\n", chat.messages().size(), session_file.c_str());

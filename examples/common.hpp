@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -31,6 +32,15 @@ struct LoraArg {
     std::string path;
     float scale = 1.f;
 };
+
+// SCALE of --lora-scaled: a finite number, else InvalidArgument.
+inline float lora_scale(const std::string& text) {
+    char* end = nullptr;
+    const float v = std::strtof(text.c_str(), &end);
+    if (text.empty() || *end || !std::isfinite(v))
+        throw ember::Error(ember::Status::InvalidArgument, "--lora-scaled: '" + text + "' is not a number");
+    return v;
+}
 
 // The adapters loaded once for `model`, with their scales, as Session::set_adapters takes them.
 inline std::vector<ember::AdapterScale> load_adapters(const ember::Model& model, const std::vector<LoraArg>& args) {

@@ -28,6 +28,8 @@ void usage(const char* argv0) {
                  "  --chat             wrap the prompt in the model's own chat template (ChatML when it has none)\n"
                  "  --system TEXT      system message for --chat\n"
                  "  --backend NAME     cpu, cuda or auto (default)\n"
+                 "  --lora FILE        LoRA adapter (GGUF or PEFT folder) at scale 1; repeatable\n"
+                 "  --lora-scaled FILE SCALE  LoRA adapter at SCALE; repeatable\n"
                  "  --json             print one JSON object at the end instead of streaming\n",
                  argv0, default_model().c_str());
 }
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
     int n_predict = 128, n_ctx = 0, n_threads = 0;
     bool no_bos = false, json = false, chat = false;
     SamplerParams sp;
+    std::vector<LoraArg> loras;
     try {
         for (int i = 1; i < argc; ++i) {
             const std::string a = argv[i];
@@ -70,6 +73,11 @@ int main(int argc, char** argv) {
             else if (a == "--chat") chat = true;
             else if (a == "--system") system = next();
             else if (a == "--backend") backend = next();
+            else if (a == "--lora") loras.push_back({next(), 1.f});
+            else if (a == "--lora-scaled") {
+                const std::string file = next();
+                loras.push_back({file, lora_scale(next())});
+            }
             else if (a == "-h" || a == "--help") { usage(argv[0]); return 0; }
             else throw Error(Status::InvalidArgument, "unknown argument " + a);
         }
@@ -97,6 +105,7 @@ int main(int argc, char** argv) {
         SessionParams sesp;
         sesp.n_ctx = n_ctx;
         Session session(model, sesp);
+        if (!loras.empty()) session.set_adapters(load_adapters(model, loras));
         Sampler sampler(sp);
 
         const double t0 = now_ms();

@@ -825,13 +825,11 @@ int main(int argc, char** argv) {
         if (opt == lora_opt && next_lora < lora.size()) o.loras.push_back({lora[next_lora++], 1.f});
         else if (opt == scaled_opt && next_scaled < lora_scaled.size()) {
             const auto& [path, scale] = lora_scaled[next_scaled++];
-            char* end = nullptr;
-            const float v = std::strtof(scale.c_str(), &end);
-            if (scale.empty() || *end || !std::isfinite(v)) {
-                std::fprintf(stderr, "ember-server: --lora-scaled %s %s: the scale is not a number\n", path.c_str(), scale.c_str());
-                return 2;
+            try {
+                o.loras.push_back({path, ember_examples::lora_scale(scale)});
+            } catch (const Error& e) {
+                return ember_examples::fail(e);
             }
-            o.loras.push_back({path, v});
         }
     }
 
