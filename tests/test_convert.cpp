@@ -72,16 +72,7 @@ float max_abs(const std::vector<std::vector<float>>& xs) {
     return m;
 }
 
-float max_diff(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-    REQUIRE(a.size() == b.size());
-    float d = 0.f;
-    for (size_t i = 0; i < a.size(); ++i) {
-        REQUIRE(a[i].size() == b[i].size());
-        for (size_t v = 0; v < a[i].size(); ++v) d = std::max(d, std::fabs(a[i][v] - b[i][v]));
-    }
-    return d;
-}
-
+using test::max_diff;
 using test::status_of;
 
 struct TempDir {

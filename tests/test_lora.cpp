@@ -23,6 +23,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using test::max_diff;
+
 std::string hf(const std::string& name) { return test::testdata("hf/" + name); }
 json golden_of(const std::string& dir) { return json::parse(std::ifstream(dir + "/golden.json")); }
 
@@ -36,16 +38,6 @@ std::vector<std::vector<float>> all_logits(Session& s, const std::vector<Token>&
         out.emplace_back(l.begin(), l.end());
     }
     return out;
-}
-
-float max_diff(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-    REQUIRE(a.size() == b.size());
-    float d = 0.f;
-    for (size_t i = 0; i < a.size(); ++i) {
-        REQUIRE(a[i].size() == b[i].size());
-        for (size_t v = 0; v < a[i].size(); ++v) d = std::max(d, std::fabs(a[i][v] - b[i][v]));
-    }
-    return d;
 }
 
 std::vector<std::vector<float>> rows_of(const json& j) { return j.get<std::vector<std::vector<float>>>(); }

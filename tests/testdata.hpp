@@ -6,6 +6,8 @@
 // A ctest that may skip must hold only such test cases: exiting ends the whole process.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -84,6 +86,17 @@ struct Bytes {
     Bytes& pad_to(size_t a) { while (b.size() % a) b.push_back(0); return *this; }
     size_t size() const { return b.size(); }
 };
+
+// The largest |a − b| over two sets of logits (rows of equal lengths).
+inline float max_diff(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
+    REQUIRE(a.size() == b.size());
+    float d = 0.f;
+    for (size_t i = 0; i < a.size(); ++i) {
+        REQUIRE(a[i].size() == b[i].size());
+        for (size_t v = 0; v < a[i].size(); ++v) d = std::max(d, std::fabs(a[i][v] - b[i][v]));
+    }
+    return d;
+}
 
 // The status of the ember::Error f throws (Ok when it returns); any other exception fails the test.
 template <class F>
