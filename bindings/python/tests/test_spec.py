@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODEL = os.environ.get(
     "EMBER_TEST_MODEL", os.path.join(HERE, "..", "..", "..", "tests", "data", "models", "stories260K.gguf")
 )
+HF = os.environ.get("EMBER_TEST_HF") or os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(MODEL))), "hf")
 
 PROMPT = "Once upon a time"
 PROMPT_IDS = [1, 403, 407, 261, 378]
@@ -397,6 +398,65 @@ class SpecTest(unittest.TestCase):
         with ember.Model.from_bytes(data, n_threads=THREADS) as m:
             self.assertEqual(m.n_vocab, 512)
             self.assertEqual(self.greedy_tokens(m), GOLDEN)
+
+    def test_item_16_lora_adapters(self):
+        def max_diff(a, b):
+            self.assertEqual(len(a), len(b))
+            return max(abs(x - y) for x, y in zip(a, b))
+
+        base_model = ember.Model(os.path.join(HF, "llama"), n_threads=THREADS)
+        peft = ember.Adapter(base_model, os.path.join(HF, "llama-lora"))
+        gguf = ember.Adapter(base_model, os.path.join(HF, "llama-lora", "adapter.gguf"))
+        for a in (peft, gguf):
+            self.assertEqual(a.rank, 4)
+            self.assertEqual(a.n_targets, 14)
+        ids = base_model.tokenize(PROMPT)
+        s = ember.Session(base_model, n_threads=THREADS)
+
+        def logits(adapters=None):
+            if adapters is not None:
+                s.set_adapters(adapters)
+            s.reset()
+            s.prefill(ids)
+            return s.logits()
+
+        base = logits()
+        with_peft = logits([(peft, 1.0)])
+        self.assertGreater(max_diff(with_peft, base), 0.01)
+        self.assertEqual(logits([(gguf, 1.0)]), with_peft)
+        self.assertEqual(logits([(peft, 1.0), (gguf, 0.0)]), with_peft)
+        self.assertLess(max_diff(logits([(peft, 0.5), (gguf, 0.5)]), with_peft), 1e-3)
+        self.assertEqual(logits([(peft, 0.0)]), base)
+        self.assertEqual(logits([]), base)
+
+        e = self.assertError(ember.EmberIOError, ember.Status.IO, ember.Adapter, base_model,
+                             os.path.join(HF, "no-such-adapter"))
+        self.assertIn("no-such-adapter", e.message)
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.Adapter, self.model,
+                         os.path.join(HF, "llama-lora"))
+        s.set_adapters([(peft, 1.0)])
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, s.set_adapters,
+                         [(peft, float("nan"))])
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, s.set_adapters,
+                         [(peft, 1.0), (peft, 1.0)])
+        self.assertEqual(logits(), with_peft, "a failed set_adapters keeps the session's adapters")
+
+        # The session keeps its adapters, and they their model, past close().
+        peft.close()
+        peft.close()
+        gguf.close()
+        base_model.close()
+        self.assertTrue(peft.closed)
+        self.assertEqual(logits(), with_peft)
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, s.set_adapters, [(peft, 1.0)])
+        self.assertEqual(logits([]), base)
+        s.close()
+
+        with ember.Model(os.path.join(HF, "llama"), n_threads=THREADS) as m, \
+                ember.Adapter(m, os.path.join(HF, "llama-lora")) as a:
+            self.assertIn("rank=4", repr(a))
+        self.assertTrue(a.closed)
+        self.assertIn("closed", repr(a))
 
     # beyond the list ---------------------------------------------------------------------------------
 

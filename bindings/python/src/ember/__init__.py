@@ -10,6 +10,7 @@ package, then the platform's search path; it is loaded, and its ABI version chec
 """
 
 from ._api import (
+    Adapter,
     Chat,
     GenerateResult,
     LogLevel,
@@ -52,6 +53,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABI_VERSION",
+    "Adapter",
     "BackendError",
     "BadFile",
     "BufferTooSmall",

@@ -553,6 +553,47 @@ class Model(_Handle, _Vocab):
         return f"<ember.Model {self.architecture} {self.name!r} n_vocab={self.n_vocab} backend={self.backend}>"
 
 
+class Adapter(_Handle):
+    """A LoRA adapter loaded for a model from a GGUF adapter file or a PEFT folder (adapter_config.json +
+    adapter_model.safetensors). Immutable; share it between threads and sessions, and apply it per session
+    with ``Session.set_adapters([(adapter, scale), ...])``.
+
+    It keeps the model's weights alive, and sessions using it keep it alive: closing it (or the model) while
+    a session uses it is safe. Loading fails with ember.EmberIOError, BadFile, InvalidArgument (an adapter
+    made for another model) or Unsupported.
+    """
+
+    _kind = "adapter"
+    _free_name = "ember_adapter_free"
+
+    def __init__(self, model: Model, path: PathLike) -> None:
+        super().__init__()
+        load = N.required("ember_adapter_load")
+        self.path: str = os.fsdecode(path)
+        out = c_void_p()
+        with model._use() as mh:
+            check(load(mh, N.encode_path(path), byref(out)))
+        self._h = out.value
+        self.model = model
+
+    @property
+    def rank(self) -> int:
+        """The largest rank of its projections."""
+        with self._use() as h:
+            return int(lib().ember_adapter_rank(h))
+
+    @property
+    def n_targets(self) -> int:
+        """How many projections it changes."""
+        with self._use() as h:
+            return int(lib().ember_adapter_n_targets(h))
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<ember.Adapter (closed)>"
+        return f"<ember.Adapter {self.path!r} rank={self.rank} n_targets={self.n_targets}>"
+
+
 def _owned_stream(stream: "TextStream", *owned: _Handle) -> Iterator[str]:
     try:
         yield from stream
@@ -1028,6 +1069,27 @@ class Session(_Handle):
         """Restores a state saved by save() (on failure the session is unchanged)."""
         with self._use() as h:
             check(lib().ember_session_load(h, N.encode_path(path)))
+
+    def set_adapters(self, adapters: Iterable[Tuple[Adapter, float]]) -> None:
+        """Applies LoRA adapters, each with its scale, to every token evaluated from now on; an empty list
+        removes them. A scale of 0 gives the base model's output exactly. Tokens already cached keep what
+        they were computed with: reset() or rewind() to recompute them. Each adapter must be loaded for this
+        session's model and appear once, scales finite in [-1000, 1000]: else ember.InvalidArgument, and the
+        session keeps its adapters. The session keeps the adapters alive (closing them meanwhile is safe)."""
+        fn = N.required("ember_session_set_adapters")
+        pairs = list(adapters)
+        n = len(pairs)
+        handles = (c_void_p * n)()
+        scales = (c_float * n)()
+        with contextlib.ExitStack() as uses:  # every adapter stays open until the call returns
+            for i, pair in enumerate(pairs):
+                adapter, scale = pair
+                if not isinstance(adapter, Adapter):
+                    raise TypeError(f"set_adapters: expected (Adapter, scale) pairs, got {type(adapter).__name__}")
+                handles[i] = uses.enter_context(adapter._use())
+                scales[i] = float(scale)  # NaN and out-of-range scales are the library's to refuse
+            h = uses.enter_context(self._use())
+            check(fn(h, handles if n else None, scales if n else None, n))
 
     def cancel(self) -> None:
         """From any thread: the running call (and every later one until clear_cancel) ends with

@@ -350,7 +350,8 @@ _PROTOTYPES: Dict[str, Any] = {
 }
 
 # Present in newer libraries only: *_params_init_sized(params, size) writes exactly `size` bytes;
-# ember_chat_cancel / ember_chat_clear_cancel; ember_generation_* (a generation one piece at a time).
+# ember_chat_cancel / ember_chat_clear_cancel; ember_generation_* (a generation one piece at a time);
+# ember_adapter_* and ember_session_set_adapters (LoRA adapters).
 _OPTIONAL: Dict[str, Any] = {
     f"ember_{kind}_params_init_sized": (_S, [c_void_p, c_size_t])
     for kind in ("model", "session", "generate", "chat", "sampler")
@@ -361,12 +362,26 @@ _OPTIONAL["ember_generation_start"] = (_S, [_P, _P, POINTER(GenerateParams), POI
 _OPTIONAL["ember_generation_next"] = (_S, [_P, POINTER(c_void_p), _SZ, _I32P])  # text as void*: it may hold NULs
 _OPTIONAL["ember_generation_result"] = (_S, [_P, POINTER(GenerateResultC)])
 _OPTIONAL["ember_generation_free"] = (None, [_P])
+# LoRA adapters
+_OPTIONAL["ember_adapter_load"] = (_S, [_P, c_char_p, POINTER(_P)])
+_OPTIONAL["ember_adapter_free"] = (None, [_P])
+_OPTIONAL["ember_adapter_rank"] = (c_int32, [_P])
+_OPTIONAL["ember_adapter_n_targets"] = (c_int32, [_P])
+_OPTIONAL["ember_session_set_adapters"] = (_S, [_P, POINTER(c_void_p), POINTER(c_float), c_int32])
 
 
 def optional(name: str) -> Any:
     """A function only newer libraries have, or None."""
     lib()
     return _optional.get(name)
+
+
+def required(name: str) -> Any:
+    """A function only newer libraries have; ember.Unsupported when the loaded one lacks it."""
+    fn = optional(name)
+    if fn is None:
+        raise Unsupported(Status.UNSUPPORTED, f"this libember has no {name} (a newer library has)")
+    return fn
 
 # ---------------------------------------------------------------------------------------------------------
 # Loading the library
