@@ -17,9 +17,9 @@
 //! # Ok::<(), ember::Error>(())
 //! ```
 //!
-//! Threads: [`Model`] and [`Tokenizer`] are `Send + Sync`; [`Session`], [`Chat`] and [`Sampler`] are `Send`
-//! (one thread at a time, which `&mut self` enforces); a [`CancelHandle`] cancels a running call from any
-//! thread.
+//! Threads: [`Model`], [`Tokenizer`] and [`Adapter`] are `Send + Sync`; [`Session`], [`Chat`] and
+//! [`Sampler`] are `Send` (one thread at a time, which `&mut self` enforces); a [`CancelHandle`] cancels a
+//! running call from any thread.
 
 mod sys;
 
@@ -1315,6 +1315,66 @@ impl Session {
     pub fn load(&mut self, path: impl AsRef<Path>) -> Result<()> {
         let c = c_path(path.as_ref())?;
         check(unsafe { sys::ember_session_load(self.raw, c.as_ptr()) })
+    }
+
+    /// Applies LoRA adapters, each with its scale, to every token evaluated from now on; an empty slice
+    /// removes them. A scale of 0 gives the base model's logits exactly. Tokens already cached keep what they
+    /// were computed with: [`Session::reset`] or [`Session::rewind`] to recompute them. Each adapter must be
+    /// loaded for this session's model and appear once, scales finite in [-1000, 1000]: else
+    /// `InvalidArgument`, and the session keeps its adapters. The session keeps the adapters alive, so they
+    /// may be dropped while it uses them.
+    pub fn set_adapters(&mut self, adapters: &[(&Adapter, f32)]) -> Result<()> {
+        let n = len_i32(adapters.len(), "adapters")?;
+        let raws: Vec<*const sys::ember_adapter> = adapters.iter().map(|(a, _)| a.raw as *const _).collect();
+        let scales: Vec<f32> = adapters.iter().map(|&(_, s)| s).collect();
+        check(unsafe { sys::ember_session_set_adapters(self.raw, raws.as_ptr(), scales.as_ptr(), n) })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// LoRA adapters
+// ---------------------------------------------------------------------------------------------------------
+
+/// A LoRA adapter loaded for a model; applied per session with [`Session::set_adapters`]. Immutable,
+/// `Send + Sync`. It keeps the model's weights alive, so it may outlive the [`Model`] it was loaded for.
+pub struct Adapter {
+    raw: *mut sys::ember_adapter,
+}
+
+unsafe impl Send for Adapter {}
+unsafe impl Sync for Adapter {}
+
+impl Drop for Adapter {
+    fn drop(&mut self) {
+        unsafe { sys::ember_adapter_free(self.raw) };
+    }
+}
+
+impl fmt::Debug for Adapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Adapter").field("rank", &self.rank()).field("n_targets", &self.n_targets()).finish()
+    }
+}
+
+impl Adapter {
+    /// Loads an adapter for `model` from a GGUF adapter file (llama.cpp's `convert_lora_to_gguf.py`) or a
+    /// PEFT folder (`adapter_config.json` + `adapter_model.safetensors`). Fails with `Io`, `BadFile` (a
+    /// malformed adapter), `InvalidArgument` (an adapter made for another model) or `Unsupported`.
+    pub fn load(model: &Model, path: impl AsRef<Path>) -> Result<Adapter> {
+        let c = c_path(path.as_ref())?;
+        let mut raw = ptr::null_mut();
+        check(unsafe { sys::ember_adapter_load(model.raw, c.as_ptr(), &mut raw) })?;
+        Ok(Adapter { raw })
+    }
+
+    /// The largest rank of its projections.
+    pub fn rank(&self) -> i32 {
+        unsafe { sys::ember_adapter_rank(self.raw) }
+    }
+
+    /// How many projections it changes.
+    pub fn n_targets(&self) -> i32 {
+        unsafe { sys::ember_adapter_n_targets(self.raw) }
     }
 }
 

@@ -42,6 +42,10 @@ pub struct ember_sampler {
 pub struct ember_chat {
     _private: [u8; 0],
 }
+#[repr(C)]
+pub struct ember_adapter {
+    _private: [u8; 0],
+}
 
 pub type ember_log_fn = Option<unsafe extern "C" fn(level: i32, message: *const c_char, user_data: *mut c_void)>;
 pub type ember_progress_fn = Option<unsafe extern "C" fn(progress: f32, user_data: *mut c_void) -> bool>;
@@ -266,6 +270,18 @@ extern "C" {
     ) -> ember_status;
     pub fn ember_session_save(session: *const ember_session, path: *const c_char) -> ember_status;
     pub fn ember_session_load(session: *mut ember_session, path: *const c_char) -> ember_status;
+
+    pub fn ember_adapter_load(model: *const ember_model, path: *const c_char, out: *mut *mut ember_adapter)
+        -> ember_status;
+    pub fn ember_adapter_free(adapter: *mut ember_adapter);
+    pub fn ember_adapter_rank(adapter: *const ember_adapter) -> i32;
+    pub fn ember_adapter_n_targets(adapter: *const ember_adapter) -> i32;
+    pub fn ember_session_set_adapters(
+        session: *mut ember_session,
+        adapters: *const *const ember_adapter,
+        scales: *const f32,
+        n: i32,
+    ) -> ember_status;
 
     pub fn ember_chat_params_init_sized(params: *mut ember_chat_params, size: usize) -> ember_status;
     pub fn ember_chat_create(

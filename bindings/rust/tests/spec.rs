@@ -1,7 +1,7 @@
 //! bindings/SPEC.md, item by item (one test per item, `item_NN_...`). The model comes from EMBER_TEST_MODEL.
 
 use ember::{
-    Chat, ChatParams, Error, GenerateParams, GenerateResult, Model, ModelParams, Sampler, SamplerParams, Session,
+    Adapter, Chat, ChatParams, Error, GenerateParams, GenerateResult, Model, ModelParams, Sampler, SamplerParams, Session,
     SessionParams, Status, StopReason, Stream,
 };
 use std::panic::{self, AssertUnwindSafe};
@@ -15,6 +15,15 @@ const GOLDEN: [i32; 16] = [432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426
 
 fn model_path() -> PathBuf {
     PathBuf::from(std::env::var_os("EMBER_TEST_MODEL").expect("set EMBER_TEST_MODEL to tests/data/models/stories260K.gguf"))
+}
+
+/// tests/data/hf: EMBER_TEST_HF, else `../hf` next to the model's folder.
+fn hf_path(name: &str) -> PathBuf {
+    let root = match std::env::var_os("EMBER_TEST_HF") {
+        Some(p) => PathBuf::from(p),
+        None => std::fs::canonicalize(model_path()).unwrap().parent().unwrap().parent().unwrap().join("hf"),
+    };
+    root.join(name)
 }
 
 fn params() -> ModelParams {
@@ -435,6 +444,64 @@ fn item_15_load_from_memory() {
     let (tokens, _text, r) = greedy_run(&model);
     assert_eq!(tokens, GOLDEN);
     assert_eq!(r.stop, StopReason::Length);
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+#[test]
+fn item_16_lora_adapters() {
+    let model = Model::load(hf_path("llama"), params()).unwrap();
+    let peft = Adapter::load(&model, hf_path("llama-lora")).unwrap();
+    let gguf = Adapter::load(&model, hf_path("llama-lora/adapter.gguf")).unwrap();
+    for a in [&peft, &gguf] {
+        assert_eq!(a.rank(), 4);
+        assert_eq!(a.n_targets(), 14);
+    }
+    let tokens = model.tokenizer().tokenize(PROMPT, true, false).unwrap();
+    let mut s = Session::new(&model, session_params()).unwrap();
+    let logits = |s: &mut Session, adapters: Option<&[(&Adapter, f32)]>| -> Vec<f32> {
+        if let Some(a) = adapters {
+            s.set_adapters(a).unwrap();
+        }
+        s.reset().unwrap();
+        s.prefill(&tokens).unwrap();
+        s.logits().unwrap().to_vec()
+    };
+
+    let base = logits(&mut s, None);
+    let with_peft = logits(&mut s, Some(&[(&peft, 1.0)]));
+    assert!(max_diff(&with_peft, &base) > 0.01);
+    assert_eq!(logits(&mut s, Some(&[(&gguf, 1.0)])), with_peft);
+    assert_eq!(logits(&mut s, Some(&[(&peft, 1.0), (&gguf, 0.0)])), with_peft);
+    assert!(max_diff(&logits(&mut s, Some(&[(&peft, 0.5), (&gguf, 0.5)])), &with_peft) < 1e-3);
+    assert_eq!(logits(&mut s, Some(&[(&peft, 0.0)])), base);
+    assert_eq!(logits(&mut s, Some(&[])), base);
+
+    let e = assert_status(Adapter::load(&model, hf_path("no-such-adapter")), Status::Io);
+    assert!(e.message().contains("no-such-adapter"), "{}", e);
+    let stories = load();
+    assert_status(Adapter::load(&stories, hf_path("llama-lora")), Status::InvalidArgument);
+    s.set_adapters(&[(&peft, 1.0)]).unwrap();
+    assert_status(s.set_adapters(&[(&peft, f32::NAN)]), Status::InvalidArgument);
+    assert_status(s.set_adapters(&[(&peft, 1.0), (&peft, 1.0)]), Status::InvalidArgument);
+    assert_eq!(logits(&mut s, None), with_peft, "a failed set_adapters keeps the session's adapters");
+
+    // The session keeps its adapters, and they their model, past drop (a dropped adapter cannot be passed).
+    drop(peft);
+    drop(gguf);
+    drop(model);
+    assert_eq!(logits(&mut s, None), with_peft);
+    assert_eq!(logits(&mut s, Some(&[])), base);
+
+    // An adapter outlives its Model and may move to another thread.
+    let model = Model::load(hf_path("llama"), params()).unwrap();
+    let adapter = Adapter::load(&model, hf_path("llama-lora")).unwrap();
+    drop(model);
+    let adapter = thread::spawn(move || adapter).join().unwrap();
+    assert_eq!(format!("{:?}", adapter), "Adapter { rank: 4, n_targets: 14 }");
 }
 
 // Beyond the list: the rest of the API, exercised once.
