@@ -659,3 +659,140 @@ func TestItem15LoadFromMemory(t *testing.T) {
 		t.Errorf("tokens %v", toks)
 	}
 }
+
+// hfPath is a fixture of tests/data/hf: EMBER_TEST_HF, else ../hf next to the model's folder.
+func hfPath(t *testing.T, name string) string {
+	t.Helper()
+	root := os.Getenv("EMBER_TEST_HF")
+	if root == "" {
+		abs, err := filepath.Abs(modelPath(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		root = filepath.Join(filepath.Dir(filepath.Dir(abs)), "hf")
+	}
+	return filepath.Join(root, name)
+}
+
+func maxDiff(t *testing.T, a, b []float32) float64 {
+	t.Helper()
+	if len(a) != len(b) || len(a) == 0 {
+		t.Fatalf("logits of %d and %d values", len(a), len(b))
+	}
+	d := 0.0
+	for i := range a {
+		d = math.Max(d, math.Abs(float64(a[i]-b[i])))
+	}
+	return d
+}
+
+func TestItem16LoRAAdapters(t *testing.T) {
+	base, err := Load(hfPath(t, "llama"), WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Close()
+	peft, err := base.LoadAdapter(hfPath(t, "llama-lora"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gguf, err := base.LoadAdapter(hfPath(t, "llama-lora/adapter.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []*Adapter{peft, gguf} {
+		if a.Rank() != 4 || a.NTargets() != 14 {
+			t.Errorf("rank %d, n_targets %d; want 4 and 14", a.Rank(), a.NTargets())
+		}
+	}
+	tokens, err := base.Tokenizer().Tokenize(prompt, AddSpecial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newSession(t, base)
+	logits := func(set bool, adapters ...AdapterScale) []float32 {
+		t.Helper()
+		if set {
+			if err := s.SetAdapters(adapters...); err != nil {
+				t.Fatalf("SetAdapters: %v", err)
+			}
+		}
+		if err := s.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Prefill(tokens); err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.Logits()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	baseLogits := logits(false)
+	withPEFT := logits(true, AdapterScale{peft, 1})
+	if d := maxDiff(t, withPEFT, baseLogits); d <= 0.01 {
+		t.Errorf("the adapter at scale 1 moves the logits by %g only", d)
+	}
+	if !reflect.DeepEqual(logits(true, AdapterScale{gguf, 1}), withPEFT) {
+		t.Errorf("the GGUF form's logits differ from the PEFT folder's")
+	}
+	if !reflect.DeepEqual(logits(true, AdapterScale{peft, 1}, AdapterScale{gguf, 0}), withPEFT) {
+		t.Errorf("a second adapter at scale 0 changed the logits")
+	}
+	if d := maxDiff(t, logits(true, AdapterScale{peft, 0.5}, AdapterScale{gguf, 0.5}), withPEFT); d >= 1e-3 {
+		t.Errorf("two halves differ from the whole by %g", d)
+	}
+	if !reflect.DeepEqual(logits(true, AdapterScale{peft, 0}), baseLogits) {
+		t.Errorf("scale 0 is not the base model")
+	}
+	if !reflect.DeepEqual(logits(true), baseLogits) {
+		t.Errorf("no adapters is not the base model")
+	}
+
+	_, err = base.LoadAdapter(hfPath(t, "no-such-adapter"))
+	if e := wantStatus(t, err, StatusIO); !strings.Contains(e.Message, "no-such-adapter") {
+		t.Errorf("the I/O error does not name the path: %v", e)
+	}
+	stories := loadModel(t)
+	_, err = stories.LoadAdapter(hfPath(t, "llama-lora"))
+	wantStatus(t, err, StatusInvalidArgument)
+	if err := s.SetAdapters(AdapterScale{peft, 1}); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, s.SetAdapters(AdapterScale{peft, float32(math.NaN())}), StatusInvalidArgument)
+	wantStatus(t, s.SetAdapters(AdapterScale{peft, 1}, AdapterScale{peft, 1}), StatusInvalidArgument)
+	wantStatus(t, s.SetAdapters(AdapterScale{nil, 1}), StatusInvalidArgument)
+	if !reflect.DeepEqual(logits(false), withPEFT) {
+		t.Errorf("a failed SetAdapters changed the session's adapters")
+	}
+
+	// The session keeps its adapters, and they their model, past Close.
+	peft.Close()
+	peft.Close()
+	gguf.Close()
+	base.Close()
+	if peft.Rank() != -1 {
+		t.Errorf("Rank of a closed adapter: %d", peft.Rank())
+	}
+	if !reflect.DeepEqual(logits(false), withPEFT) {
+		t.Errorf("closing the adapters and the model changed the session's logits")
+	}
+	wantStatus(t, s.SetAdapters(AdapterScale{peft, 1}), StatusInvalidArgument)
+	if !reflect.DeepEqual(logits(true), baseLogits) {
+		t.Errorf("no adapters after the Close is not the base model")
+	}
+
+	// Left to the finalizers.
+	func() {
+		m, err := Load(hfPath(t, "llama"), WithThreads(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.LoadAdapter(hfPath(t, "llama-lora")); err != nil {
+			t.Fatal(err)
+		}
+	}()
+	runtime.GC()
+}

@@ -169,6 +169,17 @@ static inline ember_status ember_go_session_save(ember_session* s, const char* p
 }
 
 /* Generation: the params and result built here, on the C stack, so no Go memory holds a handle. */
+/* LoRA adapters */
+static inline ember_status ember_go_adapter_load(const ember_model* m, const char* path, ember_adapter** out,
+                                                 char** err) {
+    EMBER_GO_CALL(ember_adapter_load(m, path, out));
+}
+
+static inline ember_status ember_go_set_adapters(ember_session* s, ember_adapter** adapters, const float* scales,
+                                                 int32_t n, char** err) {
+    EMBER_GO_CALL(ember_session_set_adapters(s, (const ember_adapter* const*)adapters, scales, n));
+}
+
 typedef struct ember_go_gen_out {
     int32_t n_generated;
     int32_t stop_reason;
