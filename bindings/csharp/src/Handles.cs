@@ -38,6 +38,11 @@ namespace Ember
         protected override void Free(IntPtr h) { NativeMethods.ember_sampler_free(h); }
     }
 
+    internal sealed class AdapterHandle : EmberHandle
+    {
+        protected override void Free(IntPtr h) { NativeMethods.ember_adapter_free(h); }
+    }
+
     internal sealed class ChatHandle : EmberHandle
     {
         protected override void Free(IntPtr h) { NativeMethods.ember_chat_free(h); }

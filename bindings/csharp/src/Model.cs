@@ -214,6 +214,9 @@ namespace Ember
         /// <summary>A new session over this model.</summary>
         public Session CreateSession(SessionParams parameters = null) { return new Session(this, parameters); }
 
+        /// <summary>Loads a LoRA adapter for this model; see <see cref="Adapter.Load"/>.</summary>
+        public Adapter LoadAdapter(string path) { return Adapter.Load(this, path); }
+
         /// <summary>A new chat (with a session of its own) over this model.</summary>
         public Chat CreateChat(ChatParams chatParams = null, SessionParams sessionParams = null) { return new Chat(this, chatParams, sessionParams); }
 

@@ -192,6 +192,14 @@ namespace Ember
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_save(SessionHandle session, byte[] path);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_load(SessionHandle session, byte[] path);
 
+        // --- LoRA adapters
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_adapter_load(ModelHandle model, byte[] path, out AdapterHandle adapter);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern void ember_adapter_free(IntPtr adapter);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int ember_adapter_rank(AdapterHandle adapter);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern int ember_adapter_n_targets(AdapterHandle adapter);
+        // adapters: raw pointers of AdapterHandles the caller holds (DangerousAddRef) for the call's duration
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_session_set_adapters(SessionHandle session, IntPtr[] adapters, float[] scales, int n);
+
         // --- chats
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_chat_params_init(IntPtr p);  // the library's full size (layout checks)
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_chat_params_init_sized(IntPtr p, UIntPtr size);

@@ -207,6 +207,41 @@ namespace Ember
         /// <summary>Restores a state saved by <see cref="Save"/> (Status.BadFile for a mismatched or damaged file).</summary>
         public void Load(string path) { Check(NativeMethods.ember_session_load(Handle, Interop.ToUtf8Z(path))); }
 
+        /// <summary>
+        /// Applies LoRA adapters, each with its scale, to every token evaluated from now on:
+        /// <c>SetAdapters((lora, 1f), (other, 0.5f))</c>; no arguments remove them. A scale of 0 gives the base
+        /// model's logits exactly. Tokens already cached keep what they were computed with: <see cref="Reset"/>
+        /// or <see cref="Rewind"/> to recompute them. Each adapter must be loaded for this session's model and
+        /// appear once, scales finite in [-1000, 1000]: otherwise Status.InvalidArgument, and the session keeps
+        /// its adapters. A disposed adapter is ObjectDisposedException. The session keeps the adapters alive.
+        /// </summary>
+        public void SetAdapters(params (Adapter Adapter, float Scale)[] adapters)
+        {
+            if (adapters == null) throw new ArgumentNullException("adapters");
+            int n = adapters.Length;
+            var raw = new IntPtr[n];
+            var scales = new float[n];
+            var held = new bool[n];
+            try
+            {
+                for (int i = 0; i < n; i++)
+                {
+                    var a = adapters[i].Adapter;
+                    if (a == null) throw new ArgumentNullException("adapters", "adapter " + i + " is null");
+                    // Held until the call returns, so a concurrent Dispose cannot free it under ember.
+                    a.Handle.DangerousAddRef(ref held[i]);
+                    raw[i] = a.Handle.DangerousGetHandle();
+                    scales[i] = adapters[i].Scale;
+                }
+                Check(NativeMethods.ember_session_set_adapters(Handle, n == 0 ? null : raw, n == 0 ? null : scales, n));
+            }
+            finally
+            {
+                for (int i = 0; i < n; i++)
+                    if (held[i]) adapters[i].Adapter.Handle.DangerousRelease();
+            }
+        }
+
         /// <summary>Frees the session (deferred by ember while a call on it runs). Twice is fine.</summary>
         public void Dispose() { Handle.Dispose(); }
     }

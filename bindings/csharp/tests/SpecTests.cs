@@ -36,6 +36,14 @@ static class SpecTests
         throw new AssertionFailed(what + ": no EmberException");
     }
 
+    // tests/data/hf: EMBER_TEST_HF, else ../hf next to the model's folder.
+    static string HfPath(string name)
+    {
+        string root = Environment.GetEnvironmentVariable("EMBER_TEST_HF");
+        if (string.IsNullOrEmpty(root)) root = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetFullPath(ModelPath))), "hf");
+        return Path.Combine(root, name);
+    }
+
     static Model LoadModel() { return Model.Load(ModelPath, new ModelParams { NThreads = 1 }); }
     static Session NewSession(Model m) { return new Session(m, new SessionParams { NThreads = 1 }); }
     static GenerateOptions GreedyOptions(int maxTokens) { return new GenerateOptions { MaxTokens = maxTokens, StopAtEog = false }; }
@@ -462,6 +470,75 @@ static class SpecTests
             GreedyRun(m, tokens);
             SeqEq(Golden, tokens, "greedy tokens from memory");
         }
+    }
+
+    // --- 16
+    static float MaxDiff(float[] a, float[] b)
+    {
+        Eq(a.Length, b.Length, "logits lengths");
+        float d = 0;
+        for (int i = 0; i < a.Length; i++) d = Math.Max(d, Math.Abs(a[i] - b[i]));
+        return d;
+    }
+
+    static void Item16_LoraAdapters()
+    {
+        var baseModel = Model.Load(HfPath("llama"), new ModelParams { NThreads = 1 });
+        var peft = Adapter.Load(baseModel, HfPath("llama-lora"));
+        var gguf = baseModel.LoadAdapter(HfPath(Path.Combine("llama-lora", "adapter.gguf")));
+        foreach (var a in new[] { peft, gguf })
+        {
+            Eq(4, a.Rank, "rank");
+            Eq(14, a.NTargets, "n_targets");
+        }
+        var tokens = baseModel.Tokenizer.Tokenize("Once upon a time");
+        using (var s = NewSession(baseModel))
+        using (var stories = LoadModel())
+        {
+            Func<float[]> logits = () => { s.Reset(); s.Prefill(tokens); return s.Logits(); };
+            var baseLogits = logits();
+            s.SetAdapters((peft, 1f));
+            var withPeft = logits();
+            Check(MaxDiff(withPeft, baseLogits) > 0.01f, "the adapter at scale 1 moves the logits");
+            s.SetAdapters((gguf, 1f));
+            Check(logits().SequenceEqual(withPeft), "the GGUF form gives the PEFT folder's logits");
+            s.SetAdapters((peft, 1f), (gguf, 0f));
+            Check(logits().SequenceEqual(withPeft), "a second adapter at scale 0 changes nothing");
+            s.SetAdapters((peft, 0.5f), (gguf, 0.5f));
+            Check(MaxDiff(logits(), withPeft) < 1e-3f, "two halves give the whole");
+            s.SetAdapters((peft, 0f));
+            Check(logits().SequenceEqual(baseLogits), "scale 0 is the base model");
+            s.SetAdapters();
+            Check(logits().SequenceEqual(baseLogits), "no adapters is the base model");
+
+            var e = Throws(() => Adapter.Load(baseModel, HfPath("no-such-adapter")), "a missing adapter");
+            Eq(Status.Io, e.Status, "missing adapter status");
+            Check(e.Message.Contains("no-such-adapter"), "the I/O error names the path: " + e.Message);
+            Eq(Status.InvalidArgument, Throws(() => stories.LoadAdapter(HfPath("llama-lora")), "another model's adapter").Status,
+               "another model's adapter status");
+            s.SetAdapters((peft, 1f));
+            Eq(Status.InvalidArgument, Throws(() => s.SetAdapters((peft, float.NaN)), "a NaN scale").Status, "NaN scale status");
+            Eq(Status.InvalidArgument, Throws(() => s.SetAdapters((peft, 1f), (peft, 1f)), "an adapter twice").Status,
+               "adapter twice status");
+            Check(logits().SequenceEqual(withPeft), "a failed SetAdapters keeps the session's adapters");
+
+            // The session keeps its adapters, and they their model, past Dispose.
+            peft.Dispose();
+            peft.Dispose();
+            gguf.Dispose();
+            baseModel.Dispose();
+            Check(logits().SequenceEqual(withPeft), "disposing the adapters and the model keeps the session's logits");
+            bool refused = false;
+            try { s.SetAdapters((peft, 1f)); } catch (ObjectDisposedException) { refused = true; }
+            Check(refused, "a disposed adapter is ObjectDisposedException");
+            s.SetAdapters();
+            Check(logits().SequenceEqual(baseLogits), "no adapters after the Dispose is the base model");
+        }
+
+        // Left to the finalizers.
+        for (int i = 0; i < 2; i++) Adapter.Load(Model.Load(HfPath("llama"), new ModelParams { NThreads = 1 }), HfPath("llama-lora"));
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
     }
 
     // --- beyond the list: the rest of the binding's surface
