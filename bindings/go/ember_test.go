@@ -24,6 +24,12 @@ var (
 	goldenTokens = []int32{432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337}
 )
 
+// hf/llama-lora/golden.json: its prompt, and the first logits peft gives after it with the adapter at scale 1.
+var (
+	loraPrompt      = "Once upon a time, the quick robot counted 12345 tokens."
+	loraFirstLogits = []float32{-0.628006, -0.624651, -0.801815, -0.77162, -0.501407, -0.247845, -0.116984, -0.388983}
+)
+
 func modelPath(t *testing.T) string {
 	t.Helper()
 	p := os.Getenv("EMBER_TEST_MODEL")
@@ -705,9 +711,9 @@ func TestItem16LoRAAdapters(t *testing.T) {
 			t.Errorf("rank %d, n_targets %d; want 4 and 14", a.Rank(), a.NTargets())
 		}
 	}
-	tokens, err := base.Tokenizer().Tokenize(prompt, AddSpecial)
-	if err != nil {
-		t.Fatal(err)
+	tokens, err := base.Tokenizer().Tokenize(loraPrompt, AddSpecial)
+	if err != nil || len(tokens) != 29 {
+		t.Fatalf("the prompt tokenizes to %v (%v), want 29 ids", tokens, err)
 	}
 	s := newSession(t, base)
 	logits := func(set bool, adapters ...AdapterScale) []float32 {
@@ -730,10 +736,25 @@ func TestItem16LoRAAdapters(t *testing.T) {
 		return l
 	}
 
+	argmax := func(v []float32) int {
+		best := 0
+		for i := range v {
+			if v[i] > v[best] {
+				best = i
+			}
+		}
+		return best
+	}
 	baseLogits := logits(false)
+	if a := argmax(baseLogits); a != 161 {
+		t.Errorf("the base model's highest logit is token %d, want 161", a)
+	}
 	withPEFT := logits(true, AdapterScale{peft, 1})
-	if d := maxDiff(t, withPEFT, baseLogits); d <= 0.01 {
-		t.Errorf("the adapter at scale 1 moves the logits by %g only", d)
+	if a := argmax(withPEFT); a != 263 {
+		t.Errorf("with the adapter the highest logit is token %d, want peft's 263", a)
+	}
+	if d := maxDiff(t, withPEFT[:8], loraFirstLogits); d >= 3e-3 {
+		t.Errorf("the first logits %v are %g from peft's", withPEFT[:8], d)
 	}
 	if !reflect.DeepEqual(logits(true, AdapterScale{gguf, 1}), withPEFT) {
 		t.Errorf("the GGUF form's logits differ from the PEFT folder's")

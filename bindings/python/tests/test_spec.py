@@ -23,6 +23,9 @@ HF = os.environ.get("EMBER_TEST_HF") or os.path.join(os.path.dirname(os.path.dir
 
 PROMPT = "Once upon a time"
 PROMPT_IDS = [1, 403, 407, 261, 378]
+# hf/llama-lora/golden.json: its prompt, and the first logits peft gives after it with the adapter at scale 1.
+LORA_PROMPT = "Once upon a time, the quick robot counted 12345 tokens."
+LORA_FIRST_LOGITS = [-0.628006, -0.624651, -0.801815, -0.77162, -0.501407, -0.247845, -0.116984, -0.388983]
 GOLDEN = [432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337]
 THREADS = 1  # two cores shared with other jobs
 
@@ -410,7 +413,8 @@ class SpecTest(unittest.TestCase):
         for a in (peft, gguf):
             self.assertEqual(a.rank, 4)
             self.assertEqual(a.n_targets, 14)
-        ids = base_model.tokenize(PROMPT)
+        ids = base_model.tokenize(LORA_PROMPT)
+        self.assertEqual(len(ids), 29)
         s = ember.Session(base_model, n_threads=THREADS)
 
         def logits(adapters=None):
@@ -420,9 +424,14 @@ class SpecTest(unittest.TestCase):
             s.prefill(ids)
             return s.logits()
 
+        def argmax(v):
+            return max(range(len(v)), key=v.__getitem__)
+
         base = logits()
+        self.assertEqual(argmax(base), 161)
         with_peft = logits([(peft, 1.0)])
-        self.assertGreater(max_diff(with_peft, base), 0.01)
+        self.assertEqual(argmax(with_peft), 263)
+        self.assertLess(max_diff(with_peft[:8], LORA_FIRST_LOGITS), 3e-3)
         self.assertEqual(logits([(gguf, 1.0)]), with_peft)
         self.assertEqual(logits([(peft, 1.0), (gguf, 0.0)]), with_peft)
         self.assertLess(max_diff(logits([(peft, 0.5), (gguf, 0.5)]), with_peft), 1e-3)

@@ -11,6 +11,9 @@ use std::thread;
 
 const PROMPT: &str = "Once upon a time";
 const PROMPT_TOKENS: [i32; 5] = [1, 403, 407, 261, 378];
+// hf/llama-lora/golden.json: its prompt, and the first logits peft gives after it with the adapter at scale 1.
+const LORA_PROMPT: &str = "Once upon a time, the quick robot counted 12345 tokens.";
+const LORA_FIRST_LOGITS: [f32; 8] = [-0.628006, -0.624651, -0.801815, -0.77162, -0.501407, -0.247845, -0.116984, -0.388983];
 const GOLDEN: [i32; 16] = [432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337];
 
 fn model_path() -> PathBuf {
@@ -460,7 +463,8 @@ fn item_16_lora_adapters() {
         assert_eq!(a.rank(), 4);
         assert_eq!(a.n_targets(), 14);
     }
-    let tokens = model.tokenizer().tokenize(PROMPT, true, false).unwrap();
+    let tokens = model.tokenizer().tokenize(LORA_PROMPT, true, false).unwrap();
+    assert_eq!(tokens.len(), 29);
     let mut s = Session::new(&model, session_params()).unwrap();
     let logits = |s: &mut Session, adapters: Option<&[(&Adapter, f32)]>| -> Vec<f32> {
         if let Some(a) = adapters {
@@ -471,9 +475,12 @@ fn item_16_lora_adapters() {
         s.logits().unwrap().to_vec()
     };
 
+    let argmax = |v: &[f32]| (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best });
     let base = logits(&mut s, None);
+    assert_eq!(argmax(&base), 161);
     let with_peft = logits(&mut s, Some(&[(&peft, 1.0)]));
-    assert!(max_diff(&with_peft, &base) > 0.01);
+    assert_eq!(argmax(&with_peft), 263);
+    assert!(max_diff(&with_peft[..8], &LORA_FIRST_LOGITS) < 3e-3, "{:?}", &with_peft[..8]);
     assert_eq!(logits(&mut s, Some(&[(&gguf, 1.0)])), with_peft);
     assert_eq!(logits(&mut s, Some(&[(&peft, 1.0), (&gguf, 0.0)])), with_peft);
     assert!(max_diff(&logits(&mut s, Some(&[(&peft, 0.5), (&gguf, 0.5)])), &with_peft) < 1e-3);
