@@ -297,9 +297,35 @@ TempModel write_scaled_model(const json& g) {
     }
     for (const auto& t : base.tensors())
         w.add_tensor(t.name, t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims), t.data, t.n_bytes);
+    if (g.contains("tensors_added"))
+        for (const auto& t : g.at("tensors_added")) {
+            const auto v = t.at(1).get<std::vector<float>>();
+            w.add_tensor(t.at(0).get<std::string>(), tensor::TensorType::F32, {static_cast<int64_t>(v.size())}, v.data(),
+                         v.size() * sizeof(float));
+        }
     TempModel m{test::temp_path(g.at("model").get<std::string>())};
     w.write(m.path);
     return m;
+}
+
+// Phi-3's LongRoPE (128k files): short and long per-frequency factors, the long ones for a context longer
+// than the original one (llama.cpp's context 512 and ember's default 256 are both longer than 64 and not
+// than 512), cos/sin × rope.scaling.attn_factor either way.
+TEST_CASE("arch: LongRoPE, short and long factors by context size, against llama.cpp") {
+    std::vector<float> last[2];
+    int i = 0;
+    for (const std::string name : {"rope-longrope-phi3-f16-short", "rope-longrope-phi3-f16-long"}) {
+        CAPTURE(name);
+        const std::string golden = test::testdata("golden/" + name + ".json");
+        const json g = json::parse(std::ifstream(golden));
+        const TempModel m = write_scaled_model(g);
+        check_golden(golden, m.path, 0.1f, 0.1f);
+        last[i++] = g.at("last_logits").get<std::vector<float>>();
+    }
+    // The choice matters: the two goldens are far apart where the test allows 0.1.
+    float d = 0.f;
+    for (size_t v = 0; v < last[0].size(); ++v) d = std::max(d, std::fabs(last[0][v] - last[1][v]));
+    CHECK(d > 1.f);
 }
 
 TEST_CASE("arch: RoPE scaling, YaRN and linear, against llama.cpp over 135 positions") {

@@ -34,6 +34,11 @@ struct HParams {
     int swa_window = 0;             // sliding-window size of the local layers (0: every layer global)
     int swa_pattern = 0;            // layer l is local when l % swa_pattern < swa_pattern - 1
     backend::RopeParams rope_swa;   // RoPE of the local layers (Gemma 3 gives them their own base)
+    // LongRoPE (Phi-3 128k, Phi-3.5): rope.freq_factors holds the short factors; a session whose context is
+    // longer than long_rope_ctx (the original context) turns by these instead (data == nullptr: none).
+    bool long_rope = false;
+    backend::Tensor rope_long_factors;
+    int long_rope_ctx = 0;
     int n_expert = 0;               // mixture of experts: experts per layer (0: a dense FFN)
     int n_expert_used = 0;          // experts each token is routed to
     int n_ff_exp = 0;               // an expert's FFN width

@@ -137,8 +137,10 @@ void attention_block(Workspace& ws, const HParams& hp, const AttentionWeights& w
     for (const SeqRows& seq : seqs) {
         backend::Tensor qs = row_slice(q, seq.first, seq.count), ks = row_slice(k, seq.first, seq.count),
                         vs = row_slice(v, seq.first, seq.count);
-        s.rope(qs, hp.head_dim, seq.n_past, rope);
-        s.rope(ks, hp.head_dim, seq.n_past, rope);
+        backend::RopeParams r = rope;
+        if (hp.long_rope && seq.cache->n_ctx > hp.long_rope_ctx) r.freq_factors = hp.rope_long_factors;
+        s.rope(qs, hp.head_dim, seq.n_past, r);
+        s.rope(ks, hp.head_dim, seq.n_past, r);
         s.kv_store(ks, vs, seq.cache->k_cache[layer], seq.cache->v_cache[layer], seq.n_past);
         att.push_back({seq.first, seq.count, seq.n_past, &seq.cache->k_cache[layer], &seq.cache->v_cache[layer]});
     }

@@ -14,7 +14,8 @@ namespace {
 // load_hparams, then llama-context.cpp):
 //   rope.scaling.type    none | linear | yarn; absent: linear (which without a factor scales nothing).
 //                        "llama3" is accepted as unscaled: Llama 3.1's per-frequency factors are in
-//                        rope_freqs.weight whatever the type says. Others (longrope, ...) are refused.
+//                        rope_freqs.weight whatever the type says. Others are refused. (Phi-3's LongRoPE
+//                        files carry no type: their long/short factor tensors are read with rope_freqs.)
 //   rope.scaling.factor  (older files: rope.scale_linear) positions × 1/factor; absent or 0: 1.
 //   rope.scaling.attn_factor  multiplies cos/sin whatever the type (default 1).
 //   yarn: rope.scaling.original_context_length (default context_length) places the ramp; llama.cpp's
@@ -73,8 +74,21 @@ Decoder::Decoder(const DecoderSpec& spec, const gguf::File& f, WeightLoader& w) 
     hp_.rope.freq_factors = w.optional("rope_freqs.weight", {hp_.rope.n_rot / 2});
     if (hp_.rope.freq_factors.data && hp_.rope.freq_factors.type != tensor::TensorType::F32)
         throw Error(Status::BadFile, "rope_freqs.weight must be F32");
-    if (f.find_tensor("rope_factors_long.weight") || f.find_tensor("rope_factors_short.weight"))
-        throw Error(Status::Unsupported, spec.prefix + ": long/short rope scaling factors are not supported yet");
+    if (!hp_.rope.freq_factors.data) {
+        // LongRoPE, as llama.cpp chooses (get_rope_factors): rope_freqs first; otherwise the long factors for a
+        // context longer than the original one, the short factors (either may be absent: no factors) else.
+        const backend::Tensor short_f = w.optional("rope_factors_short.weight", {hp_.rope.n_rot / 2});
+        const backend::Tensor long_f = w.optional("rope_factors_long.weight", {hp_.rope.n_rot / 2});
+        for (const backend::Tensor* t : {&short_f, &long_f})
+            if (t->data && t->type != tensor::TensorType::F32) throw Error(Status::BadFile, "rope factors must be F32");
+        if (short_f.data || long_f.data) {
+            hp_.long_rope = true;
+            hp_.rope.freq_factors = short_f;
+            hp_.rope_long_factors = long_f;
+            const uint64_t orig = f.get_uint(a + "rope.scaling.original_context_length", static_cast<uint64_t>(hp_.n_ctx_train));
+            hp_.long_rope_ctx = static_cast<int>(std::min<uint64_t>(orig, 1u << 30));
+        }
+    }
     hp_.rope_swa = hp_.rope;
     if (spec.swa_pattern > 0) {
         hp_.swa_window = static_cast<int>(f.get_uint(a + "attention.sliding_window", 0));

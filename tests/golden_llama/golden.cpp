@@ -1,11 +1,12 @@
 // llama.cpp's outputs for a model and a prompt, as a golden JSON in the format of tests/data/golden
 // (read by tests/test_golden.cpp). Not built by CMake: it links llama.cpp's libllama, see make_yarn.sh.
 //
-//   golden MODEL OUT.json N_PREDICT "PROMPT" [--base BASE.gguf KEY=TYPE:VALUE ...]
+//   golden MODEL OUT.json N_PREDICT "PROMPT" [--base BASE.gguf KEY=TYPE:VALUE ... NAME=tensor:V,V,...]
 //
-// With --base, MODEL is first written as BASE with the given metadata set (TYPE: str, f32 or u32), by
-// ggml's own GGUF writer, and the golden records the base's file name and the keys ("base_model",
-// "metadata_added") so that a test can rebuild the same model from the shared base file.
+// With --base, MODEL is first written as BASE with the given metadata set (TYPE: str, f32 or u32) and
+// 1-D F32 tensors added, by ggml's own GGUF writer, and the golden records the base's file name, the keys
+// and the tensors ("base_model", "metadata_added", "tensors_added") so that a test can rebuild the same
+// model from the shared base file.
 //
 // Settings: CPU, 1 thread, n_ctx 512, llama.cpp's default context parameters otherwise (flash attention
 // auto, F16 KV cache), extra buffer types off (no AMX or repacked weights: ggml's generic kernels), BOS
@@ -85,6 +86,16 @@ struct Kv {
     std::string key, type, value;
 };
 
+std::vector<float> floats(const std::string& list) {
+    std::vector<float> v;
+    for (size_t i = 0; i < list.size();) {
+        const size_t comma = std::min(list.find(',', i), list.size());
+        v.push_back(std::strtof(list.substr(i, comma - i).c_str(), nullptr));
+        i = comma + 1;
+    }
+    return v;
+}
+
 void write_variant(const std::string& base, const std::string& out, const std::vector<Kv>& kvs) {
     ggml_context* data = nullptr;
     gguf_init_params ip{/*no_alloc=*/false, &data};
@@ -93,15 +104,27 @@ void write_variant(const std::string& base, const std::string& out, const std::v
     gguf_context* g = gguf_init_empty();  // the base's keys, the new ones after them, the tensors in order
     gguf_set_kv(g, in);
     for (const Kv& kv : kvs) {
+        if (kv.type == "tensor") continue;
         if (kv.type == "str") gguf_set_val_str(g, kv.key.c_str(), kv.value.c_str());
         else if (kv.type == "f32") gguf_set_val_f32(g, kv.key.c_str(), std::strtof(kv.value.c_str(), nullptr));
         else if (kv.type == "u32") gguf_set_val_u32(g, kv.key.c_str(), static_cast<uint32_t>(std::strtoul(kv.value.c_str(), nullptr, 10)));
         else die("unknown type " + kv.type);
     }
     for (int64_t i = 0; i < gguf_get_n_tensors(in); ++i) gguf_add_tensor(g, ggml_get_tensor(data, gguf_get_tensor_name(in, i)));
+    ggml_init_params gp{1 << 20, nullptr, false};
+    ggml_context* added = ggml_init(gp);
+    for (const Kv& kv : kvs) {
+        if (kv.type != "tensor") continue;
+        const std::vector<float> v = floats(kv.value);
+        ggml_tensor* t = ggml_new_tensor_1d(added, GGML_TYPE_F32, static_cast<int64_t>(v.size()));
+        ggml_set_name(t, kv.key.c_str());
+        std::memcpy(t->data, v.data(), v.size() * sizeof(float));
+        gguf_add_tensor(g, t);
+    }
     if (!gguf_write_to_file(g, out.c_str(), false)) die("cannot write " + out);
     gguf_free(g);
     gguf_free(in);
+    ggml_free(added);
     ggml_free(data);
 }
 
@@ -172,12 +195,20 @@ int main(int argc, char** argv) {
                      ",\"n_vocab\":" + std::to_string(n_vocab) + ",\n";
     if (!base.empty()) {
         js += "\"base_model\":" + json_string(base.substr(base.find_last_of('/') + 1)) + ",\"metadata_added\":[";
-        for (size_t i = 0; i < kvs.size(); ++i) {
-            const Kv& kv = kvs[i];
-            js += (i ? "," : "") + std::string("[") + json_string(kv.key) + "," + json_string(kv.type) + "," +
-                  (kv.type == "str" ? json_string(kv.value) : kv.value) + "]";
+        std::string tensors;
+        for (const Kv& kv : kvs) {
+            if (kv.type == "tensor") {
+                tensors += (tensors.empty() ? "[" : ",[") + json_string(kv.key) + ",[";
+                const std::vector<float> v = floats(kv.value);
+                for (size_t k = 0; k < v.size(); ++k) tensors += (k ? "," : "") + num(v[k]);
+                tensors += "]]";
+                continue;
+            }
+            if (js.back() == ']') js += ",";
+            js += "[" + json_string(kv.key) + "," + json_string(kv.type) + "," + (kv.type == "str" ? json_string(kv.value) : kv.value) + "]";
         }
         js += "],\n";
+        if (!tensors.empty()) js += "\"tensors_added\":[" + tensors + "],\n";
     }
     js += "\"prompt_tokens\":[";
     for (int i = 0; i < n; ++i) js += (i ? "," : "") + std::to_string(toks[static_cast<size_t>(i)]);

@@ -26,10 +26,11 @@ prompt="Once upon a time, Lily and Tom went to the park to play with a big red b
 laughed all day long. Then the sun went down, and Mom called them home for dinner. Lily was sad, but Tom said \
 they could come back tomorrow."
 
-# NAME BASE KEY=TYPE:VALUE...
+# NAME BASE KEY=TYPE:VALUE...   (EMBER_GOLDEN_ONLY=PATTERN remakes only the names matching it)
 make() {
     name=$1 base=$2
     shift 2
+    case $name in ${EMBER_GOLDEN_ONLY:-*}) ;; *) return 0 ;; esac
     "$tmp/golden" "$tmp/$name.gguf" "$out/$name.json" 32 "$prompt" --base "$arch/$base.gguf" "$@" 2>"$tmp/$name.log" ||
         { cat "$tmp/$name.log"; exit 1; }
     echo "$out/$name.json"
@@ -50,6 +51,16 @@ make rope-yarn-gemma3-f16 gemma3-f16 gemma3.rope.scaling.type=str:yarn gemma3.ro
     gemma3.rope.scaling.original_context_length=u32:32
 # Linear scaling, as real Gemma 3 files (4B and up) carry it: factor 8 on the global layer only.
 make rope-linear-gemma3-f16 gemma3-f16 gemma3.rope.scaling.type=str:linear gemma3.rope.scaling.factor=f32:8
+
+# LongRoPE as Phi-3 128k files carry it (no scaling type; 32 short and 32 long factors, the original context,
+# attn_factor sqrt(1 + ln(256/64) / ln(64))): llama.cpp's context of 512 is longer than an original context of
+# 64 (the long factors) and not than one of 512 (the short factors).
+short=$(seq -s, 1.00 0.01 1.31)
+long=$(seq -s, 1.00 0.25 8.75)
+make rope-longrope-phi3-f16-long phi3-f16 phi3.rope.scaling.original_context_length=u32:64 \
+    phi3.rope.scaling.attn_factor=f32:1.1547 rope_factors_short.weight=tensor:$short rope_factors_long.weight=tensor:$long
+make rope-longrope-phi3-f16-short phi3-f16 phi3.rope.scaling.original_context_length=u32:512 \
+    phi3.rope.scaling.attn_factor=f32:1.1547 rope_factors_short.weight=tensor:$short rope_factors_long.weight=tensor:$long
 
 # For the record: this build (Release, GGML_NATIVE off) lands up to 0.05 from the arch goldens
 # ($EMBER_TESTDATA/arch/*.json, made by another build of the same commit) on the unscaled base files.
