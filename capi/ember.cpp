@@ -347,6 +347,7 @@ EMBER_API ember_status ember_model_params_init(ember_model_params* params) {
     params->progress = nullptr;
     params->progress_user_data = nullptr;
     params->use_mmap = true;
+    params->quantize = nullptr;
     return EMBER_OK;
 }
 
@@ -357,6 +358,7 @@ ember::ModelParams to_cpp(const ember_model_params& p) {
     mp.backend = p.backend && *p.backend ? p.backend : "auto";
     mp.n_threads = p.n_threads;
     mp.use_mmap = p.use_mmap;
+    if (p.quantize) mp.quantize = p.quantize;
     if (p.progress) {
         const ember_progress_fn fn = p.progress;
         void* const ud = p.progress_user_data;
@@ -380,6 +382,7 @@ EMBER_API ember_status ember_model_load(const char* path, const ember_model_para
     ember_model_params_init(&p);
     if (const ember_status st = read_params(params, p, kModelParamsV1, __func__); st != EMBER_OK) return st;
     EMBER_REQUIRE(p.n_threads >= 0, "params->n_threads is negative");
+    EMBER_REQUIRE(p.quantize == nullptr || strnlen(p.quantize, 65) <= 64, "params->quantize is longer than 64 bytes");
     *out = new_model_handle(ember::Model::load(path, to_cpp(p)));
     return EMBER_OK;
     EMBER_CATCH
@@ -395,6 +398,7 @@ EMBER_API ember_status ember_model_load_from_memory(const void* data, size_t siz
     ember_model_params_init(&p);
     if (const ember_status st = read_params(params, p, kModelParamsV1, __func__); st != EMBER_OK) return st;
     EMBER_REQUIRE(p.n_threads >= 0, "params->n_threads is negative");
+    EMBER_REQUIRE(p.quantize == nullptr || strnlen(p.quantize, 65) <= 64, "params->quantize is longer than 64 bytes");
     const std::span<const uint8_t> bytes(static_cast<const uint8_t*>(data), data ? size : 0);
     *out = new_model_handle(ember::Model::load_from_memory(bytes, to_cpp(p)));
     return EMBER_OK;

@@ -180,6 +180,14 @@ typedef struct ember_model_params {
                                   * A mapped file that shrinks while the model is loaded (truncated or rewritten
                                   * in place) raises SIGBUS when its lost pages are read, killing the process, as
                                   * with any mmap-based loader. If the file may change under you, use false. */
+    /* Appended in ABI 1 after use_mmap (older callers get the default, NULL). */
+    const char* quantize;        /* NULL or "": weights as the file has them. Else an ember-quantize type
+                                  * ("q8_0", "q4_0", "q4_k_m" or its alias "q4_k", "q6_k", ...; any case):
+                                  * F32/F16/BF16 weights quantized in memory at load, each tensor to the type
+                                  * ember-quantize would write (llama-quantize's rules), so the model runs as
+                                  * that file would. An unknown name or an already quantized input tensor is
+                                  * EMBER_ERR_INVALID_ARGUMENT; no memory for the result, OUT_OF_MEMORY. Copied;
+                                  * at most 64 bytes. */
 } ember_model_params;
 
 /* Fills *params with defaults and sets struct_size. */

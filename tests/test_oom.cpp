@@ -135,3 +135,25 @@ TEST_CASE("an allocation failing inside a pool job reaches the caller as OUT_OF_
     ember_session_free(ref);
     ember_model_free(m);
 }
+
+TEST_CASE("quantizing at load with no memory left is OUT_OF_MEMORY, and memory back loads again") {
+    // Allocations start failing at the first progress report, which comes as quantization begins: the
+    // converted tensors' buffers, the conversion threads and the error's own message all fail.
+    ember_model_params mp;
+    ember_model_params_init(&mp);
+    mp.n_threads = 2;
+    mp.quantize = "q8_0";
+    mp.progress = [](float, void*) -> bool {
+        g_main = std::this_thread::get_id();
+        g_fail = Fail::Always;
+        return true;
+    };
+    ember_model* m = reinterpret_cast<ember_model*>(1);
+    const ember_status st = ember_model_load(kStories.c_str(), &mp, &m);
+    g_fail = Fail::Never;
+    CHECK(st == EMBER_ERR_OUT_OF_MEMORY);
+    CHECK(m == nullptr);
+    mp.progress = nullptr;
+    REQUIRE(ember_model_load(kStories.c_str(), &mp, &m) == EMBER_OK);
+    ember_model_free(m);
+}

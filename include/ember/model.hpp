@@ -31,6 +31,14 @@ struct ModelParams {
     bool use_mmap = true;
     // Called with a fraction in [0, 1] while weights load; return false to cancel (load throws Cancelled).
     std::function<bool(float)> progress;
+    // Quantize the weights in memory as they load, e.g. "q8_0", "q4_0", "q4_k" / "q4_k_m", "q6_k" (any
+    // ember-quantize type, any case; "": as the file is). Each tensor gets the type ember-quantize would
+    // write for it (llama-quantize's rules for that mix; a folder's norms and biases F32), converted
+    // tensor by tensor on n_threads threads, so the model runs as that file would, without writing one.
+    // Quantized input tensors are not re-quantized (InvalidArgument naming one). Unknown names:
+    // InvalidArgument; converted tensors that do not fit in the memory available: OutOfMemory. While
+    // quantizing, progress reports the first 90%.
+    std::string quantize;
 };
 
 // GGUF metadata value types (the file format's numbers).

@@ -18,6 +18,7 @@
 #include "gguf/stream_writer.hpp"
 #include "gguf/writer.hpp"
 #include "hf/folder.hpp"
+#include "quantize/plan.hpp"
 #include "tensor/dequantize.hpp"
 #include "tensor/quantize.hpp"
 #include "tensor/types.hpp"
@@ -30,19 +31,13 @@ using tensor::TensorType;
 
 // ---- the mixes (llama_ftype numbers are what general.file_type records) ----
 
-struct Mix {
-    const char* name;
-    uint32_t ftype;
-    TensorType base;
-};
-
 enum FType : uint32_t {
     kAllF32 = 0, kF16 = 1, kQ4_0 = 2, kQ4_1 = 3, kQ8_0 = 7, kQ5_0 = 8, kQ5_1 = 9, kQ2_K = 10,
     kQ3_K_S = 11, kQ3_K_M = 12, kQ3_K_L = 13, kQ4_K_S = 14, kQ4_K_M = 15, kQ5_K_S = 16, kQ5_K_M = 17,
     kQ6_K = 18, kBF16 = 32,
 };
 
-constexpr Mix kMixes[] = {
+constexpr quantize::Mix kMixes[] = {
     {"Q4_0", kQ4_0, TensorType::Q4_0},     {"Q4_1", kQ4_1, TensorType::Q4_1},
     {"Q5_0", kQ5_0, TensorType::Q5_0},     {"Q5_1", kQ5_1, TensorType::Q5_1},
     {"Q2_K", kQ2_K, TensorType::Q2_K},     {"Q3_K_S", kQ3_K_S, TensorType::Q3_K},
@@ -54,15 +49,8 @@ constexpr Mix kMixes[] = {
     {"F32", kAllF32, TensorType::F32},
 };
 
-const Mix& find_mix(const std::string& name) {
-    std::string up(name);
-    std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-    for (const Mix& m : kMixes)
-        if (up == m.name) return m;
-    std::string all;
-    for (const Mix& m : kMixes) all += std::string(all.empty() ? "" : " ") + m.name;
-    throw Error(Status::InvalidArgument, "quantize: unknown type '" + name + "' (one of: " + all + ")");
-}
+// llama-quantize's aliases: a K type without its size letter is the _M mix.
+constexpr std::pair<const char*, const char*> kAliases[] = {{"Q3_K", "Q3_K_M"}, {"Q4_K", "Q4_K_M"}, {"Q5_K", "Q5_K_M"}};
 
 // ---- tensor categories (by name, as llama-quant.cpp's tensor_get_category) ----
 
@@ -244,14 +232,6 @@ struct Chooser {
     }
 };
 
-// ---- writing ----
-
-int resolve_threads(int n) {
-    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    if (n <= 0) return hw;
-    return std::min(n, std::min(4 * hw, 4096));
-}
-
 // Converts rows [r0, r1) of `src` (type `from`, rows of nx) into `dst` (type `to`), rows at dst's start.
 void convert_rows(TensorType from, TensorType to, const uint8_t* src, uint8_t* dst, int64_t nx, int64_t r0, int64_t r1,
                   const std::string& name) {
@@ -266,27 +246,72 @@ void convert_rows(TensorType from, TensorType to, const uint8_t* src, uint8_t* d
     }
 }
 
-}  // namespace
-
-std::vector<std::string> quantize_types() {
-    std::vector<std::string> v;
-    for (const Mix& m : kMixes) v.emplace_back(m.name);
-    return v;
+// Rows [r0, r1) of t into dst, split among up to n_threads threads.
+void convert_rows_parallel(const gguf::TensorInfo& t, TensorType to, int64_t r0, int64_t r1, uint8_t* dst, int n_threads) {
+    const int64_t nx = t.ne[0];
+    const size_t out_row = tensor::row_bytes(to, nx);
+    // Enough rows per thread to be worth a thread (about 16K elements each, as llama.cpp chunks).
+    const int64_t min_rows = std::max<int64_t>(1, (16384 + nx - 1) / std::max<int64_t>(nx, 1));
+    const int nt_use = static_cast<int>(std::clamp<int64_t>((r1 - r0) / min_rows, 1, n_threads));
+    if (nt_use == 1) return convert_rows(t.type, to, t.data, dst, nx, r0, r1, t.name);
+    std::vector<std::exception_ptr> errs(static_cast<size_t>(nt_use));
+    std::vector<std::thread> ws;
+    // Should starting a thread fail, the ones already running are joined before the error leaves.
+    auto joiner = [](std::vector<std::thread>* v) {
+        for (auto& th : *v)
+            if (th.joinable()) th.join();
+    };
+    std::unique_ptr<std::vector<std::thread>, decltype(joiner)> join_all(&ws, joiner);
+    const int64_t per = (r1 - r0 + nt_use - 1) / nt_use;
+    for (int w = 0; w < nt_use; ++w) {
+        const int64_t a = r0 + w * per, b = std::min(r1, a + per);
+        if (a >= b) break;
+        ws.emplace_back([&, w, a, b] {
+            try {
+                convert_rows(t.type, to, t.data, dst + static_cast<size_t>(a - r0) * out_row, nx, a, b, t.name);
+            } catch (...) {
+                errs[static_cast<size_t>(w)] = std::current_exception();
+            }
+        });
+    }
+    join_all.release();
+    for (auto& th : ws) th.join();
+    for (auto& e : errs)
+        if (e) std::rethrow_exception(e);
 }
 
-QuantizeResult quantize_model(const std::string& in, const std::string& out, const QuantizeParams& params) {
-    const Mix& mix = find_mix(params.type);
-    const int n_threads = resolve_threads(params.n_threads);
-    gguf::StreamWriter o(out);  // first: an output that cannot be written fails before the input is read
-    // A Hugging Face folder reads as the GGUF llama.cpp's converter writes for it (lib/hf), so converting
-    // one is quantizing that file, with the converter's one rule added below.
-    const bool from_folder = hf::is_folder(in);
-    const gguf::File f = hf::open_model_file(in);
+}  // namespace
+
+namespace quantize {
+
+const Mix& find_mix(const std::string& name) {
+    std::string up(name);
+    std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+    for (const auto& [alias, mix] : kAliases)
+        if (up == alias) up = mix;
+    for (const Mix& m : kMixes)
+        if (up == m.name) return m;
+    std::string all;
+    for (const Mix& m : kMixes) all += std::string(all.empty() ? "" : " ") + m.name;
+    throw Error(Status::InvalidArgument, "quantize: unknown type '" + name.substr(0, 64) + "' (one of: " + all +
+                                             "; Q3_K, Q4_K, Q5_K: the _M mixes)");
+}
+
+int resolve_threads(int n) {
+    const int hw = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    if (n <= 0) return hw;
+    return std::min(n, std::min(4 * hw, 4096));
+}
+
+Plan plan(const gguf::File& f, const QuantizeParams& params, bool from_folder) {
+    Plan p;
+    p.mix = &find_mix(params.type);
+    const Mix& mix = *p.mix;
     const Hparams hp = read_hparams(f);
 
     // llama-quantize's tensor order: the tensors outside the blocks first, then block by block, each group
     // sorted by name (its loader keeps them in a map ordered that way).
-    std::vector<const gguf::TensorInfo*> order;
+    std::vector<const gguf::TensorInfo*>& order = p.order;
     for (const auto& t : f.tensors()) order.push_back(&t);
     std::vector<int> layers(f.tensors().size());
     for (size_t i = 0; i < f.tensors().size(); ++i) layers[i] = layer_of(f.tensors()[i].name);
@@ -303,7 +328,7 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
         if (c == Cat::Output) ch.tied = false;
     }
 
-    QuantizeResult res;
+    QuantizeResult& res = p.result;
     res.type = mix.name;
     res.file_type = mix.ftype;
     res.file_bytes_in = f.file_size();  // a folder: its tensors' bytes, added below
@@ -336,12 +361,13 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
         res.tensor_bytes_in += q.bytes_in;
         res.tensor_bytes_out += q.bytes_out;
         res.tensors.push_back(std::move(q));
+        p.types.push_back(nt);
     }
     if (from_folder) res.file_bytes_in = res.tensor_bytes_in;
+    return p;
+}
 
-    // Header: the input's keys in order, then general.quantization_version and general.file_type (set
-    // anew, so at the end), without the split keys. llama-quantize always pads to 32 bytes even when the
-    // input declares general.alignment; ember keeps the declared alignment so the file stays readable.
+std::vector<std::pair<std::string, gguf::Value>> output_metadata(const gguf::File& f, const Mix& mix) {
     std::vector<std::pair<std::string, gguf::Value>> kv;
     for (const auto& [k, v] : f.metadata())
         if (k != "general.quantization_version" && k != "general.file_type" && k != "split.no" && k != "split.count" &&
@@ -349,13 +375,51 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
             kv.emplace_back(k, v);
     kv.emplace_back("general.quantization_version", gguf::Value::u32(2));
     kv.emplace_back("general.file_type", gguf::Value::u32(mix.ftype));
+    return kv;
+}
+
+void convert_tensor(const gguf::TensorInfo& t, TensorType to, int n_threads,
+                    const std::function<uint8_t*(int64_t r0, int64_t r1)>& out,
+                    const std::function<void(int64_t r0, int64_t r1)>& done) {
+    constexpr uint64_t kSlabBytes = 32u << 20;
+    const int64_t nx = t.ne[0];
+    const int64_t rows = static_cast<int64_t>(t.n_elements / static_cast<uint64_t>(std::max<int64_t>(nx, 1)));
+    const size_t in_row = tensor::row_bytes(t.type, nx), out_row = tensor::row_bytes(to, nx);
+    const int64_t slab = std::max<int64_t>(1, static_cast<int64_t>(kSlabBytes / std::max<size_t>(1, in_row + out_row)));
+    for (int64_t r0 = 0; r0 < rows; r0 += slab) {
+        const int64_t r1 = std::min(rows, r0 + slab);
+        convert_rows_parallel(t, to, r0, r1, out(r0, r1), n_threads);
+        done(r0, r1);
+    }
+}
+
+}  // namespace quantize
+
+std::vector<std::string> quantize_types() {
+    std::vector<std::string> v;
+    for (const quantize::Mix& m : kMixes) v.emplace_back(m.name);
+    return v;
+}
+
+QuantizeResult quantize_model(const std::string& in, const std::string& out, const QuantizeParams& params) {
+    const quantize::Mix& mix = quantize::find_mix(params.type);
+    const int n_threads = quantize::resolve_threads(params.n_threads);
+    gguf::StreamWriter o(out);  // first: an output that cannot be written fails before the input is read
+    // A Hugging Face folder reads as the GGUF llama.cpp's converter writes for it (lib/hf), so converting
+    // one is quantizing that file, with the converter's one rule (plan's from_folder).
+    const bool from_folder = hf::is_folder(in);
+    const gguf::File f = hf::open_model_file(in);
+    quantize::Plan p = quantize::plan(f, params, from_folder);
+    QuantizeResult& res = p.result;
+
+    // llama-quantize always pads to 32 bytes even when the input declares general.alignment; ember keeps the
+    // declared alignment so the file stays readable.
     std::vector<gguf::TensorHeader> headers;
-    for (const QuantizedTensor& q : res.tensors)
-        headers.push_back({q.name, *tensor::type_from_name(q.type_out), q.shape, q.bytes_out});
-    o.header(kv, headers, f.alignment());
+    for (size_t i = 0; i < res.tensors.size(); ++i)
+        headers.push_back({res.tensors[i].name, p.types[i], res.tensors[i].shape, res.tensors[i].bytes_out});
+    o.header(quantize::output_metadata(f, mix), headers, f.alignment());
 
     // Data, tensor by tensor, in slabs of rows shared among the threads.
-    constexpr uint64_t kSlabBytes = 32u << 20;
     const double total = std::max<double>(1.0, static_cast<double>(res.tensor_bytes_in));
     uint64_t done = 0;
     auto report = [&](uint64_t d) {
@@ -364,54 +428,24 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
     };
     report(0);
     std::vector<uint8_t> work;
-    for (size_t i = 0; i < order.size(); ++i) {
-        const gguf::TensorInfo& t = *order[i];
-        const TensorType nt = *tensor::type_from_name(res.tensors[i].type_out);
+    for (size_t i = 0; i < p.order.size(); ++i) {
+        const gguf::TensorInfo& t = *p.order[i];
+        const TensorType nt = p.types[i];
         if (nt == t.type) {
             o.data(t.data, t.n_bytes);
         } else {
-            const int64_t nx = t.ne[0];
-            const int64_t rows = static_cast<int64_t>(t.n_elements / static_cast<uint64_t>(std::max<int64_t>(nx, 1)));
-            const size_t in_row = tensor::row_bytes(t.type, nx), out_row = tensor::row_bytes(nt, nx);
-            const int64_t slab = std::max<int64_t>(1, static_cast<int64_t>(kSlabBytes / std::max<size_t>(1, in_row + out_row)));
-            for (int64_t r0 = 0; r0 < rows; r0 += slab) {
-                const int64_t r1 = std::min(rows, r0 + slab);
-                work.resize(static_cast<size_t>(r1 - r0) * out_row);
-                const uint8_t* src = t.data;
-                // Enough rows per thread to be worth a thread (about 16K elements each, as llama.cpp chunks).
-                const int64_t min_rows = std::max<int64_t>(1, (16384 + nx - 1) / std::max<int64_t>(nx, 1));
-                const int nt_use = static_cast<int>(std::clamp<int64_t>((r1 - r0) / min_rows, 1, n_threads));
-                if (nt_use == 1) {
-                    convert_rows(t.type, nt, src, work.data(), nx, r0, r1, t.name);
-                } else {
-                    std::vector<std::exception_ptr> errs(static_cast<size_t>(nt_use));
-                    std::vector<std::thread> ws;
-                    // Should starting a thread fail, the ones already running are joined before the error leaves.
-                    auto joiner = [](std::vector<std::thread>* v) {
-                        for (auto& th : *v)
-                            if (th.joinable()) th.join();
-                    };
-                    std::unique_ptr<std::vector<std::thread>, decltype(joiner)> join_all(&ws, joiner);
-                    const int64_t per = (r1 - r0 + nt_use - 1) / nt_use;
-                    for (int w = 0; w < nt_use; ++w) {
-                        const int64_t a = r0 + w * per, b = std::min(r1, a + per);
-                        if (a >= b) break;
-                        ws.emplace_back([&, w, a, b] {
-                            try {
-                                convert_rows(t.type, nt, src, work.data() + static_cast<size_t>(a - r0) * out_row, nx, a, b, t.name);
-                            } catch (...) {
-                                errs[static_cast<size_t>(w)] = std::current_exception();
-                            }
-                        });
-                    }
-                    join_all.release();
-                    for (auto& th : ws) th.join();
-                    for (auto& e : errs)
-                        if (e) std::rethrow_exception(e);
-                }
-                o.data(work.data(), work.size());
-                if (r1 < rows) report(done + static_cast<uint64_t>(r1) * in_row);
-            }
+            const size_t in_row = tensor::row_bytes(t.type, t.ne[0]), out_row = tensor::row_bytes(nt, t.ne[0]);
+            const int64_t rows = static_cast<int64_t>(t.n_bytes / std::max<size_t>(1, in_row));
+            quantize::convert_tensor(
+                t, nt, n_threads,
+                [&](int64_t r0, int64_t r1) {
+                    work.resize(static_cast<size_t>(r1 - r0) * out_row);
+                    return work.data();
+                },
+                [&](int64_t, int64_t r1) {
+                    o.data(work.data(), work.size());
+                    if (r1 < rows) report(done + static_cast<uint64_t>(r1) * in_row);
+                });
         }
         done += t.n_bytes;
         o.end_tensor();
@@ -423,7 +457,7 @@ QuantizeResult quantize_model(const std::string& in, const std::string& out, con
 }
 
 QuantizeResult convert_model(const std::string& hf_dir, const std::string& out, const QuantizeParams& params) {
-    find_mix(params.type);  // a bad type is reported before the folder is read
+    quantize::find_mix(params.type);  // a bad type is reported before the folder is read
     if (!hf::is_folder(hf_dir))
         throw Error(Status::InvalidArgument, "convert: '" + hf_dir +
                                                  "' is not a folder (a Hugging Face model: config.json, *.safetensors, tokenizer.json)");

@@ -3,6 +3,7 @@
 #include "ember/error.hpp"
 #include "ember/version.hpp"
 #include "hf/folder.hpp"
+#include "quantize/plan.hpp"
 #include "runtime/model_impl.hpp"
 #include "runtime/model_info.hpp"
 #include "runtime/state_file.hpp"
@@ -14,16 +15,44 @@ namespace ember {
 
 const char* version() noexcept { return EMBER_VERSION; }
 
+namespace {
+constexpr float kQuantizeShare = 0.9f;  // of the progress while quantizing at load
+
+// ModelParams::quantize: the file's weights quantized in memory before they go to the device.
+gguf::File quantized(gguf::File f, bool from_folder, const ModelParams& params, const std::string& name) {
+    if (params.quantize.empty()) return f;
+    std::function<bool(float)> progress;
+    if (params.progress) progress = [&](float x) { return params.progress(kQuantizeShare * x); };
+    try {
+        return quantize::quantize_in_memory(std::move(f), params.quantize, params.n_threads, from_folder, progress);
+    } catch (const Error& e) {
+        throw Error(e.status(), name + ": " + e.what());
+    }
+}
+
+// The params the weight loading sees: after quantizing, its progress is the last 10%.
+ModelParams load_phase(const ModelParams& params) {
+    ModelParams p = params;
+    if (!params.quantize.empty() && params.progress)
+        p.progress = [&params](float x) { return params.progress(kQuantizeShare + (1.f - kQuantizeShare) * x); };
+    return p;
+}
+}  // namespace
+
 Model Model::load(const std::string& path, const ModelParams& params) {
     return as_ember_error("loading a model", [&] {
-        return finish_load(std::make_shared<detail::ModelImpl>(hf::open_model_file(path, params.use_mmap)), path, params);
+        if (!params.quantize.empty()) quantize::find_mix(params.quantize);  // a bad name before the file is read
+        gguf::File f = quantized(hf::open_model_file(path, params.use_mmap), hf::is_folder(path), params, path);
+        return finish_load(std::make_shared<detail::ModelImpl>(std::move(f)), path, load_phase(params));
     });
 }
 
 Model Model::load_from_memory(std::span<const uint8_t> bytes, const ModelParams& params) {
     return as_ember_error("loading a model from memory", [&] {
+        if (!params.quantize.empty()) quantize::find_mix(params.quantize);
         const std::string name = "<memory>";
-        return finish_load(std::make_shared<detail::ModelImpl>(gguf::File::copy_of(bytes, name)), name, params);
+        gguf::File f = quantized(gguf::File::copy_of(bytes, name), false, params, name);
+        return finish_load(std::make_shared<detail::ModelImpl>(std::move(f)), name, load_phase(params));
     });
 }
 

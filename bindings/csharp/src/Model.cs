@@ -14,6 +14,8 @@ namespace Ember
         public string Backend { get; set; }
         /// <summary>Map the file (default true); false reads it into memory once.</summary>
         public bool? UseMmap { get; set; }
+        /// <summary>Quantize F32/F16/BF16 weights in memory at load: "q8_0", "q4_0", "q4_k", "q6_k", ... (null: as the file is).</summary>
+        public string Quantize { get; set; }
         /// <summary>Loading progress in [0, 1], on the loading thread; return false to cancel (Status.Cancelled).
         /// An exception it throws cancels the load and is rethrown by Load.</summary>
         public Func<float, bool> Progress { get; set; }
@@ -62,7 +64,7 @@ namespace Ember
         {
             Library.EnsureCompatible();
             var p = Interop.InitParams<ModelParamsNative>(NativeMethods.ember_model_params_init_sized);
-            IntPtr backend = IntPtr.Zero;
+            IntPtr backend = IntPtr.Zero, quantize = IntPtr.Zero;
             ProgressState state = null;
             GCHandle stateHandle = default(GCHandle);
             try
@@ -72,6 +74,7 @@ namespace Ember
                     if (parameters.NThreads.HasValue) p.n_threads = parameters.NThreads.Value;
                     if (parameters.UseMmap.HasValue) p.use_mmap = parameters.UseMmap.Value;
                     if (parameters.Backend != null) p.backend = backend = Interop.AllocUtf8Z(parameters.Backend);
+                    if (parameters.Quantize != null) p.quantize = quantize = Interop.AllocUtf8Z(parameters.Quantize);
                     if (parameters.Progress != null)
                     {
                         state = new ProgressState { Callback = parameters.Progress };
@@ -90,6 +93,7 @@ namespace Ember
             finally
             {
                 if (backend != IntPtr.Zero) Marshal.FreeHGlobal(backend);
+                if (quantize != IntPtr.Zero) Marshal.FreeHGlobal(quantize);
                 if (stateHandle.IsAllocated) stateHandle.Free();
             }
         }

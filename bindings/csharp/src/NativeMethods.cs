@@ -15,6 +15,7 @@ namespace Ember
         public IntPtr progress;           // ember_progress_fn
         public IntPtr progress_user_data;
         [MarshalAs(UnmanagedType.U1)] public bool use_mmap;
+        public IntPtr quantize;           // const char*, NULL: none
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -562,6 +562,11 @@ static class SpecTests
         try { Model.Load(ModelPath, new ModelParams { Progress = p => { throw new CallbackBoom(); } }); }
         catch (Exception ex) { caught = ex; }
         Check(caught is CallbackBoom, "a throwing progress callback's exception surfaces: " + caught);
+        // Quantized at load (stories260K is F32): the file type of the Q8_0 mix; an unknown type is refused.
+        using (var q = Model.Load(ModelPath, new ModelParams { NThreads = 1, Quantize = "q8_0" }))
+            Eq("7", q.Meta("general.file_type"), "quantized at load to Q8_0");
+        Eq(Status.InvalidArgument, Throws(() => Model.Load(ModelPath, new ModelParams { Quantize = "q7" }), "unknown quantize type").Status,
+           "unknown quantize type status");
     }
 
     static void Extra02_LogitBiasAndEog()

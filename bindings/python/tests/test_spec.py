@@ -268,6 +268,8 @@ class SpecTest(unittest.TestCase):
         finally:
             os.unlink(f.name)
         self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.Model, MODEL, n_threads=-1)
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.Model, MODEL, quantize="q7")
+        self.assertEqual(ember.Model(MODEL, n_threads=THREADS, quantize="q8_0").meta("general.file_type"), "7")
         self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.Sampler, temperature=math.nan)
         with self.assertRaises((ember.OutOfMemory, ember.InvalidArgument)) as cm:
             ember.Session(self.model, n_ctx=2**30, n_threads=THREADS)

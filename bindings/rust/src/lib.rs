@@ -362,13 +362,15 @@ pub struct ModelParams {
     pub backend: Option<String>,
     /// Map the file (zero copy); false reads it into memory once.
     pub use_mmap: bool,
+    /// Quantize F32/F16/BF16 weights in memory at load: "q8_0", "q4_k", ... (`None`: as the file is).
+    pub quantize: Option<String>,
 }
 
 impl Default for ModelParams {
     fn default() -> Self {
         let mut p: sys::ember_model_params = unsafe { std::mem::zeroed() };
         unsafe { sys::ember_model_params_init(&mut p) };
-        ModelParams { n_threads: p.n_threads, backend: static_str(p.backend), use_mmap: p.use_mmap }
+        ModelParams { n_threads: p.n_threads, backend: static_str(p.backend), use_mmap: p.use_mmap, quantize: None }
     }
 }
 
@@ -424,10 +426,15 @@ impl Model {
             Some(b) => Some(c_string(b, "the backend")?),
             None => None,
         };
+        let quantize = match &params.quantize {
+            Some(q) => Some(c_string(q, "the quantize type")?),
+            None => None,
+        };
         let mut p: sys::ember_model_params = unsafe { std::mem::zeroed() };
         check(unsafe { sys::ember_model_params_init(&mut p) })?;
         p.n_threads = params.n_threads;
         p.backend = backend.as_ref().map_or(ptr::null(), |b| b.as_ptr());
+        p.quantize = quantize.as_ref().map_or(ptr::null(), |q| q.as_ptr());
         p.use_mmap = params.use_mmap;
         let mut state = progress.map(|f| ProgressState { f, panic: None });
         if let Some(s) = state.as_mut() {
@@ -1532,7 +1539,7 @@ mod layout_tests {
     fn struct_sizes_match_the_header() {
         // x86_64 / aarch64 LP64 sizes of ember.h's structs.
         if size_of::<usize>() == 8 {
-            assert_eq!(size_of::<ember_model_params>(), 40);
+            assert_eq!(size_of::<ember_model_params>(), 48);
             assert_eq!(size_of::<ember_session_params>(), 32);
             assert_eq!(size_of::<ember_generate_params>(), 88);
             assert_eq!(size_of::<ember_generate_result>(), 16);

@@ -61,6 +61,7 @@ pub struct ember_model_params {
     pub progress: ember_progress_fn,
     pub progress_user_data: *mut c_void,
     pub use_mmap: bool, // C99 _Bool: one byte
+    pub quantize: *const c_char,
 }
 
 #[repr(C)]

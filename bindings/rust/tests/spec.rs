@@ -282,6 +282,9 @@ fn item_09_errors_reach_rust() {
     assert_status(r, Status::BadFile);
 
     assert_status(Model::load(model_path(), ModelParams { n_threads: -1, ..params() }), Status::InvalidArgument);
+    assert_status(Model::load(model_path(), ModelParams { quantize: Some("q7".into()), ..params() }), Status::InvalidArgument);
+    let q = Model::load(model_path(), ModelParams { quantize: Some("q8_0".into()), ..params() }).unwrap();
+    assert_eq!(q.meta("general.file_type").unwrap(), "7");
     let model = load();
     assert_status(Session::new(&model, SessionParams { n_threads: -1, ..session_params() }), Status::InvalidArgument);
 

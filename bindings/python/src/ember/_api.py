@@ -377,10 +377,11 @@ class Model(_Handle, _Vocab):
         backend: Optional[str] = None,
         use_mmap: bool = True,
         progress: Optional[Callable[[float], Any]] = None,
+        quantize: Optional[str] = None,
     ) -> None:
         super().__init__()
         self.path: Optional[str] = os.fsdecode(path)
-        params, prog = self._params(n_threads, backend, progress)
+        params, prog = self._params(n_threads, backend, progress, quantize)
         params.use_mmap = bool(use_mmap)
         out = c_void_p()
         st = lib().ember_model_load(N.encode_path(path), byref(params), byref(out))
@@ -393,23 +394,28 @@ class Model(_Handle, _Vocab):
         n_threads: int = 0,
         backend: Optional[str] = None,
         progress: Optional[Callable[[float], Any]] = None,
+        quantize: Optional[str] = None,
     ) -> "Model":
         """Loads a GGUF file held in memory (the bytes are copied)."""
         self = cls.__new__(cls)
         _Handle.__init__(self)
         self.path = None
         buf = bytes(data)
-        params, prog = self._params(n_threads, backend, progress)
+        params, prog = self._params(n_threads, backend, progress, quantize)
         out = c_void_p()
         st = lib().ember_model_load_from_memory(c_char_p(buf), len(buf), byref(params), byref(out))
         self._loaded(st, out, prog)
         return self
 
-    def _params(self, n_threads: int, backend: Optional[str], progress: Optional[Callable[[float], Any]]) -> Any:
+    def _params(self, n_threads: int, backend: Optional[str], progress: Optional[Callable[[float], Any]],
+                quantize: Optional[str] = None) -> Any:
         p = N.init_params(N.ModelParams, "model")
         p.n_threads = _i32(n_threads, "n_threads")
         self._backend_arg = None if backend is None else N.encode(backend)
         p.backend = self._backend_arg
+        # quantize F32/F16/BF16 weights in memory at load ("q8_0", "q4_k", ...; None: as the file is)
+        self._quantize_arg = None if quantize is None else N.encode(quantize)
+        p.quantize = self._quantize_arg
         prog = _Progress(progress)
         p.progress = prog.c
         return p, prog

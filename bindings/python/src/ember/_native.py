@@ -183,6 +183,7 @@ class ModelParams(Structure):
         ("progress", PROGRESS_FN),
         ("progress_user_data", c_void_p),
         ("use_mmap", c_bool),
+        ("quantize", c_char_p),
     ]
 
 
