@@ -340,7 +340,7 @@ int main(int argc, char** argv) {
     std::vector<std::string> models{default_model()};
     std::vector<int> threads{1, 2}, prompts{512}, gens{128};
     int reps = 5, n_sessions = 0;
-    std::string backend = "auto", output = "md";
+    std::string backend = "auto", output = "md", quantize;
     app.add_option("-m,--model", models, "GGUF model (repeat for several)")->capture_default_str();
     app.add_option("-t,--threads", threads, "thread counts, comma-separated (0: all hardware threads)")
         ->delimiter(',')->capture_default_str()->check(CLI::Range(0, 4096));
@@ -352,6 +352,7 @@ int main(int argc, char** argv) {
     app.add_option("-o,--output", output, "md, csv or json")->capture_default_str()->check(CLI::IsMember({"md", "csv", "json"}));
     app.add_option("-s,--sessions", n_sessions, "also N sessions decoding at once, per thread count")->check(CLI::Range(0, 1024));
     app.add_option("--backend", backend, "cpu, cuda or auto")->capture_default_str();
+    app.add_option("--quantize", quantize, kQuantizeHelp);
     CLI11_PARSE(app, argc, argv);
     prompts.erase(std::remove(prompts.begin(), prompts.end(), 0), prompts.end());
     gens.erase(std::remove(gens.begin(), gens.end(), 0), gens.end());
@@ -375,6 +376,7 @@ int main(int argc, char** argv) {
         for (const std::string& path : models) {
             ModelParams mp;
             mp.backend = backend;
+            mp.quantize = quantize;
             const Model model = Model::load(path, mp);
             const ModelInfo& info = model.info();
             const std::vector<Token> tokens = random_tokens(model, max_tokens);
@@ -459,6 +461,7 @@ int main(int argc, char** argv) {
             for (const std::string& path : models) {
                 ModelParams mp;
                 mp.backend = backend;
+                mp.quantize = quantize;
                 const Model model = Model::load(path, mp);
                 std::fprintf(to, "\n%s:\n", path.c_str());
                 for (int nt : threads) concurrent_decode(to, model, nt, n_sessions, random_tokens(model, gens.front()));

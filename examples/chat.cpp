@@ -24,6 +24,7 @@ ContextStrategy strategy_named(const std::string& name) {
 
 int main(int argc, char** argv) {
     std::string model_path = ember_examples::default_model(), session_file;
+    ModelParams mp;
     ChatParams cp;
     SessionParams sp;
     SamplerParams samp;
@@ -53,14 +54,16 @@ int main(int argc, char** argv) {
                 const std::string file = next();
                 loras.push_back({file, ember_examples::lora_scale(next())});
             }
+            else if (a == "--quantize") mp.quantize = next();
             else {
                 std::fprintf(stderr, "usage: %s [-m MODEL] [--system TEXT] [-c N] [-n N] [--temp T] [--seed S] "
                                      "[--strategy window|budget|summary] [--no-history] [--session FILE] [--verbose] "
-                                     "[--lora FILE]... [--lora-scaled FILE SCALE]...\n", argv[0]);
+                                     "[--lora FILE]... [--lora-scaled FILE SCALE]...\n"
+                                     "  [--quantize TYPE]  %s\n", argv[0], ember_examples::kQuantizeHelp);
                 return a == "-h" || a == "--help" ? 0 : 2;
             }
         }
-        const Model model = Model::load(model_path);
+        const Model model = Model::load(model_path, mp);
         if (model.chat_template().empty()) std::fprintf(stderr, "ember-chat: the model has no chat template; using ChatML\n");
         if (sp.n_ctx > 0) cp.reserve = std::min(cp.reserve, sp.n_ctx / 2);
         Chat chat(model, sp, cp);

@@ -49,6 +49,10 @@ inline std::vector<ember::AdapterScale> load_adapters(const ember::Model& model,
     return out;
 }
 
+// The help of --quantize TYPE (ember-generate, -chat, -bench, -eval, -server), which sets ModelParams::quantize.
+inline constexpr const char* kQuantizeHelp =
+    "quantize F32/F16/BF16 weights in memory at load: q8_0, q4_0, q4_k (= q4_k_m), q6_k, ... (ember-quantize's types)";
+
 inline double now_ms() {
     using namespace std::chrono;
     return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();

@@ -30,8 +30,9 @@ void usage(const char* argv0) {
                  "  --backend NAME     cpu, cuda or auto (default)\n"
                  "  --lora FILE        LoRA adapter (GGUF or PEFT folder) at scale 1; repeatable\n"
                  "  --lora-scaled FILE SCALE  LoRA adapter at SCALE; repeatable\n"
+                 "  --quantize TYPE    %s\n"
                  "  --json             print one JSON object at the end instead of streaming\n",
-                 argv0, default_model().c_str());
+                 argv0, default_model().c_str(), kQuantizeHelp);
 }
 
 
@@ -39,7 +40,7 @@ void usage(const char* argv0) {
 
 int main(int argc, char** argv) {
     std::string model_path = default_model(), prompt, system = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
-    std::string backend = "auto";
+    std::string backend = "auto", quantize;
     int n_predict = 128, n_ctx = 0, n_threads = 0;
     bool no_bos = false, json = false, chat = false;
     SamplerParams sp;
@@ -78,6 +79,7 @@ int main(int argc, char** argv) {
                 const std::string file = next();
                 loras.push_back({file, lora_scale(next())});
             }
+            else if (a == "--quantize") quantize = next();
             else if (a == "-h" || a == "--help") { usage(argv[0]); return 0; }
             else throw Error(Status::InvalidArgument, "unknown argument " + a);
         }
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
         ModelParams mp;
         mp.backend = backend;
         mp.n_threads = n_threads;
+        mp.quantize = quantize;
         Model model = Model::load(model_path, mp);
         const Tokenizer& tok = model.tokenizer();
         if (chat) {  // the model's own template, as Hugging Face's apply_chat_template renders it

@@ -11,6 +11,7 @@ namespace ember_eval {
 struct Common {
     int threads = 0;                // 0: the hardware threads
     std::string backend = "auto";
+    std::string quantize;           // ModelParams::quantize ("": as the file is)
 };
 
 struct MmluOptions {

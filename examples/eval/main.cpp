@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
     auto add_common = [&](CLI::App* sub) {
         sub->add_option("-t,--threads", common.threads, "threads (0: all hardware threads)")->check(CLI::Range(0, 1024));
         sub->add_option("--backend", common.backend, "cpu, cuda or auto");
+        sub->add_option("--quantize", common.quantize, ember_examples::kQuantizeHelp);
     };
 
     MmluOptions mmlu;

@@ -212,6 +212,7 @@ int run_mmlu(const Common& c, const MmluOptions& o) {
         ember::ModelParams mp;
         mp.backend = c.backend;
         mp.n_threads = c.threads;
+        mp.quantize = c.quantize;
         const ember::Model model = ember::Model::load(path, mp);
         r.load_s = load_clock.wall_s();
         r.backend = model.backend();

@@ -276,6 +276,7 @@ int run_mt_bench(const Common& c, const MtBenchOptions& o) {
         ember::ModelParams mp;
         mp.backend = c.backend;
         mp.n_threads = c.threads;
+        mp.quantize = c.quantize;
         const ember::Model model = ember::Model::load(o.model, mp);
         ember::SessionParams sp;
         sp.n_ctx = o.n_ctx;

@@ -25,6 +25,7 @@ int run_perplexity(const Common& c, const PerplexityOptions& o) {
     ember::ModelParams mp;
     mp.backend = c.backend;
     mp.n_threads = c.threads;
+    mp.quantize = c.quantize;
     const ember::Model model = ember::Model::load(o.model, mp);
     const auto& tok = model.tokenizer();
     Stopwatch tokenize_clock;

@@ -45,7 +45,7 @@ extern const char kChatPage[];  // page.html, compiled in
 namespace {
 
 struct Options {
-    std::string model, host = "127.0.0.1", api_key;
+    std::string model, host = "127.0.0.1", api_key, quantize;
     std::vector<ember_examples::LoraArg> loras;  // --lora / --lora-scaled, in command-line order
     int port = 8080, parallel = 4, n_ctx = 4096, batch = 128, threads = 0, queue = 16, max_tokens = 4096, timeout = 600;
 };
@@ -118,6 +118,7 @@ public:
     void load() {
         ModelParams mp;
         mp.n_threads = o_.threads;
+        mp.quantize = o_.quantize;
         model_.emplace(Model::load(o_.model, mp));
         name_ = std::filesystem::path(o_.model).filename().string();
         adapters_ = ember_examples::load_adapters(*model_, o_.loras);
@@ -810,6 +811,7 @@ int main(int argc, char** argv) {
                    "waiting prompts (smaller: steadier streams while a long prompt is read; larger: faster prompts)")
         ->check(CLI::Range(1, 1 << 16))->capture_default_str();
     app.add_option("-t,--threads", o.threads, "threads (0: hardware)")->check(CLI::Range(0, 1024));
+    app.add_option("--quantize", o.quantize, ember_examples::kQuantizeHelp);
     app.add_option("--api-key", o.api_key, "required bearer key (default: $EMBER_API_KEY)");
     app.add_option("--queue", o.queue, "requests that may wait for a slot; more get 503")->check(CLI::Range(0, 100000))->capture_default_str();
     app.add_option("--max-tokens", o.max_tokens, "cap on tokens per reply")->check(CLI::Range(1, 1 << 20))->capture_default_str();
