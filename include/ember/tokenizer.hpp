@@ -34,7 +34,7 @@ class Vocab;
 class Tokenizer {
 public:
     // Loads only the vocabulary from a GGUF file (works on vocab-only files with no tensors), or from a
-    // Hugging Face folder's tokenizer.json (+ tokenizer_config.json, config.json).
+    // Hugging Face folder's tokenizer.json or, without one, tokenizer.model (+ tokenizer_config.json, config.json).
     static Tokenizer from_gguf(const std::string& path);
 
     // add_special: add BOS/EOS as the vocabulary's add_bos_token/add_eos_token flags say.

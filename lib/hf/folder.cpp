@@ -28,12 +28,16 @@ gguf::File open_folder(const std::string& dir, bool use_mmap, Read what) {
         const std::string config_text = read_text(path("config.json"), false);
         Config cfg;
         if (what != Read::Tokenizer) cfg = read_config(parse_json(config_text, "config.json"), "config.json");
-        if (!fs::exists(path("tokenizer.json")))
-            throw Error(Status::Unsupported, "no tokenizer.json (ember reads the tokenizer from it)");
+        // tokenizer.json when there is one (transformers prefers it too), else SentencePiece's tokenizer.model.
+        const bool json = fs::exists(path("tokenizer.json"));
+        if (!json && !fs::exists(path("tokenizer.model")))
+            throw Error(Status::Unsupported, "no tokenizer.json or tokenizer.model (ember reads the tokenizer from one)");
         Keys keys = std::move(cfg.keys);
         for (auto& [k, v] : keys)  // the folder's name when the config gives none
             if (k == "general.name" && v.as_string().empty()) v = gguf::Value::string(folder_name(dir));
-        tokenizer_keys(read_text(path("tokenizer.json"), false), read_text(path("tokenizer_config.json"), true), config_text, keys);
+        const std::string tokenizer_config = read_text(path("tokenizer_config.json"), true);
+        if (json) tokenizer_keys(read_text(path("tokenizer.json"), false), tokenizer_config, config_text, keys);
+        else sentencepiece_keys(read_text(path("tokenizer.model"), false), tokenizer_config, config_text, keys);
         // transformers ≥ 4.47 saves the chat template beside tokenizer_config.json, and prefers that file.
         if (const std::string jinja = read_text(path("chat_template.jinja"), true); !jinja.empty()) {
             std::erase_if(keys, [](const auto& kv) { return kv.first == "tokenizer.chat_template"; });

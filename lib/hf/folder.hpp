@@ -47,4 +47,12 @@ gguf::File open_peft_adapter(const std::string& dir, const AdapterBase& base, bo
 void tokenizer_keys(std::string_view tokenizer_json, std::string_view tokenizer_config_json,
                     std::string_view config_json, Keys& out);
 
+// tokenizer.model (a SentencePiece ModelProto, for folders that ship no tokenizer.json) as the same keys,
+// the way transformers converts it (LlamaTokenizer / GemmaTokenizer) and llama.cpp's converter writes it:
+// pieces, scores and types from the model; add_dummy_prefix; tokenizer_config.json's added tokens, special
+// tokens, flags and legacy (Metaspace "always") or not ("first"). Hostile bytes end in BadFile; Unigram
+// models and options ember does not apply, Unsupported. Exposed for the tests and the fuzzer.
+void sentencepiece_keys(std::string_view tokenizer_model, std::string_view tokenizer_config_json,
+                        std::string_view config_json, Keys& out);
+
 }  // namespace ember::hf

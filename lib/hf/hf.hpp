@@ -5,6 +5,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "gguf/reader.hpp"
@@ -76,5 +77,10 @@ const ArchMap& find_arch_of(const std::string& arch);
 
 // The GGUF tensors of the folder's weights (plus generated ones such as rope_freqs).
 std::vector<gguf::TensorInfo> map_tensors(const Config& cfg, Storage& st);
+
+// What tokenizer_config.json (and config.json) add to a tokenizer's keys, whichever file gave the tokens
+// (tokenizer.json or tokenizer.model): the special tokens by name (else by config.json's ids),
+// add_bos_token / add_eos_token when given, the chat template. `ids`: token text → id.
+void config_keys(const Json& tcfg, const Json& cfg, const std::unordered_map<std::string, int32_t>& ids, Keys& out);
 
 }  // namespace ember::hf

@@ -16,6 +16,7 @@
 #include "ember/error.hpp"
 #include "hf/json.hpp"
 #include "hf/folder.hpp"
+#include "hf/hf.hpp"
 
 namespace ember::hf {
 
@@ -298,6 +299,10 @@ void tokenizer_keys(std::string_view tokenizer_json, std::string_view tokenizer_
     post_processor(tok.contains("post_processor") ? tok["post_processor"] : null, post);
     for (auto& [k, v] : post) set(out, k, std::move(v));
 
+    config_keys(tcfg, cfg, ids, out);
+}
+
+void config_keys(const Json& tcfg, const Json& cfg, const std::unordered_map<std::string, int32_t>& ids, Keys& out) {
     // Special tokens by name (tokenizer_config.json), else by id (config.json).
     const struct {
         const char* name;
