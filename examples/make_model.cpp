@@ -10,7 +10,6 @@
 // then filler pieces), which ember and llama.cpp both load.
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -27,6 +26,7 @@
 
 #include "common.hpp"
 #include "ember/error.hpp"
+#include "ember/gguf_writer.hpp"
 #include "ember/quantize.hpp"
 
 namespace {
@@ -53,74 +53,21 @@ constexpr Like kLikes[] = {
     {"gemma3-270m", "gemma3", "270M", 640, 18, 4, 1, 256, 2048, 262144, 32768, 1e6, 1e-6, true, 0, 512},
 };
 
-// ---- GGUF, streamed (ember's own writer keeps every tensor in memory; this one writes as it goes) ----
-
-enum class VT : uint32_t { U32 = 4, I32 = 5, F32 = 6, Bool = 7, String = 8, Array = 9 };
-enum GgmlType : uint32_t { kF32 = 0, kQ8_0 = 8 };
-constexpr uint32_t kAlign = 32;
-
-struct Kv {
-    std::string key;
-    VT type;
-    uint32_t u = 0;
-    float f = 0;
-    std::string s;
-    VT elem = VT::U32;                  // arrays
-    std::vector<std::string> strs;
-    std::vector<uint32_t> words;        // elem F32 or I32: the values' bits
-};
-Kv kv_u32(std::string k, uint32_t v) { return {std::move(k), VT::U32, v}; }
-Kv kv_f32(std::string k, double v) { return {std::move(k), VT::F32, 0, static_cast<float>(v)}; }
-Kv kv_bool(std::string k, bool v) { return {std::move(k), VT::Bool, v ? 1u : 0u}; }
-Kv kv_str(std::string k, std::string v) { return {std::move(k), VT::String, 0, 0, std::move(v)}; }
+// ---- the tensors (weights Q8_0, the rest F32) ----
 
 struct TensorSpec {
     enum Fill { Weight, Ones, Zeros, RopeFreqs } fill;
     std::string name;
     std::vector<int64_t> ne;
-    uint32_t type() const { return ne.size() >= 2 ? kQ8_0 : kF32; }
+    bool q8_0() const { return ne.size() >= 2; }
     uint64_t n() const {
         uint64_t n = 1;
         for (int64_t d : ne) n *= static_cast<uint64_t>(d);
         return n;
     }
-    uint64_t bytes() const { return type() == kQ8_0 ? n() / 32 * 34 : n() * 4; }
 };
 
-class Out {
-public:
-    explicit Out(const std::string& path) : path_(path), f_(std::fopen(path.c_str(), "wb")) {
-        if (!f_) throw ember::Error(ember::Status::Io, "cannot create '" + path + "': " + std::strerror(errno));
-    }
-    ~Out() {
-        if (f_) std::fclose(f_);
-    }
-    void raw(const void* p, size_t n) {
-        if (n && std::fwrite(p, 1, n, f_) != n)
-            throw ember::Error(ember::Status::Io, "cannot write '" + path_ + "': " + std::strerror(errno));
-        written_ += n;
-    }
-    template <typename T>
-    void put(T v) { raw(&v, sizeof v); }
-    void str(const std::string& s) {
-        put<uint64_t>(s.size());
-        raw(s.data(), s.size());
-    }
-    void pad() {
-        static const char zeros[kAlign] = {};
-        raw(zeros, (kAlign - written_ % kAlign) % kAlign);
-    }
-    void close() {
-        const int rc = std::fclose(f_);
-        f_ = nullptr;
-        if (rc != 0) throw ember::Error(ember::Status::Io, "cannot finish '" + path_ + "'");
-    }
-
-private:
-    std::string path_;
-    FILE* f_;
-    uint64_t written_ = 0;
-};
+using Metadata = std::vector<std::pair<std::string, ember::GgufValue>>;
 
 // ---- random numbers ----
 
@@ -230,37 +177,38 @@ std::vector<TensorSpec> tensors_of(const Like& m) {
     return t;
 }
 
-std::vector<Kv> metadata_of(const Like& m, uint64_t seed) {
+Metadata metadata_of(const Like& m, uint64_t seed) {
     const std::string a = std::string(m.arch) + ".";
-    std::vector<Kv> kv{
-        kv_str("general.architecture", m.arch),
-        kv_str("general.type", "model"),
-        kv_str("general.name", std::string(m.name) + " (random weights)"),
-        kv_str("general.description", "random weights from ember-make-model --like " + std::string(m.name) +
-                                          " --seed " + std::to_string(seed) + ": for speed measurements only"),
-        kv_str("general.size_label", m.size_label),
-        kv_u32(a + "block_count", static_cast<uint32_t>(m.n_layer)),
-        kv_u32(a + "context_length", static_cast<uint32_t>(m.n_ctx_train)),
-        kv_u32(a + "embedding_length", static_cast<uint32_t>(m.n_embd)),
-        kv_u32(a + "feed_forward_length", static_cast<uint32_t>(m.n_ff)),
-        kv_u32(a + "attention.head_count", static_cast<uint32_t>(m.n_head)),
-        kv_u32(a + "attention.head_count_kv", static_cast<uint32_t>(m.n_head_kv)),
-        kv_f32(a + "rope.freq_base", m.rope_base),
-        kv_f32(a + "attention.layer_norm_rms_epsilon", m.norm_eps),
-        kv_u32(a + "attention.key_length", static_cast<uint32_t>(m.head_dim)),
-        kv_u32(a + "attention.value_length", static_cast<uint32_t>(m.head_dim)),
-        kv_u32(a + "rope.dimension_count", static_cast<uint32_t>(m.head_dim)),
-        kv_u32(a + "vocab_size", static_cast<uint32_t>(m.n_vocab)),
+    auto u32 = [](int v) { return ember::GgufValue(static_cast<uint32_t>(v)); };
+    auto f32 = [](double v) { return ember::GgufValue(static_cast<float>(v)); };
+    auto str = [](std::string v) { return ember::GgufValue(std::move(v)); };
+    Metadata kv{
+        {"general.architecture", str(m.arch)},
+        {"general.type", str("model")},
+        {"general.name", str(std::string(m.name) + " (random weights)")},
+        {"general.description", str("random weights from ember-make-model --like " + std::string(m.name) + " --seed " +
+                                    std::to_string(seed) + ": for speed measurements only")},
+        {"general.size_label", str(m.size_label)},
+        {a + "block_count", u32(m.n_layer)},
+        {a + "context_length", u32(m.n_ctx_train)},
+        {a + "embedding_length", u32(m.n_embd)},
+        {a + "feed_forward_length", u32(m.n_ff)},
+        {a + "attention.head_count", u32(m.n_head)},
+        {a + "attention.head_count_kv", u32(m.n_head_kv)},
+        {a + "rope.freq_base", f32(m.rope_base)},
+        {a + "attention.layer_norm_rms_epsilon", f32(m.norm_eps)},
+        {a + "attention.key_length", u32(m.head_dim)},
+        {a + "attention.value_length", u32(m.head_dim)},
+        {a + "rope.dimension_count", u32(m.head_dim)},
+        {a + "vocab_size", u32(m.n_vocab)},
     };
-    if (m.sliding_window) kv.push_back(kv_u32(a + "attention.sliding_window", static_cast<uint32_t>(m.sliding_window)));
-    kv.push_back(kv_u32("general.file_type", 7));  // Q8_0, what this file holds; quantize_model sets TYPE's
+    if (m.sliding_window) kv.emplace_back(a + "attention.sliding_window", u32(m.sliding_window));
+    kv.emplace_back("general.file_type", u32(7));  // Q8_0, what this file holds; quantize_model sets TYPE's
 
     // SentencePiece: <unk> <s> </s>, <0x00>..<0xFF>, then filler pieces up to the real vocabulary size.
-    Kv tokens{"tokenizer.ggml.tokens", VT::Array}, scores{"tokenizer.ggml.scores", VT::Array},
-        types{"tokenizer.ggml.token_type", VT::Array};
-    tokens.elem = VT::String;
-    scores.elem = VT::F32;
-    types.elem = VT::I32;
+    std::vector<std::string> tokens;
+    std::vector<float> scores;
+    std::vector<int32_t> types;
     for (int i = 0; i < m.n_vocab; ++i) {
         char b[32];
         int type = 1;  // normal
@@ -269,81 +217,45 @@ std::vector<Kv> metadata_of(const Like& m, uint64_t seed) {
         else if (i == 2) std::snprintf(b, sizeof b, "</s>"), type = 3;
         else if (i < 259) std::snprintf(b, sizeof b, "<0x%02X>", i - 3), type = 6;
         else std::snprintf(b, sizeof b, "\xE2\x96\x81tok%d", i);
-        tokens.strs.emplace_back(b);
-        const float score = type == 1 ? -static_cast<float>(i) : 0.0f;
-        uint32_t bits;
-        std::memcpy(&bits, &score, 4);
-        scores.words.push_back(bits);
-        types.words.push_back(static_cast<uint32_t>(type));
+        tokens.emplace_back(b);
+        scores.push_back(type == 1 ? -static_cast<float>(i) : 0.0f);
+        types.push_back(type);
     }
-    kv.push_back(kv_str("tokenizer.ggml.model", "llama"));
-    kv.push_back(kv_str("tokenizer.ggml.pre", "default"));
-    kv.push_back(std::move(tokens));
-    kv.push_back(std::move(scores));
-    kv.push_back(std::move(types));
-    kv.push_back(kv_u32("tokenizer.ggml.bos_token_id", 1));
-    kv.push_back(kv_u32("tokenizer.ggml.eos_token_id", 2));
-    kv.push_back(kv_u32("tokenizer.ggml.unknown_token_id", 0));
-    kv.push_back(kv_bool("tokenizer.ggml.add_bos_token", true));
-    kv.push_back(kv_bool("tokenizer.ggml.add_eos_token", false));
+    kv.emplace_back("tokenizer.ggml.model", str("llama"));
+    kv.emplace_back("tokenizer.ggml.pre", str("default"));
+    kv.emplace_back("tokenizer.ggml.tokens", std::move(tokens));
+    kv.emplace_back("tokenizer.ggml.scores", std::move(scores));
+    kv.emplace_back("tokenizer.ggml.token_type", std::move(types));
+    kv.emplace_back("tokenizer.ggml.bos_token_id", u32(1));
+    kv.emplace_back("tokenizer.ggml.eos_token_id", u32(2));
+    kv.emplace_back("tokenizer.ggml.unknown_token_id", u32(0));
+    kv.emplace_back("tokenizer.ggml.add_bos_token", true);
+    kv.emplace_back("tokenizer.ggml.add_eos_token", false);
     return kv;
 }
 
-// Writes the random Q8_0 model; `progress` gets the fraction of tensor bytes written.
+// Writes the random Q8_0 model (through ember's GGUF writer); `progress` gets the fraction of tensor bytes
+// written.
 void write_source(const Like& m, uint64_t seed, const std::string& path, const std::function<void(double)>& progress) {
-    const std::vector<Kv> kv = metadata_of(m, seed);
     const std::vector<TensorSpec> ts = tensors_of(m);
-    Out o(path);
-    o.put<uint32_t>(0x46554747);  // "GGUF"
-    o.put<uint32_t>(3);
-    o.put<uint64_t>(ts.size());
-    o.put<uint64_t>(kv.size());
-    for (const Kv& k : kv) {
-        o.str(k.key);
-        o.put<uint32_t>(static_cast<uint32_t>(k.type));
-        switch (k.type) {
-            case VT::U32: o.put<uint32_t>(k.u); break;
-            case VT::F32: o.put<float>(k.f); break;
-            case VT::Bool: o.put<uint8_t>(static_cast<uint8_t>(k.u)); break;
-            case VT::String: o.str(k.s); break;
-            case VT::I32: break;  // array elements only
-            case VT::Array:
-                if (k.elem == VT::String) {
-                    o.put<uint32_t>(static_cast<uint32_t>(VT::String));
-                    o.put<uint64_t>(k.strs.size());
-                    for (const auto& s : k.strs) o.str(s);
-                } else {
-                    o.put<uint32_t>(static_cast<uint32_t>(k.elem));  // F32 or I32: 4-byte words
-                    o.put<uint64_t>(k.words.size());
-                    o.raw(k.words.data(), k.words.size() * 4);
-                }
-                break;
-        }
-    }
-    uint64_t offset = 0, total = 0;
-    for (const TensorSpec& t : ts) {
-        o.str(t.name);
-        o.put<uint32_t>(static_cast<uint32_t>(t.ne.size()));
-        for (int64_t d : t.ne) o.put<uint64_t>(static_cast<uint64_t>(d));
-        o.put<uint32_t>(t.type());
-        o.put<uint64_t>(offset);
-        offset += (t.bytes() + kAlign - 1) / kAlign * kAlign;
-        total += t.bytes();
-    }
-    o.pad();
+    std::vector<ember::GgufTensor> infos;
+    for (const TensorSpec& t : ts) infos.push_back({t.name, t.q8_0() ? "Q8_0" : "F32", t.ne});
+    ember::GgufWriter o(path, metadata_of(m, seed), infos);
+    uint64_t total = 0;
+    for (size_t i = 0; i < ts.size(); ++i) total += o.tensor_bytes(i);
 
     uint64_t done = 0;
     std::vector<uint8_t> buf;
     for (const TensorSpec& t : ts) {
         SplitMix rng{hash(t.name, 0xcbf29ce484222325ull ^ seed)};
-        if (t.type() == kQ8_0) {
+        if (t.q8_0()) {
             constexpr uint64_t kChunkBlocks = 1 << 16;  // 2 MiB at a time
             const uint64_t n_blocks = t.n() / 32;
             for (uint64_t b0 = 0; b0 < n_blocks; b0 += kChunkBlocks) {
                 const uint64_t nb = std::min(kChunkBlocks, n_blocks - b0);
                 buf.resize(nb * 34);
                 for (uint64_t b = 0; b < nb; ++b) q8_0_block(rng, 0.02f, buf.data() + b * 34);
-                o.raw(buf.data(), buf.size());
+                o.write(buf.data(), buf.size());
                 done += buf.size();
                 if (progress) progress(static_cast<double>(done) / static_cast<double>(total));
             }
@@ -351,12 +263,12 @@ void write_source(const Like& m, uint64_t seed, const std::string& path, const s
             std::vector<float> v;
             if (t.fill == TensorSpec::RopeFreqs) v = llama3_rope_factors(m);
             else v.assign(t.n(), t.fill == TensorSpec::Ones ? 1.0f : 0.0f);
-            o.raw(v.data(), v.size() * 4);
+            o.write(v.data(), v.size() * 4);
             done += v.size() * 4;
         }
-        o.pad();
+        o.end_tensor();
     }
-    o.close();
+    o.commit();
 }
 
 }  // namespace

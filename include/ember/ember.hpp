@@ -5,6 +5,7 @@
 #include "ember/chat.hpp"
 #include "ember/chat_template.hpp"
 #include "ember/error.hpp"
+#include "ember/gguf_writer.hpp"
 #include "ember/library.hpp"
 #include "ember/model.hpp"
 #include "ember/model_info.hpp"
