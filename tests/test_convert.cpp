@@ -22,6 +22,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using test::TempDir;
+using test::max_abs;
+
 const char* const kFixtures[] = {"llama", "qwen2", "qwen3", "qwen3-bf16", "qwen3_moe", "mixtral", "phi3", "gemma2", "gemma3"};
 
 std::string dir_of(const std::string& name) { return test::testdata("hf/" + name); }
@@ -41,13 +44,7 @@ std::vector<std::vector<float>> logits_of(const std::string& path, const std::ve
     mp.n_threads = 2;  // the same threads both ways: the same sums in the same order
     const Model m = Model::load(path, mp);
     Session s(m);
-    s.prefill(prompt, true);
-    std::vector<std::vector<float>> out;
-    for (size_t i = 0; i < prompt.size(); ++i) {
-        const auto row = s.logits_at(static_cast<int>(i));
-        out.emplace_back(row.begin(), row.end());
-    }
-    return out;
+    return test::prompt_logits(s, prompt);
 }
 
 std::vector<Token> greedy_of(const std::string& path, const std::vector<Token>& prompt, size_t n) {
@@ -65,25 +62,8 @@ std::vector<Token> greedy_of(const std::string& path, const std::vector<Token>& 
     return out;
 }
 
-float max_abs(const std::vector<std::vector<float>>& xs) {
-    float m = 1.f;
-    for (const auto& r : xs)
-        for (float x : r) m = std::max(m, std::fabs(x));
-    return m;
-}
-
 using test::max_diff;
 using test::status_of;
-
-struct TempDir {
-    std::string path;
-    explicit TempDir(const std::string& name) : path(test::temp_path(name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& f) const { return path + "/" + f; }
-};
 
 }  // namespace
 

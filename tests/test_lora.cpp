@@ -28,18 +28,6 @@ using test::max_diff;
 std::string hf(const std::string& name) { return test::testdata("hf/" + name); }
 json golden_of(const std::string& dir) { return json::parse(std::ifstream(dir + "/golden.json")); }
 
-// Every prompt position's logits of `s` after prefilling `prompt`.
-std::vector<std::vector<float>> all_logits(Session& s, const std::vector<Token>& prompt) {
-    s.reset();
-    s.prefill(prompt, true);
-    std::vector<std::vector<float>> out;
-    for (size_t i = 0; i < prompt.size(); ++i) {
-        const auto l = s.logits_at(static_cast<int>(i));
-        out.emplace_back(l.begin(), l.end());
-    }
-    return out;
-}
-
 std::vector<std::vector<float>> rows_of(const json& j) { return j.get<std::vector<std::vector<float>>>(); }
 
 float scale_of(const std::vector<std::vector<float>>& rows) {
@@ -77,11 +65,11 @@ TEST_CASE("LoRA: a PEFT folder and its GGUF form at scale 1.0 give peft's merged
         CHECK(peft.n_targets() == (std::string(name) == "llama-lora2" ? 3 : 7) * model.n_layers());
 
         Session s(model);
-        const auto base = all_logits(s, prompt);
+        const auto base = test::prompt_logits(s, prompt);
         s.set_adapters({{peft, 1.f}});
-        const auto with_peft = all_logits(s, prompt);
+        const auto with_peft = test::prompt_logits(s, prompt);
         s.set_adapters({{gguf, 1.f}});
-        const auto with_gguf = all_logits(s, prompt);
+        const auto with_gguf = test::prompt_logits(s, prompt);
 
         const float scale = scale_of(want), diff = max_diff(with_peft, want);
         MESSAGE(std::string(name) << ": max |logit diff| vs peft merged " << diff << " (scale " << scale << ", relative " << diff / scale
@@ -113,25 +101,25 @@ TEST_CASE("LoRA: scale 0 is the base model bit for bit; two adapters at once sum
     const Adapter b = Adapter::load(model, hf("llama-lora2/adapter.gguf"));
 
     Session s(model);
-    const auto base = all_logits(s, prompt);
+    const auto base = test::prompt_logits(s, prompt);
     s.set_adapters({{a, 0.f}, {b, 0.f}});
     CHECK(s.adapters().size() == 2);
-    CHECK(same_bits(all_logits(s, prompt), base));
+    CHECK(same_bits(test::prompt_logits(s, prompt), base));
 
     // peft with both adapters active, the second's scaling × 0.5.
     const json& c = g["combined"];
     REQUIRE(c["adapters"][1][1].get<float>() == 0.5f);
     s.set_adapters({{a, 1.f}, {b, 0.5f}});
     const auto want = rows_of(c["logits"]);
-    const float diff = max_diff(all_logits(s, prompt), want), scale = scale_of(want);
+    const float diff = max_diff(test::prompt_logits(s, prompt), want), scale = scale_of(want);
     MESSAGE("llama-lora × 1 + llama-lora2 × 0.5: max |logit diff| vs peft " << diff << " (relative " << diff / scale << ")");
     CHECK(diff <= kRelTol * scale);
     s.set_adapters({{a, 1.f}});
-    CHECK(max_diff(all_logits(s, prompt), want) > 50 * kRelTol * scale);  // the second adapter counts
+    CHECK(max_diff(test::prompt_logits(s, prompt), want) > 50 * kRelTol * scale);  // the second adapter counts
 
     s.set_adapters({});
     CHECK(s.adapters().empty());
-    CHECK(same_bits(all_logits(s, prompt), base));
+    CHECK(same_bits(test::prompt_logits(s, prompt), base));
 }
 
 TEST_CASE("LoRA: sessions of one model use their own adapters; one session switches between prompts") {
@@ -141,23 +129,23 @@ TEST_CASE("LoRA: sessions of one model use their own adapters; one session switc
     const Adapter b = Adapter::load(model, hf("llama-lora2"));
 
     Session plain(model), sa(model), sb(model);
-    const auto base = all_logits(plain, prompt);
+    const auto base = test::prompt_logits(plain, prompt);
     sa.set_adapters({{a, 1.f}});
     sb.set_adapters({{b, 1.f}});
-    const auto la = all_logits(sa, prompt), lb = all_logits(sb, prompt);
+    const auto la = test::prompt_logits(sa, prompt), lb = test::prompt_logits(sb, prompt);
     CHECK(max_diff(la, lb) > 0.1f);
-    CHECK(same_bits(all_logits(plain, prompt), base));  // other sessions' adapters leave it alone
+    CHECK(same_bits(test::prompt_logits(plain, prompt), base));  // other sessions' adapters leave it alone
 
     // One session: a, then b, then a again, then none: each prompt as a session of its own gives it.
     Session sw(model);
     sw.set_adapters({{a, 1.f}});
-    CHECK(same_bits(all_logits(sw, prompt), la));
+    CHECK(same_bits(test::prompt_logits(sw, prompt), la));
     sw.set_adapters({{b, 1.f}});
-    CHECK(same_bits(all_logits(sw, prompt), lb));
+    CHECK(same_bits(test::prompt_logits(sw, prompt), lb));
     sw.set_adapters({{a, 1.f}});
-    CHECK(same_bits(all_logits(sw, prompt), la));
+    CHECK(same_bits(test::prompt_logits(sw, prompt), la));
     sw.set_adapters({});
-    CHECK(same_bits(all_logits(sw, prompt), base));
+    CHECK(same_bits(test::prompt_logits(sw, prompt), base));
 
     // The KV cache is kept on a switch: the cached prefix stays as computed under a.
     sw.set_adapters({{a, 1.f}});
@@ -412,7 +400,7 @@ TEST_CASE("LoRA: rsLoRA scales by alpha / sqrt(r)") {
     const Adapter rslora = Adapter::load(model, rs.path);
     Session s(model);
     s.set_adapters({{plain, 2.f}});
-    const auto want = all_logits(s, prompt);
+    const auto want = test::prompt_logits(s, prompt);
     s.set_adapters({{rslora, 1.f}});
-    CHECK(max_diff(all_logits(s, prompt), want) <= 1e-5f * scale_of(want));
+    CHECK(max_diff(test::prompt_logits(s, prompt), want) <= 1e-5f * scale_of(want));
 }

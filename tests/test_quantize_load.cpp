@@ -23,6 +23,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using test::TempDir;
+using test::max_abs;
+using test::max_diff;
+
 const char* const kFixtures[] = {"llama", "qwen2", "qwen3", "qwen3-bf16", "qwen3_moe", "mixtral", "phi3", "gemma2", "gemma3"};
 
 std::string dir_of(const std::string& name) { return test::testdata("hf/" + name); }
@@ -41,41 +45,8 @@ Model load(const std::string& path, const std::string& quantize = "") {
 // Every prompt position's logits.
 std::vector<std::vector<float>> logits_of(const Model& m, const std::vector<Token>& prompt) {
     Session s(m);
-    s.prefill(prompt, true);
-    std::vector<std::vector<float>> out;
-    for (size_t i = 0; i < prompt.size(); ++i) {
-        const auto row = s.logits_at(static_cast<int>(i));
-        out.emplace_back(row.begin(), row.end());
-    }
-    return out;
+    return test::prompt_logits(s, prompt);
 }
-
-float max_abs(const std::vector<std::vector<float>>& xs) {
-    float m = 1.f;
-    for (const auto& r : xs)
-        for (float x : r) m = std::max(m, std::fabs(x));
-    return m;
-}
-
-float max_diff(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-    REQUIRE(a.size() == b.size());
-    float d = 0.f;
-    for (size_t i = 0; i < a.size(); ++i) {
-        REQUIRE(a[i].size() == b[i].size());
-        for (size_t v = 0; v < a[i].size(); ++v) d = std::max(d, std::fabs(a[i][v] - b[i][v]));
-    }
-    return d;
-}
-
-struct TempDir {
-    std::string path;
-    explicit TempDir(const std::string& name) : path(test::temp_path(name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& f) const { return path + "/" + f; }
-};
 
 using test::status_of;
 

@@ -22,19 +22,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using test::TempDir;
+
 const char* const kKinds[] = {"llama", "llama-legacy", "gemma"};
 
 std::string spm_dir(const std::string& kind) { return test::testdata("hf/spm/" + kind); }
-
-struct TempDir {
-    std::string path;
-    explicit TempDir(const std::string& name) : path(test::temp_path(name)) {
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~TempDir() { fs::remove_all(path); }
-    std::string operator/(const std::string& f) const { return path + "/" + f; }
-};
 
 void write_file(const std::string& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

@@ -24,6 +24,7 @@
 #include <doctest/doctest.h>
 
 #include "ember/error.hpp"
+#include "ember/session.hpp"
 
 #if !defined(EMBER_TEST_DATA_DIR) || !defined(EMBER_TESTDATA_DEFAULT)
 #error "tests/CMakeLists.txt defines EMBER_TEST_DATA_DIR and EMBER_TESTDATA_DEFAULT"
@@ -86,6 +87,37 @@ struct Bytes {
     Bytes& pad_to(size_t a) { while (b.size() % a) b.push_back(0); return *this; }
     size_t size() const { return b.size(); }
 };
+
+// A directory made empty for a test and removed after it.
+struct TempDir {
+    std::string path;
+    explicit TempDir(const std::string& name) : path(temp_path(name)) {
+        std::filesystem::remove_all(path);
+        std::filesystem::create_directories(path);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::string operator/(const std::string& f) const { return path + "/" + f; }
+};
+
+// Every position's logits of `prompt`, evaluated from the start of `s` (which is reset first).
+inline std::vector<std::vector<float>> prompt_logits(ember::Session& s, const std::vector<ember::Token>& prompt) {
+    s.reset();
+    s.prefill(prompt, true);
+    std::vector<std::vector<float>> out;
+    for (size_t i = 0; i < prompt.size(); ++i) {
+        const auto row = s.logits_at(static_cast<int>(i));
+        out.emplace_back(row.begin(), row.end());
+    }
+    return out;
+}
+
+// The largest |x| over a set of logits, at least 1 (the scale relative tolerances are taken of).
+inline float max_abs(const std::vector<std::vector<float>>& xs) {
+    float m = 1.f;
+    for (const auto& r : xs)
+        for (float x : r) m = std::max(m, std::fabs(x));
+    return m;
+}
 
 // The largest |a − b| over two sets of logits (rows of equal lengths).
 inline float max_diff(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
