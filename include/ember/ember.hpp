@@ -6,6 +6,7 @@
 #include "ember/chat_template.hpp"
 #include "ember/error.hpp"
 #include "ember/gguf_writer.hpp"
+#include "ember/grammar.hpp"
 #include "ember/library.hpp"
 #include "ember/model.hpp"
 #include "ember/model_info.hpp"
