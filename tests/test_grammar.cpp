@@ -215,6 +215,12 @@ TEST_CASE("grammar: split UTF-8 characters across pieces") {
     CHECK(gr::advance(*neg, gr::start(*neg), "\xC3").has_value());
     CHECK_FALSE(accepts(*neg, std::vector<std::string>{"\xC3", "\xA9"}));
     CHECK(accepts(*neg, std::vector<std::string>{"\xC3", "\xA8"}));
+    // A lead byte whose shortest characters are above ASCII never stands for an ASCII letter (E0: U+0800 on).
+    CHECK_FALSE(prefix_ok(*gr::parse(R"(root ::= "y")"), "\xE0"));
+    CHECK_FALSE(prefix_ok(*gr::parse(R"(root ::= [\x00-\xFF])"), "\xE0"));
+    CHECK(prefix_ok(*gr::parse(R"(root ::= [\u0800-\u0810])"), "\xE0"));
+    CHECK_FALSE(prefix_ok(*gr::parse("root ::= .*"), "\xC0\x80"));      // overlong NUL
+    CHECK_FALSE(prefix_ok(*gr::parse("root ::= .*"), "\xED\xA0\x80"));  // a surrogate
     // Invalid UTF-8 never matches.
     CHECK_FALSE(prefix_ok(*gr::parse("root ::= .*"), "\xFF"));
     CHECK_FALSE(prefix_ok(*gr::parse("root ::= .*"), "\x80"));

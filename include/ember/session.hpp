@@ -47,7 +47,9 @@ struct GenerateParams {
 };
 
 struct GenerateResult {
-    std::vector<Token> tokens;   // sampled tokens (the one that ended generation included)
+    // sampled tokens (the one that ended generation included). A sampler's grammar that is finished (its text
+    // complete, nothing may follow) ends generation with EndOfGeneration after the token that finished it.
+    std::vector<Token> tokens;
     std::string text;            // the text streamed, special tokens not rendered
     enum class Stop { Length, EndOfGeneration, Callback, ContextFull, StopString } stop = Stop::Length;
     int stop_index = -1;         // with StopString: which of GenerateParams::stop

@@ -484,6 +484,8 @@ struct Generation::State {
             if (params.max_tokens >= 0 && static_cast<int>(r->tokens.size()) >= params.max_tokens)
                 return finish(GenerateResult::Stop::Length);
             if (impl->position() >= impl->n_ctx) return finish(GenerateResult::Stop::ContextFull);
+            // A grammar whose text is complete, with nothing that may follow, ends the generation.
+            if (sampler->grammar_done()) return finish(GenerateResult::Stop::EndOfGeneration);
             std::span<const float> logits = session->logits();
             if (!params.logit_bias.empty()) {
                 biased.assign(logits.begin(), logits.end());
@@ -498,6 +500,14 @@ struct Generation::State {
                 r->stop = GenerateResult::Stop::StopString;
                 r->stop_index = text.stop_index();
                 ended = true;
+                if (out.empty()) return std::nullopt;
+                r->text += out;
+                return Generation::Piece{std::move(out), t};
+            }
+            if (sampler->grammar_done()) {  // t completed the grammar: hand out the rest, t not evaluated
+                r->stop = GenerateResult::Stop::EndOfGeneration;
+                ended = true;
+                out += text.flush();
                 if (out.empty()) return std::nullopt;
                 r->text += out;
                 return Generation::Piece{std::move(out), t};

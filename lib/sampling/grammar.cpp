@@ -432,6 +432,11 @@ std::shared_ptr<const Grammar> parse(std::string_view gbnf) { return Parser(gbnf
 // Recognizing
 // ----------------------------------------------------------------------------------------------------------
 
+namespace {
+// The smallest code point of each encoded length: anything below it is an overlong encoding.
+constexpr uint32_t kMinOfLength[5] = {0, 0, 0x80, 0x800, 0x10000};
+}  // namespace
+
 bool decode_utf8(std::string_view bytes, Utf8Partial& partial, std::vector<uint32_t>& out) {
     for (const char ch : bytes) {
         const auto c = static_cast<unsigned char>(ch);
@@ -439,18 +444,19 @@ bool decode_utf8(std::string_view bytes, Utf8Partial& partial, std::vector<uint3
             if ((c & 0xC0) != 0x80) return false;
             partial.value = partial.value << 6 | (c & 0x3F);
             if (--partial.remain == 0) {
-                if (partial.value > 0x10FFFF) return false;
-                out.push_back(partial.value);
-                partial.value = 0;
+                const uint32_t v = partial.value;
+                if (v > 0x10FFFF || v < kMinOfLength[partial.length] || (v >= 0xD800 && v <= 0xDFFF)) return false;
+                out.push_back(v);
+                partial = {};
             }
         } else if (c < 0x80) {
             out.push_back(c);
         } else if (c >= 0xC2 && c <= 0xDF) {
-            partial = {c & 0x1Fu, 1};
+            partial = {c & 0x1Fu, 1, 2};
         } else if (c >= 0xE0 && c <= 0xEF) {
-            partial = {c & 0x0Fu, 2};
+            partial = {c & 0x0Fu, 2, 3};
         } else if (c >= 0xF0 && c <= 0xF4) {
-            partial = {c & 0x07u, 3};
+            partial = {c & 0x07u, 3, 4};
         } else {
             return false;  // a stray continuation byte, C0, C1, F5-FF
         }
@@ -471,7 +477,9 @@ bool match_char(const Grammar& g, const Elem& e, uint32_t cp) {
 // Whether a character the split bytes may still become can match `e`.
 bool match_partial(const Grammar& g, const Elem& e, Utf8Partial p) {
     const auto shift = static_cast<uint32_t>(6 * p.remain);
-    const uint32_t lo = p.value << shift, hi = lo | ((1u << shift) - 1);
+    const uint32_t lo = std::max(p.value << shift, kMinOfLength[p.length]);
+    const uint32_t hi = std::min((p.value << shift) | ((1u << shift) - 1), uint32_t{0x10FFFF});
+    if (lo > hi) return false;
     const auto* r = g.ranges.data() + e.a;
     if (e.op == Op::Char) {
         for (uint32_t i = 0; i < e.b; ++i)
@@ -619,7 +627,13 @@ TokenTexts::TokenTexts(const Tokenizer& tok) : tokenizer(tok) {
         const size_t before = cps.size();
         if (tok.is_end_of_generation(id)) {
             kind[t] = kEog;
-        } else if (piece.empty() || !decode_utf8(piece, tail[t], cps) || cps.size() - before > kMaxTokenCodePoints) {
+        } else if (piece.empty() || piece.size() > 4 * kMaxTokenCodePoints) {
+            kind[t] = kNever;
+        } else if (!decode_utf8(piece, tail[t], cps)) {
+            kind[t] = kPartial;
+            tail[t] = {};
+            cps.resize(before);
+        } else if (cps.size() - before > kMaxTokenCodePoints) {
             kind[t] = kNever;
             cps.resize(before);
         }
@@ -720,7 +734,7 @@ void reject(const Grammar& g, const State& s, const TokenTexts& texts, const std
             if (!done) rejected.push_back(t);
             continue;
         }
-        if (texts.kind[i] == TokenTexts::kNever) {
+        if (texts.kind[i] == TokenTexts::kNever || (texts.kind[i] == TokenTexts::kPartial && s.partial.remain == 0)) {
             rejected.push_back(t);
             continue;
         }
@@ -731,7 +745,7 @@ void reject(const Grammar& g, const State& s, const TokenTexts& texts, const std
         // The previous token ended inside a character: this one's bytes complete it first.
         Utf8Partial p = s.partial;
         std::vector<uint32_t>& cps = own.emplace_back();
-        if (!decode_utf8(texts.text(i), p, cps)) {
+        if (!decode_utf8(texts.text(i), p, cps) || cps.size() > kMaxTokenCodePoints) {
             rejected.push_back(t);
             continue;
         }

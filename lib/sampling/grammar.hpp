@@ -52,6 +52,7 @@ std::shared_ptr<const Grammar> parse(std::string_view gbnf);
 struct Utf8Partial {
     uint32_t value = 0;
     int remain = 0;
+    int length = 0;  // bytes of the whole character
 };
 // Appends the code points of `bytes`, continuing `partial` (updated). False on invalid UTF-8.
 bool decode_utf8(std::string_view bytes, Utf8Partial& partial, std::vector<uint32_t>& out);
@@ -79,8 +80,11 @@ struct TokenTexts {
     std::string bytes;
     std::vector<uint32_t> cps;
     std::vector<Utf8Partial> tail;
-    std::vector<uint8_t> kind;  // kText, kEog, kNever
-    static constexpr uint8_t kText = 0, kEog = 1, kNever = 2;
+    std::vector<uint8_t> kind;  // what the token is to a grammar:
+    static constexpr uint8_t kText = 0;     // text; cps and tail hold it decoded from a clean start
+    static constexpr uint8_t kEog = 1;      // end of generation
+    static constexpr uint8_t kNever = 2;    // nothing (a control token) or over kMaxTokenCodePoints
+    static constexpr uint8_t kPartial = 3;  // invalid from a clean start: may only end a split character
 
     explicit TokenTexts(const Tokenizer& tok);
     static std::shared_ptr<const TokenTexts> of(const Tokenizer& tok);
