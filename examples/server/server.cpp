@@ -101,6 +101,7 @@ struct Request {
     bool stream = false, include_usage = false, chat = false;
     bool ignore_eos = false;  // llama-server's extension: generate max_tokens whatever the model says
     std::vector<float> lora_scales;  // one per loaded adapter
+    std::string grammar;  // GBNF the output must follow ("" none): grammar, json_schema or response_format
 };
 
 class Server {
@@ -236,6 +237,43 @@ private:
         }
     }
 
+    // llama-server's "grammar" (GBNF) and "json_schema", or OpenAI's "response_format" ({"type": "json_object"}
+    // or {"type": "json_schema", "json_schema": {"schema": {...}}}): at most one. A bad one is a 400.
+    static std::string read_grammar(const json& j) {
+        auto given = [&](const char* k) { return j.contains(k) && !j[k].is_null(); };
+        std::string gbnf;
+        int n = 0;
+        if (given("grammar")) {
+            if (!j["grammar"].is_string()) throw bad_request("'grammar' must be a string (GBNF)");
+            gbnf = j["grammar"].get<std::string>();
+            n += !gbnf.empty();
+        }
+        if (given("json_schema")) {
+            if (!j["json_schema"].is_object() && !j["json_schema"].is_boolean()) throw bad_request("'json_schema' must be an object");
+            gbnf = json_schema_to_grammar(dump(j["json_schema"]));
+            ++n;
+        }
+        if (given("response_format")) {
+            const json& rf = j["response_format"];
+            const std::string type = rf.is_object() && rf.contains("type") && rf["type"].is_string() ? rf["type"].get<std::string>() : "";
+            if (type == "json_object") {
+                // llama-server also takes a "schema" here.
+                gbnf = rf.contains("schema") && !rf["schema"].is_null() ? json_schema_to_grammar(dump(rf["schema"])) : json_grammar(true);
+                ++n;
+            } else if (type == "json_schema") {
+                const json* js = rf.contains("json_schema") && rf["json_schema"].is_object() ? &rf["json_schema"] : nullptr;
+                if (!js || !js->contains("schema")) throw bad_request("response_format: 'json_schema' needs a 'schema'");
+                gbnf = json_schema_to_grammar(dump((*js)["schema"]));
+                ++n;
+            } else if (type != "text") {
+                throw bad_request("response_format: 'type' must be \"text\", \"json_object\" or \"json_schema\"");
+            }
+        }
+        if (n > 1) throw bad_request("give only one of 'grammar', 'json_schema' and 'response_format'");
+        if (!gbnf.empty()) check_grammar(gbnf);  // InvalidArgument, with line and column: a 400
+        return gbnf;
+    }
+
     static float number(const json& j, const char* key, float def, float lo, float hi) {
         if (!j.contains(key) || j[key].is_null()) return def;
         if (!j[key].is_number()) throw bad_request(std::string("'") + key + "' must be a number");
@@ -318,6 +356,7 @@ private:
                 throw bad_request("top_logprobs must be an integer in [0, 20]");
             r.logprobs = static_cast<int>(n.get<long long>());
         }
+        r.grammar = read_grammar(j);
         r.lora_scales = default_scales();
         if (j.contains("lora") && !j["lora"].is_null()) {  // llama-server's: listed ids get their scale, others 0
             const json& l = j["lora"];
@@ -414,6 +453,7 @@ private:
         std::deque<std::pair<std::string, json>> events;  // text and logprob entries for the client
         bool done = false;
         std::string error;
+        std::string sample_error;  // why sampling failed (no token can continue the grammar)
         std::atomic<bool> cancelled{false};
     };
 
@@ -440,6 +480,8 @@ private:
         job->sampler.emplace(r.sampling.temperature <= 0 ? Sampler::greedy() : Sampler(r.sampling));
         for (size_t i = r.prompt.size() > 64 ? r.prompt.size() - 64 : 0; i < r.prompt.size(); ++i)
             job->sampler->accept(r.prompt[i]);
+        // After the prompt's tokens: those are for the penalties, not text the grammar should match.
+        if (!r.grammar.empty()) job->sampler->set_grammar(model_->tokenizer(), r.grammar);
         {
             std::lock_guard lock(sched_mu_);
             jobs_.push_back(job);
@@ -505,7 +547,7 @@ private:
                     stepping.push_back(&j);
                     --left;
                 } else {
-                    finish(j, "");
+                    finish(j, j.sample_error);
                 }
             }
             for (auto& jp : active) {
@@ -593,7 +635,13 @@ private:
         for (const auto& [id, b] : r.logit_bias) logits_[id] += b;
         if (r.ignore_eos)
             for (Token e : eog_) logits_[e] = -INFINITY;
-        const Token t = j.sampler->sample(logits_);
+        Token t = -1;
+        try {
+            t = j.sampler->sample(logits_);
+        } catch (const Error& e) {
+            j.sample_error = e.what();
+            return std::nullopt;
+        }
         ++out.completion_tokens;
         const Tokenizer& tok = model_->tokenizer();
         if (tok.is_end_of_generation(t)) {
@@ -606,7 +654,7 @@ private:
         out.text += ready;
         if (!lp.is_null()) out.logprobs.push_back(lp);
         if (!ready.empty() || !lp.is_null()) push(j, ready, lp);
-        if (j.text->stopped()) {
+        if (j.text->stopped() || j.sampler->grammar_done()) {  // a finished grammar: nothing more may follow
             out.finish = "stop";
             return std::nullopt;
         }
