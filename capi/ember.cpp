@@ -1256,6 +1256,35 @@ EMBER_API ember_status ember_sampler_reset(ember_sampler* sampler) {
     EMBER_CATCH
 }
 
+EMBER_API ember_status ember_sampler_set_grammar(ember_sampler* sampler, const ember_model* model, const char* gbnf) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(sampler);
+    EMBER_REQUIRE_PTR(model);
+    sampler->sampler.set_grammar(model->model.tokenizer(), gbnf ? gbnf : "");
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_sampler_set_json_schema(ember_sampler* sampler, const ember_model* model,
+                                                     const char* schema_json) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(sampler);
+    EMBER_REQUIRE_PTR(model);
+    const std::string gbnf = schema_json && *schema_json ? ember::json_schema_to_grammar(schema_json) : ember::json_grammar();
+    sampler->sampler.set_grammar(model->model.tokenizer(), gbnf);
+    return EMBER_OK;
+    EMBER_CATCH
+}
+
+EMBER_API ember_status ember_json_schema_to_grammar(const char* schema_json, char* buf, size_t cap, size_t* needed) {
+    EMBER_TRY
+    EMBER_REQUIRE_PTR(needed);
+    *needed = 0;
+    EMBER_REQUIRE_PTR(schema_json);
+    return write_text(ember::json_schema_to_grammar(schema_json), buf, cap, needed, __func__);
+    EMBER_CATCH
+}
+
 EMBER_API ember_status ember_sampler_seed(const ember_sampler* sampler, uint64_t* seed) {
     clear_error();
     EMBER_REQUIRE_PTR(seed);

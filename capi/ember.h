@@ -664,6 +664,28 @@ EMBER_API ember_status ember_sampler_reset(ember_sampler* sampler);
  * to reproduce a run). */
 EMBER_API ember_status ember_sampler_seed(const ember_sampler* sampler, uint64_t* seed);
 
+/* Grammar-constrained sampling. Only tokens whose text continues the grammar can be sampled; an
+ * end-of-generation token only where its text is complete; generation (ember_session_generate*, chats,
+ * ember_generation_*) ends with EMBER_STOP_EOG once the grammar is finished (nothing may
+ * follow). Sampled and accepted tokens advance the grammar, so ember_sampler_accept of a token that does not
+ * fit is EMBER_ERR_INVALID_ARGUMENT (and prompt tokens should not be accepted after setting one);
+ * ember_sampler_reset restarts it. When no token can continue it, sampling fails with
+ * EMBER_ERR_INVALID_ARGUMENT and generation stops with that error.
+ *
+ * Sets the grammar, GBNF text (llama.cpp's format: grammars/README.md), matched against the model's
+ * vocabulary; NULL or "" removes it. A bad grammar is EMBER_ERR_INVALID_ARGUMENT, its message (ember_last_error)
+ * naming the line and column, and the sampler keeps the grammar it had. */
+EMBER_API ember_status ember_sampler_set_grammar(ember_sampler* sampler, const ember_model* model, const char* gbnf);
+
+/* As ember_sampler_set_grammar, with the grammar of the JSON documents that a JSON Schema (a subset: type,
+ * properties/required, additionalProperties, items, minItems/maxItems, minLength/maxLength, enum, const,
+ * anyOf/oneOf) accepts. schema_json NULL or "": any JSON value; "{\"type\":\"object\"}": any object. */
+EMBER_API ember_status ember_sampler_set_json_schema(ember_sampler* sampler, const ember_model* model,
+                                                     const char* schema_json);
+
+/* The GBNF grammar of a JSON Schema (as ember_sampler_set_json_schema uses it), two-call pattern. */
+EMBER_API ember_status ember_json_schema_to_grammar(const char* schema_json, char* buf, size_t cap, size_t* needed);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1637,3 +1637,58 @@ TEST_CASE("LoRA adapters through the C ABI: load, set with scales, switch, free,
     CHECK(last_logits() == base);
     ember_session_free(s);
 }
+
+TEST_CASE("grammars: ember_sampler_set_grammar, ember_sampler_set_json_schema, ember_json_schema_to_grammar") {
+    ember_sampler_params p;
+    ember_sampler_params_init(&p);
+    p.temperature = 1.5f;
+    p.top_k = 0;
+    p.top_p = 1.f;
+    p.min_p = 0.f;
+    auto generate = [](ember_sampler* smp, std::string& text) {
+        Session s;
+        REQUIRE(ember_session_prefill(s.s, kOnceUponATime.data(), static_cast<int32_t>(kOnceUponATime.size())) == EMBER_OK);
+        auto cb = [](const char* t, size_t len, int32_t, void* ud) -> bool {
+            static_cast<std::string*>(ud)->append(t, len);
+            return true;
+        };
+        int32_t n = 0;
+        return ember_session_generate(s.s, smp, 32, cb, &text, &n);
+    };
+    for (uint64_t seed = 1; seed <= 8; ++seed) {
+        p.seed = seed;
+        Sampler smp(&p);
+        REQUIRE(ember_sampler_set_grammar(smp.s, stories(), "root ::= \"yes\" | \"no\"") == EMBER_OK);
+        std::string text;
+        REQUIRE(generate(smp.s, text) == EMBER_OK);
+        CHECK((text == "yes" || text == "no"));
+        REQUIRE(ember_sampler_set_json_schema(smp.s, stories(), R"({"enum": ["red", "green"]})") == EMBER_OK);
+        text.clear();
+        REQUIRE(generate(smp.s, text) == EMBER_OK);
+        CHECK((text == "\"red\"" || text == "\"green\""));
+    }
+    Sampler smp(&p);
+    // Bad grammars and schemas: INVALID_ARGUMENT with line and column; the sampler keeps its grammar.
+    REQUIRE(ember_sampler_set_grammar(smp.s, stories(), "root ::= \"ok\"") == EMBER_OK);
+    CHECK(ember_sampler_set_grammar(smp.s, stories(), "root ::= \"a\"\nx ::= (") == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(last_error().find("line 2") != std::string::npos);
+    CHECK(ember_sampler_set_json_schema(smp.s, stories(), "{\"type\": 3}") == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_sampler_set_grammar(nullptr, stories(), "root ::= \"a\"") == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_sampler_set_grammar(smp.s, nullptr, "root ::= \"a\"") == EMBER_ERR_INVALID_ARGUMENT);
+    std::string text;
+    REQUIRE(generate(smp.s, text) == EMBER_OK);
+    CHECK(text == "ok");
+    // accept() of a token the grammar refuses; reset restarts it; NULL removes it.
+    REQUIRE(ember_sampler_reset(smp.s) == EMBER_OK);
+    CHECK(ember_sampler_accept(smp.s, 1) == EMBER_ERR_INVALID_ARGUMENT);  // <s> is no text
+    REQUIRE(ember_sampler_set_grammar(smp.s, stories(), nullptr) == EMBER_OK);
+    CHECK(ember_sampler_accept(smp.s, 1) == EMBER_OK);
+    // The converter, two-call pattern.
+    size_t needed = 0;
+    REQUIRE(ember_json_schema_to_grammar(R"({"type":"boolean"})", nullptr, 0, &needed) == EMBER_OK);
+    std::string gbnf(needed, '\0');
+    REQUIRE(ember_json_schema_to_grammar(R"({"type":"boolean"})", gbnf.data(), gbnf.size(), &needed) == EMBER_OK);
+    CHECK(gbnf.find("root ::= boolean") == 0);
+    CHECK(ember_json_schema_to_grammar("{", nullptr, 0, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_json_schema_to_grammar(nullptr, nullptr, 0, &needed) == EMBER_ERR_INVALID_ARGUMENT);
+}
