@@ -31,10 +31,21 @@ void usage(const char* argv0) {
                  "  --lora FILE        LoRA adapter (GGUF or PEFT folder) at scale 1; repeatable\n"
                  "  --lora-scaled FILE SCALE  LoRA adapter at SCALE; repeatable\n"
                  "  --quantize TYPE    %s\n"
+                 "  --grammar GBNF     constrain the output to a GBNF grammar (llama.cpp's format)\n"
+                 "  --grammar-file F   the grammar from a file\n"
+                 "  -j, --json-schema JSON      constrain the output to JSON valid under a JSON Schema\n"
+                 "  -jf, --json-schema-file F   the schema from a file\n"
                  "  --json             print one JSON object at the end instead of streaming\n",
                  argv0, default_model().c_str(), kQuantizeHelp);
 }
 
+std::string read_text_file(const std::string& path, const char* what) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(Status::Io, std::string("cannot read the ") + what + " file " + path);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
 
 }  // namespace
 
@@ -54,13 +65,12 @@ int main(int argc, char** argv) {
             };
             if (a == "-m" || a == "--model") model_path = next();
             else if (a == "-p" || a == "--prompt") prompt = next();
-            else if (a == "-f" || a == "--file") {
-                std::ifstream in(next(), std::ios::binary);
-                if (!in) throw Error(Status::Io, "cannot read the prompt file");
-                std::stringstream ss;
-                ss << in.rdbuf();
-                prompt = ss.str();
-            } else if (a == "-n" || a == "--n-predict") n_predict = std::stoi(next());
+            else if (a == "-f" || a == "--file") prompt = read_text_file(next(), "prompt");
+            else if (a == "--grammar") sp.grammar = next();
+            else if (a == "--grammar-file") sp.grammar = read_text_file(next(), "grammar");
+            else if (a == "-j" || a == "--json-schema") sp.grammar = json_schema_to_grammar(next());
+            else if (a == "-jf" || a == "--json-schema-file") sp.grammar = json_schema_to_grammar(read_text_file(next(), "schema"));
+            else if (a == "-n" || a == "--n-predict") n_predict = std::stoi(next());
             else if (a == "-c" || a == "--ctx-size") n_ctx = std::stoi(next());
             else if (a == "-t" || a == "--threads") n_threads = std::stoi(next());
             else if (a == "--temp") sp.temperature = std::stof(next());
@@ -109,7 +119,7 @@ int main(int argc, char** argv) {
         sesp.n_ctx = n_ctx;
         Session session(model, sesp);
         if (!loras.empty()) session.set_adapters(load_adapters(model, loras));
-        Sampler sampler(sp);
+        Sampler sampler(tok, sp);
 
         const double t0 = now_ms();
         session.prefill(prompt_ids);
