@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstring>
 #include <utility>
@@ -45,6 +46,14 @@ inline __m256i bcast4(const void* p) {
     int32_t v;
     std::memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
+}
+
+// The NT activation rows from row j0 on, as blocks of type A (or floats).
+template <class A, int NT>
+inline std::array<const A*, NT> act_rows(const ActRows& x, int64_t j0) {
+    std::array<const A*, NT> xa;
+    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const A*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    return xa;
 }
 
 // out[j·os + r] = acc[j] lane r for r < rows, through a local tile: stores from the accumulator array at
@@ -180,8 +189,7 @@ void pack32(int64_t n, const void* w, size_t ws, int rows, void* out) {
 template <class W, int NT>
 void tile32(int64_t nb, const Panel32* p, const ActRows& x, int64_t j0, float* out, size_t os, int rows) {
     using A = typename W::Act;
-    const A* xa[NT];
-    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const A*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const auto xa = act_rows<A, NT>(x, j0);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
@@ -355,8 +363,7 @@ void packk(int64_t n, const void* w, size_t ws, int rows, void* out) {
 template <class W, int NT>
 void tilek(int64_t nb, const PanelK* p, const ActRows& x, int64_t j0, float* out, size_t os, int rows) {
     constexpr int kGroups = 64 / W::kSub;  // 4-element groups per sub-block
-    const block_q8_K* xa[NT];
-    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const auto xa = act_rows<block_q8_K, NT>(x, j0);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
@@ -479,8 +486,7 @@ void packf16_columns(int64_t n, const void* w, size_t ws, int cols, void* out) {
 
 template <int NT>
 void tilef(int64_t n, const float* p, const ActRows& x, int64_t j0, float* out, size_t os, int rows) {
-    const float* xa[NT];
-    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const float*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const auto xa = act_rows<float, NT>(x, j0);
     __m256 a0[NT], a1[NT];
     for (int j = 0; j < NT; ++j) a0[j] = a1[j] = _mm256_setzero_ps();
     for (int64_t k = 0; k < n; ++k) {
@@ -592,8 +598,7 @@ void repack32(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, void
 template <class X, int NT>
 void tile32x8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, size_t os) {
     using A = typename X::Act;
-    const A* xa[NT];
-    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const A*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const auto xa = act_rows<A, NT>(x, j0);
     const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(15);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
@@ -662,8 +667,7 @@ void repack_q8_0(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, v
 // 2·128·127, so each one goes to 32 bits at once.
 template <int NT>
 void tile_q8_0x8(int64_t nb, const Q80x8* p, const ActRows& x, int64_t j0, float* out, size_t os) {
-    const block_q8_0* xa[NT];
-    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_0*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const auto xa = act_rows<block_q8_0, NT>(x, j0);
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
@@ -748,8 +752,7 @@ inline __m256i pairs_u8(const uint8_t* p) {
 template <class X, int NT>
 void tile_qKx8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, size_t os) {
     constexpr bool five = std::is_same_v<X, Q5Kx8>;
-    const block_q8_K* xa[NT];
-    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const auto xa = act_rows<block_q8_K, NT>(x, j0);
     const __m256i low4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
@@ -849,8 +852,7 @@ inline __m256i twice_i8(const int8_t* a) {
 
 template <int NT>
 void tile_q6_Kx8(int64_t nb, const Q6Kx8* p, const ActRows& x, int64_t j0, float* out, size_t os) {
-    const block_q8_K* xa[NT];
-    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
+    const auto xa = act_rows<block_q8_K, NT>(x, j0);
     const __m256i low4 = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
@@ -961,9 +963,8 @@ inline __m256i high_bit(__m256i h) {
 template <class X, int NT>
 void tile_low_Kx8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, size_t os) {
     constexpr bool q3 = std::is_same_v<X, Q3Kx8>;
-    const block_q8_K* xa[NT];
-    for (int j = 0; j < NT; ++j) xa[j] = reinterpret_cast<const block_q8_K*>(static_cast<const char*>(x.q) + (j0 + j) * x.stride);
-    const __m256i three = _mm256_set1_epi8(3), low4 = _mm256_set1_epi32(15);
+    const auto xa = act_rows<block_q8_K, NT>(x, j0);
+    const __m256i three = _mm256_set1_epi8(3), low4 = _mm256_set1_epi16(15);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
@@ -985,8 +986,7 @@ void tile_low_Kx8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* o
                 q[3] = _mm256_or_si256(q[3], high_bit<k0 + 3>(h));
                 sc = twice_i8(b.sc[sb]);
             } else {
-                sc = _mm256_and_si256(_mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(b.sc[sb]))), low4);
-                sc = _mm256_or_si256(sc, _mm256_slli_epi32(sc, 16));
+                sc = _mm256_and_si256(pairs_u8(b.sc[sb]), low4);  // the scale: the byte's low nibble
             }
             for (int j = 0; j < NT; ++j) {
                 const int8_t* xq = xa[j][i].qs + 16 * sb;

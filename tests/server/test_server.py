@@ -68,6 +68,16 @@ class Server:
         self.proc.wait(timeout=20)
 
 
+def metrics_when_slots_free(s, timeout):
+    """/metrics once no slot is busy (checked to happen within `timeout` seconds)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not re.search(r"^ember_slots_busy 0", s.request("GET", "/metrics")[2], re.M):
+        time.sleep(0.05)
+    _, _, m = s.request("GET", "/metrics")
+    check(re.search(r"^ember_slots_busy 0", m, re.M), "the slot is free again")
+    return m
+
+
 def test_api(s):
     status, _, body = s.request("GET", "/health")
     check(status == 200 and json.loads(body)["status"] == "ok", "health")
@@ -193,11 +203,7 @@ def test_load(s):
     c.close()  # the streaming client leaves; its generation stops and the waiter gets the slot
     waiter.join(timeout=30)
     check(results == [200], f"the queued request was served after the disconnect: {results}")
-    deadline = time.time() + 10
-    while time.time() < deadline and not re.search(r"^ember_slots_busy 0", s.request("GET", "/metrics")[2], re.M):
-        time.sleep(0.05)
-    _, _, m = s.request("GET", "/metrics")
-    check(re.search(r"^ember_slots_busy 0", m, re.M), "the slot is free again")
+    m = metrics_when_slots_free(s, 10)
     generated = float(re.search(r"^ember_tokens_generated_total (\S+)", m, re.M).group(1))
     check(generated < 7000, f"the abandoned stream stopped early ({generated} tokens generated)")
 
@@ -297,11 +303,7 @@ def test_prompt_disconnect():
         c = raw_post(s.port, "/v1/completions", {"prompt": prompt, "max_tokens": 4, "stream": True})
         time.sleep(0.3)
         c.close()
-        deadline = time.time() + 60
-        while time.time() < deadline and not re.search(r"^ember_slots_busy 0", s.request("GET", "/metrics")[2], re.M):
-            time.sleep(0.05)
-        _, _, m = s.request("GET", "/metrics")
-        check(re.search(r"^ember_slots_busy 0", m, re.M), "the slot is free again")
+        m = metrics_when_slots_free(s, 60)
         steps = float(re.search(r"^ember_batch_steps_total (\S+)", m, re.M).group(1))
         check(steps < n_prompt / 2, f"the prompt's read stopped early ({steps:.0f} of {n_prompt} steps)")
         print(f"prompt disconnect: {steps:.0f} of {n_prompt} prompt steps ran before the slot was freed")
