@@ -258,6 +258,17 @@ TEST_CASE("get_rows, rms_norm, add, swiglu, geglu") {
         gg[i] = double(ember::tensor::fp16_to_f32(ember::tensor::f32_to_fp16(static_cast<float>(g)))) * b[i];
     }
     CHECK(nmse(r, sw) < 1e-12);
+    // Far tails (e^-g overflows a float below -88) and NaN, through the vector lanes and the tail.
+    const std::vector<float> far = {-1000.f, -100.f, -88.5f, -20.f, 0.f, -0.f, 20.f, 100.f, 1000.f, NAN};
+    Tensor tg = f.upload(far, 10), tu = f.upload(std::vector<float>(10, 1.f), 10), to = f.make(TensorType::F32, 10, 1);
+    f.stream->swiglu(tg, tu, to);
+    const auto fr = f.download(to);
+    for (size_t i = 0; i + 1 < far.size(); ++i) {
+        CAPTURE(far[i]);
+        const double want = far[i] / (1 + std::exp(-double(far[i])));
+        CHECK(std::abs(fr[i] - want) <= 1e-6 * std::abs(want) + 1e-30);  // e^-g is floored at e^-87
+    }
+    CHECK(std::isnan(fr[9]));
     f.stream->geglu(ta, tb, o);
     CHECK(nmse(f.download(o), gg) < 1e-12);
 }

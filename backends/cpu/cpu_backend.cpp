@@ -435,10 +435,9 @@ public:
 
     void swiglu(const Tensor& gate, const Tensor& up, Tensor& out) override {
         if (gate.n_elements() != up.n_elements() || out.n_elements() != gate.n_elements()) shape_error("swiglu");
-        elementwise(out, [&](int64_t i) {
-            const float g = f32(gate)[i];
-            return g / (1.0f + std::exp(-g)) * f32(up)[i];
-        });
+        parallel_for(out.n_elements(), [&](int64_t b, int64_t e) {
+            cpu::swiglu(f32(gate) + b, f32(up) + b, f32(out) + b, e - b);
+        }, grain_for(8));
     }
 
     void geglu(const Tensor& gate, const Tensor& up, Tensor& out) override {

@@ -129,6 +129,13 @@ void geglu(const float* gate, const float* up, float* out, int64_t n) noexcept {
     }
 }
 
+void swiglu(const float* gate, const float* up, float* out, int64_t n) noexcept {
+#if defined(__x86_64__)
+    if (cpu_features().avx2) return avx2::swiglu(gate, up, out, n);
+#endif
+    for (int64_t i = 0; i < n; ++i) out[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
 void round_to_f16(float* x, int64_t n) noexcept {
 #if defined(__x86_64__)
     if (cpu_features().avx2) return avx2::round_to_f16(x, n);

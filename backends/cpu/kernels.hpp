@@ -89,6 +89,8 @@ double exp_shifted(float* x, int64_t n, float max) noexcept;
 // rounded to F16 (exact outside ±10). Matching it matters on Gemma, whose GELU inputs are large; the
 // table is also several times faster than evaluating tanh.
 void geglu(const float* gate, const float* up, float* out, int64_t n) noexcept;
+// out = silu(gate) · up = gate / (1 + e^-gate) · up.
+void swiglu(const float* gate, const float* up, float* out, int64_t n) noexcept;
 
 float dot_f32(const float* a, const float* b, int64_t n) noexcept;
 // y += a·x
@@ -113,6 +115,7 @@ void dot_f16_rows(const uint16_t* k, size_t stride, int64_t n_keys, const float*
 void axpy_f16_rows(const float* w, const uint16_t* v, size_t stride, int64_t n_keys, float* y, int64_t n) noexcept;
 void to_f16(const float* x, uint16_t* y, int64_t n) noexcept;
 void exp_shifted(float* x, int64_t n, float max) noexcept;
+void swiglu(const float* gate, const float* up, float* out, int64_t n) noexcept;
 void round_to_f16(float* x, int64_t n) noexcept;
 void quantize_q8_0(const float* x, void* dst, int64_t n) noexcept;
 void quantize_q8_1(const float* x, void* dst, int64_t n) noexcept;
