@@ -5,6 +5,7 @@ path of libember.so.1; otherwise the package's own copy or the platform's search
 """
 
 import gc
+import json
 import math
 import os
 import re
@@ -28,6 +29,18 @@ LORA_PROMPT = "Once upon a time, the quick robot counted 12345 tokens."
 LORA_FIRST_LOGITS = [-0.628006, -0.624651, -0.801815, -0.77162, -0.501407, -0.247845, -0.116984, -0.388983]
 GOLDEN = [432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267, 337]
 THREADS = 1  # two cores shared with other jobs
+# Item 17's model: SmolLM2-135M-Instruct, where scripts/setup.sh fetches it (the C++ tests look there too).
+SMOLLM2 = os.path.join(os.environ.get("EMBER_MODELS") or os.path.expanduser("~/.cache/ember/models"),
+                       "SmolLM2-135M-Instruct.Q4_1.gguf")
+YES_NO = 'root ::= ("yes" | "no")'
+ANSWER_PROMPT = "Question: Is the sky blue? Answer yes or no.\nAnswer: "
+PERSON_PROMPT = "A JSON object describing a person's age and favourite colour: "
+PERSON_SCHEMA = {
+    "type": "object",
+    "properties": {"age": {"type": "integer"}, "color": {"type": "string", "enum": ["red", "green", "blue"]}},
+    "required": ["age", "color"],
+    "additionalProperties": False,
+}
 
 
 def generator_threads():
@@ -468,6 +481,49 @@ class SpecTest(unittest.TestCase):
             self.assertIn("rank=4", repr(a))
         self.assertTrue(a.closed)
         self.assertIn("closed", repr(a))
+
+    def test_item_17_grammar_and_json_schema(self):
+        g = ember.json_schema_to_grammar(PERSON_SCHEMA)
+        self.assertIn("root ::=", g)
+        self.assertEqual(ember.json_schema_to_grammar(json.dumps(PERSON_SCHEMA)), g)
+        self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.json_schema_to_grammar, "[")
+        if not os.path.exists(SMOLLM2):
+            self.skipTest(f"{SMOLLM2} is absent (scripts/setup.sh fetches it)")
+        with ember.Model(SMOLLM2, n_threads=THREADS) as m, ember.Session(m, n_threads=THREADS) as s:
+            def run(sampler, prompt, max_tokens, stop_at_eog=True):
+                sampler.reset()  # restarts the grammar, complete after the last run
+                s.reset()
+                s.prefill(m.tokenize(prompt))
+                return s.generate(sampler, max_tokens=max_tokens, stop_at_eog=stop_at_eog)
+
+            # Hot sampling cannot leave the grammar, and generation ends once it is complete.
+            for seed in range(1, 7):
+                with ember.Sampler(temperature=1.5, top_k=0, top_p=1.0, min_p=0.0, seed=seed) as smp:
+                    smp.set_grammar(m, YES_NO)
+                    r = run(smp, ANSWER_PROMPT, 8, stop_at_eog=False)
+                    self.assertIn(r.text, ("yes", "no"), f"seed {seed}")
+                    self.assertEqual(r.stop_reason, ember.StopReason.EOG)
+                    # A bad grammar is refused with its position and leaves the old one in place.
+                    e = self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, smp.set_grammar,
+                                         m, 'root ::= ("yes" | "no"')
+                    self.assertRegex(e.message, r"line \d+, column \d+")
+                    self.assertIn(run(smp, ANSWER_PROMPT, 8, stop_at_eog=False).text, ("yes", "no"))
+                    # Cleared, the sampler is free again: 8 tokens, the length limit.
+                    smp.set_grammar(m, None)
+                    r = run(smp, ANSWER_PROMPT, 8, stop_at_eog=False)
+                    self.assertEqual((r.n_generated, r.stop_reason), (8, ember.StopReason.LENGTH))
+
+            with ember.Sampler(temperature=0.7, seed=7) as smp:
+                smp.set_json_schema(m, PERSON_SCHEMA)
+                r = run(smp, PERSON_PROMPT, 96)
+                self.assertEqual(r.stop_reason, ember.StopReason.EOG, r.text)
+                doc = json.loads(r.text)
+                self.assertEqual(sorted(doc), ["age", "color"], r.text)
+                self.assertIs(type(doc["age"]), int)
+                self.assertIn(doc["color"], ("red", "green", "blue"))
+            with ember.Sampler.greedy() as smp:
+                self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, smp.set_json_schema, m,
+                                 '{"type": ')
 
     # beyond the list ---------------------------------------------------------------------------------
 

@@ -689,9 +689,41 @@ class Sampler(_Handle):
             check(lib().ember_sampler_accept(h, _i32(token, "token")))
 
     def reset(self) -> None:
-        """Forgets the history and reseeds with the seed in use."""
+        """Forgets the history and reseeds with the seed in use (and restarts a grammar)."""
         with self._use() as h:
             check(lib().ember_sampler_reset(h))
+
+    def set_grammar(self, model: Model, gbnf: Optional[str]) -> None:
+        """Constrains sampling to a GBNF grammar (llama.cpp's format) over the model's vocabulary: only tokens
+        that continue it are drawn, and generation ends (StopReason.EOG) once it is complete. None or ""
+        removes it. A bad grammar is ember.InvalidArgument naming the line and column, and the sampler keeps
+        the grammar it had. Prompt tokens should not be accepted while one is set."""
+        fn = N.required("ember_sampler_set_grammar")
+        with self._use() as h, model._use() as mh:
+            check(fn(h, mh, None if gbnf is None else N.encode(gbnf)))
+
+    def set_json_schema(self, model: Model, schema: Union[str, Mapping[str, Any], None]) -> None:
+        """As set_grammar, with the grammar of the JSON documents a JSON Schema accepts (a subset: type,
+        properties/required, items, enum, const, anyOf/oneOf, lengths...). The schema is JSON text or a dict;
+        None or "" allows any JSON value."""
+        fn = N.required("ember_sampler_set_json_schema")
+        with self._use() as h, model._use() as mh:
+            check(fn(h, mh, _schema_arg(schema)))
+
+
+def _schema_arg(schema: Union[str, Mapping[str, Any], None]) -> Optional[bytes]:
+    if schema is None or isinstance(schema, (str, bytes)):
+        return None if schema is None else N.encode(schema)
+    return json.dumps(schema).encode()
+
+
+def json_schema_to_grammar(schema: Union[str, Mapping[str, Any]]) -> str:
+    """The GBNF grammar of a JSON Schema (JSON text or a dict), as Sampler.set_json_schema uses it."""
+    N.required("ember_json_schema_to_grammar")
+    arg = _schema_arg(schema)
+    if arg is None:
+        raise InvalidArgument(Status.INVALID_ARGUMENT, "json_schema_to_grammar: no schema")
+    return N.text("ember_json_schema_to_grammar", arg)
 
 
 # ---------------------------------------------------------------------------------------------------------

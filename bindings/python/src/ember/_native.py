@@ -352,7 +352,7 @@ _PROTOTYPES: Dict[str, Any] = {
 
 # Present in newer libraries only: *_params_init_sized(params, size) writes exactly `size` bytes;
 # ember_chat_cancel / ember_chat_clear_cancel; ember_generation_* (a generation one piece at a time);
-# ember_adapter_* and ember_session_set_adapters (LoRA adapters).
+# ember_adapter_* and ember_session_set_adapters (LoRA adapters); grammars and JSON schemas for samplers.
 _OPTIONAL: Dict[str, Any] = {
     f"ember_{kind}_params_init_sized": (_S, [c_void_p, c_size_t])
     for kind in ("model", "session", "generate", "chat", "sampler")
@@ -369,6 +369,10 @@ _OPTIONAL["ember_adapter_free"] = (None, [_P])
 _OPTIONAL["ember_adapter_rank"] = (c_int32, [_P])
 _OPTIONAL["ember_adapter_n_targets"] = (c_int32, [_P])
 _OPTIONAL["ember_session_set_adapters"] = (_S, [_P, POINTER(c_void_p), POINTER(c_float), c_int32])
+# Constrained sampling
+_OPTIONAL["ember_sampler_set_grammar"] = (_S, [_P, _P, c_char_p])
+_OPTIONAL["ember_sampler_set_json_schema"] = (_S, [_P, _P, c_char_p])
+_OPTIONAL["ember_json_schema_to_grammar"] = (_S, [c_char_p, c_void_p, c_size_t, _SZ])
 
 
 def optional(name: str) -> Any:
