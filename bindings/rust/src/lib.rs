@@ -889,10 +889,35 @@ impl Sampler {
         check(unsafe { sys::ember_sampler_accept(self.raw, token) })
     }
 
-    /// Forgets the history and reseeds with the seed in use.
+    /// Forgets the history and reseeds with the seed in use (and restarts a grammar).
     pub fn reset(&mut self) -> Result<()> {
         check(unsafe { sys::ember_sampler_reset(self.raw) })
     }
+
+    /// Constrains sampling to a GBNF grammar (llama.cpp's format) matched against `model`'s vocabulary: only
+    /// tokens that continue it are drawn, and generation ends ([`StopReason::Eog`]) once it is complete.
+    /// `None` (or `Some("")`) removes it. A bad grammar is `InvalidArgument` with a message naming the line
+    /// and column, and the sampler keeps the grammar it had. The sampler does not borrow `model` afterwards.
+    pub fn set_grammar(&mut self, model: &Model, gbnf: Option<&str>) -> Result<()> {
+        let g = gbnf.map(|g| c_string(g, "the grammar")).transpose()?;
+        let gp = g.as_ref().map_or(ptr::null(), |g| g.as_ptr());
+        check(unsafe { sys::ember_sampler_set_grammar(self.raw, model.raw, gp) })
+    }
+
+    /// As [`Sampler::set_grammar`], with the grammar of the JSON documents a JSON Schema accepts (a subset:
+    /// type, properties/required, items, enum, const, anyOf/oneOf, lengths...). `None`: any JSON value.
+    pub fn set_json_schema(&mut self, model: &Model, schema_json: Option<&str>) -> Result<()> {
+        let j = schema_json.map(|j| c_string(j, "the schema")).transpose()?;
+        let jp = j.as_ref().map_or(ptr::null(), |j| j.as_ptr());
+        check(unsafe { sys::ember_sampler_set_json_schema(self.raw, model.raw, jp) })
+    }
+}
+
+/// The GBNF grammar of a JSON Schema, as [`Sampler::set_json_schema`] uses it.
+pub fn json_schema_to_grammar(schema_json: &str) -> Result<String> {
+    ensure_abi()?;
+    let j = c_string(schema_json, "the schema")?;
+    read_string(|b, c, n| unsafe { sys::ember_json_schema_to_grammar(j.as_ptr(), b, c, n) })
 }
 
 // ---------------------------------------------------------------------------------------------------------

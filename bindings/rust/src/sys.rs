@@ -313,6 +313,15 @@ extern "C" {
     pub fn ember_sampler_accept(sampler: *mut ember_sampler, token: i32) -> ember_status;
     pub fn ember_sampler_reset(sampler: *mut ember_sampler) -> ember_status;
     pub fn ember_sampler_seed(sampler: *const ember_sampler, seed: *mut u64) -> ember_status;
+    pub fn ember_sampler_set_grammar(sampler: *mut ember_sampler, model: *const ember_model, gbnf: *const c_char)
+        -> ember_status;
+    pub fn ember_sampler_set_json_schema(
+        sampler: *mut ember_sampler,
+        model: *const ember_model,
+        schema_json: *const c_char,
+    ) -> ember_status;
+    pub fn ember_json_schema_to_grammar(schema_json: *const c_char, buf: *mut c_char, cap: usize, needed: *mut usize)
+        -> ember_status;
 }
 
 /// As ember.h's `ember_model_params_init` macro: exactly `size_of` our struct is written, so a newer library

@@ -516,6 +516,176 @@ fn item_16_lora_adapters() {
 
 // Beyond the list: the rest of the API, exercised once.
 
+/// Item 17's model: SmolLM2-135M-Instruct, where scripts/setup.sh fetches it (the C++ tests look there too);
+/// `None` (the item is skipped) when it is absent.
+fn smollm2_path() -> Option<PathBuf> {
+    let dir = match std::env::var_os("EMBER_MODELS") {
+        Some(d) => PathBuf::from(d),
+        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/ember/models"),
+    };
+    let p = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("item 17 skipped: {} is absent (scripts/setup.sh fetches it)", p.display());
+        None
+    }
+}
+
+/// A JSON value, as far as item 17 needs one.
+#[derive(Debug, PartialEq)]
+enum Json {
+    Str(String),
+    Int(i64),
+    Other(String),
+}
+
+/// A flat JSON object (no nested objects or arrays) to its members; `None` when it is not one.
+fn parse_flat_json_object(text: &str) -> Option<Vec<(String, Json)>> {
+    fn skip_ws(s: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+        while s.peek().map_or(false, |c| c.is_whitespace()) {
+            s.next();
+        }
+    }
+    fn string(s: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<String> {
+        let mut out = String::new();
+        loop {
+            match s.next()? {
+                '"' => return Some(out),
+                '\\' => match s.next()? {
+                    'n' => out.push('\n'),
+                    't' => out.push('\t'),
+                    'u' => {
+                        let hex: String = (0..4).map(|_| s.next()).collect::<Option<_>>()?;
+                        out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+                    }
+                    c => out.push(c),
+                },
+                c => out.push(c),
+            }
+        }
+    }
+    let mut s = text.chars().peekable();
+    skip_ws(&mut s);
+    if s.next()? != '{' {
+        return None;
+    }
+    let mut members = Vec::new();
+    skip_ws(&mut s);
+    if s.peek() == Some(&'}') {
+        s.next();
+    } else {
+        loop {
+            skip_ws(&mut s);
+            if s.next()? != '"' {
+                return None;
+            }
+            let key = string(&mut s)?;
+            skip_ws(&mut s);
+            if s.next()? != ':' {
+                return None;
+            }
+            skip_ws(&mut s);
+            let value = if s.peek() == Some(&'"') {
+                s.next();
+                Json::Str(string(&mut s)?)
+            } else {
+                let mut raw = String::new();
+                while let Some(&c) = s.peek() {
+                    if c == ',' || c == '}' || c.is_whitespace() {
+                        break;
+                    }
+                    raw.push(c);
+                    s.next();
+                }
+                match raw.parse::<i64>() {
+                    Ok(i) => Json::Int(i),
+                    Err(_) if ["true", "false", "null"].contains(&raw.as_str()) || raw.parse::<f64>().is_ok() => {
+                        Json::Other(raw)
+                    }
+                    Err(_) => return None,
+                }
+            };
+            members.push((key, value));
+            skip_ws(&mut s);
+            match s.next()? {
+                ',' => continue,
+                '}' => break,
+                _ => return None,
+            }
+        }
+    }
+    skip_ws(&mut s);
+    if s.next().is_some() {
+        return None;
+    }
+    Some(members)
+}
+
+#[test]
+fn item_17_grammar_and_json_schema() {
+    const YES_NO: &str = r#"root ::= ("yes" | "no")"#;
+    const ANSWER_PROMPT: &str = "Question: Is the sky blue? Answer yes or no.\nAnswer: ";
+    const PERSON_PROMPT: &str = "A JSON object describing a person's age and favourite colour: ";
+    const PERSON_SCHEMA: &str = r#"{"type": "object", "properties": {"age": {"type": "integer"},
+        "color": {"type": "string", "enum": ["red", "green", "blue"]}},
+        "required": ["age", "color"], "additionalProperties": false}"#;
+
+    let grammar = ember::json_schema_to_grammar(PERSON_SCHEMA).unwrap();
+    assert!(grammar.contains("root ::="), "{}", grammar);
+    assert_status(ember::json_schema_to_grammar("["), Status::InvalidArgument);
+
+    let path = match smollm2_path() {
+        Some(p) => p,
+        None => return,
+    };
+    let model = Model::load(path, params()).unwrap();
+    let mut session = Session::new(&model, session_params()).unwrap();
+    let mut run = |sampler: &mut Sampler, prompt: &str, max_tokens: i32, stop_at_eog: bool| {
+        let ids = model.tokenizer().tokenize(prompt, true, true).unwrap();
+        sampler.reset().unwrap(); // restarts the grammar, complete after the last run
+        session.reset().unwrap();
+        session.prefill(&ids).unwrap();
+        let p = GenerateParams { max_tokens, stop_at_eog, ..GenerateParams::default() };
+        session.generate_text(sampler, &p).unwrap()
+    };
+
+    // Hot sampling cannot leave the grammar, and generation ends once it is complete.
+    for seed in 1..=6u64 {
+        let p = SamplerParams { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed: Some(seed), ..SamplerParams::default() };
+        let mut sampler = Sampler::new(p).unwrap();
+        sampler.set_grammar(&model, Some(YES_NO)).unwrap();
+        let (text, r) = run(&mut sampler, ANSWER_PROMPT, 8, false);
+        assert!(text == "yes" || text == "no", "seed {}: {:?}", seed, text);
+        assert_eq!(r.stop, StopReason::Eog);
+        // A bad grammar is refused with its position and leaves the old one in place.
+        let e = assert_status(sampler.set_grammar(&model, Some(r#"root ::= ("yes" | "no""#)), Status::InvalidArgument);
+        let m = e.message();
+        let at = m.find("line ").and_then(|i| m[i..].find(", column ").map(|j| i + j));
+        assert!(at.map_or(false, |j| m[j + 9..].starts_with(|c: char| c.is_ascii_digit())), "{}", m);
+        let (text, _) = run(&mut sampler, ANSWER_PROMPT, 8, false);
+        assert!(text == "yes" || text == "no", "seed {} after a bad grammar: {:?}", seed, text);
+        // Cleared, the sampler is free again: 8 tokens, the length limit.
+        sampler.set_grammar(&model, None).unwrap();
+        let (_, r) = run(&mut sampler, ANSWER_PROMPT, 8, false);
+        assert_eq!((r.n_generated, r.stop), (8, StopReason::Length));
+    }
+
+    let mut sampler = Sampler::new(SamplerParams { temperature: 0.7, seed: Some(7), ..SamplerParams::default() }).unwrap();
+    sampler.set_json_schema(&model, Some(PERSON_SCHEMA)).unwrap();
+    let (text, r) = run(&mut sampler, PERSON_PROMPT, 96, true);
+    assert_eq!(r.stop, StopReason::Eog, "{:?}", text);
+    let mut doc = parse_flat_json_object(&text).unwrap_or_else(|| panic!("not a flat JSON object: {:?}", text));
+    doc.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(doc.len(), 2, "{:?}", text);
+    assert_eq!(doc[0].0, "age");
+    assert!(matches!(doc[0].1, Json::Int(_)), "{:?}", text);
+    assert_eq!(doc[1].0, "color");
+    assert!(["red", "green", "blue"].iter().any(|c| doc[1].1 == Json::Str(c.to_string())), "{:?}", text);
+    let mut greedy = Sampler::greedy().unwrap();
+    assert_status(greedy.set_json_schema(&model, Some(r#"{"type": "#)), Status::InvalidArgument);
+}
+
 #[test]
 fn extra_save_load_rewind_and_standalone_tokenizer() {
     let model = load();
