@@ -436,6 +436,18 @@ func TestItem09Errors(t *testing.T) {
 	if !errors.As(err, &ee) || !strings.Contains(ee.Error(), ee.Message) {
 		t.Errorf("Error() %q lacks the message", err)
 	}
+
+	// Quantized at load (stories260K is F32): the file type of the Q8_0 mix; an unknown type is refused.
+	_, err = Load(modelPath(t), WithQuantize("q7"))
+	wantStatus(t, err, StatusInvalidArgument)
+	q, err := Load(modelPath(t), WithThreads(1), WithQuantize("q8_0"))
+	if err != nil {
+		t.Fatalf("Load with WithQuantize(q8_0): %v", err)
+	}
+	defer q.Close()
+	if ft, err := q.Meta("general.file_type"); err != nil || ft != "7" {
+		t.Errorf("quantized at load to Q8_0: general.file_type %q, %v; want 7", ft, err)
+	}
 }
 
 func TestItem10CallbackFailure(t *testing.T) {

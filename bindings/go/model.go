@@ -26,6 +26,7 @@ type loadOptions struct {
 	setThreads bool
 	backend    string
 	mmap       int32 // -1: the library's default
+	quantize   string
 	progress   func(progress float32) bool
 }
 
@@ -46,6 +47,11 @@ func WithMmap(on bool) LoadOption {
 		}
 	}
 }
+
+// WithQuantize quantizes F32/F16/BF16 weights in memory at load to an ember-quantize type ("q8_0", "q4_0",
+// "q4_k", "q6_k", ...; any case), each tensor as ember-quantize would write it. An unknown type or an
+// already quantized input is StatusInvalidArgument. "" (the default) keeps the weights as the file has them.
+func WithQuantize(typ string) LoadOption { return func(o *loadOptions) { o.quantize = typ } }
 
 // WithProgress calls f with the loading progress in [0, 1]; f returning false cancels the load
 // (StatusCancelled). A panic in f cancels the load and is re-raised by Load once it returns.
@@ -94,6 +100,13 @@ func load(path string, data []byte, fromFile bool, opts []LoadOption) (*Model, e
 		}
 		defer C.free(unsafe.Pointer(cbackend))
 	}
+	var cquantize *C.char
+	if o.quantize != "" {
+		if cquantize, err = cString(o.quantize, "the quantize type"); err != nil {
+			return nil, err
+		}
+		defer C.free(unsafe.Pointer(cquantize))
+	}
 	var ph C.uintptr_t
 	var ps *progressState
 	if o.progress != nil {
@@ -113,7 +126,7 @@ func load(path string, data []byte, fromFile bool, opts []LoadOption) (*Model, e
 	var out *C.ember_model
 	var msg *C.char
 	st := C.ember_go_model_load(cpath, dataPtr, C.size_t(len(data)), C.int32_t(o.threads), setThreads, cbackend,
-		C.int32_t(o.mmap), ph, &out, &msg)
+		C.int32_t(o.mmap), cquantize, ph, &out, &msg)
 	runtime.KeepAlive(data)
 	if ps != nil && ps.panicking {
 		if out != nil {

@@ -86,7 +86,8 @@ static inline ember_status ember_go_text(int which, const ember_go_text_args* a,
 /* Models */
 static inline ember_status ember_go_model_load(const char* path, const void* data, size_t size, int32_t n_threads,
                                                int set_threads, const char* backend, int32_t use_mmap,
-                                               uintptr_t progress, ember_model** out, char** err) {
+                                               const char* quantize, uintptr_t progress, ember_model** out,
+                                               char** err) {
     ember_model_params p;
     ember_status s = ember_model_params_init(&p);
     if (s != EMBER_OK) {
@@ -96,6 +97,7 @@ static inline ember_status ember_go_model_load(const char* path, const void* dat
     if (set_threads) p.n_threads = n_threads;
     p.backend = backend;
     if (use_mmap >= 0) p.use_mmap = use_mmap != 0;
+    p.quantize = quantize;
     if (progress != 0) {
         p.progress = ember_go_progress_c;
         p.progress_user_data = (void*)progress;
