@@ -829,3 +829,127 @@ func TestItem16LoRAAdapters(t *testing.T) {
 	}()
 	runtime.GC()
 }
+
+// Item 17's model: SmolLM2-135M-Instruct, where scripts/setup.sh fetches it (the C++ tests look there too).
+func smolLM2Path(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("EMBER_MODELS")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			t.Skip("no EMBER_MODELS and no home folder")
+		}
+		dir = filepath.Join(home, ".cache", "ember", "models")
+	}
+	p := filepath.Join(dir, "SmolLM2-135M-Instruct.Q4_1.gguf")
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("%s is absent (scripts/setup.sh fetches it)", p)
+	}
+	return p
+}
+
+const (
+	yesNoGrammar = `root ::= ("yes" | "no")`
+	answerPrompt = "Question: Is the sky blue? Answer yes or no.\nAnswer: "
+	personPrompt = "A JSON object describing a person's age and favourite colour: "
+	personSchema = `{"type": "object", "properties": {"age": {"type": "integer"},
+		"color": {"type": "string", "enum": ["red", "green", "blue"]}},
+		"required": ["age", "color"], "additionalProperties": false}`
+)
+
+func TestItem17GrammarAndJSONSchema(t *testing.T) {
+	grammar, err := JSONSchemaToGrammar(personSchema)
+	if err != nil || !strings.Contains(grammar, "root ::=") {
+		t.Errorf("JSONSchemaToGrammar: %q, %v; want a grammar with root ::=", grammar, err)
+	}
+	_, err = JSONSchemaToGrammar("[")
+	wantStatus(t, err, StatusInvalidArgument)
+
+	m, err := Load(smolLM2Path(t), WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := newSession(t, m)
+	run := func(sm *Sampler, text string, maxTokens int, ignoreEOG bool) (string, GenerateResult) {
+		t.Helper()
+		ids, err := m.Tokenizer().Tokenize(text, AddSpecial|ParseSpecial)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sm.Reset(); err != nil { // restarts the grammar, complete after the last run
+			t.Fatal(err)
+		}
+		if err := s.Reset(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Prefill(ids); err != nil {
+			t.Fatal(err)
+		}
+		_, out, res := collect(t, s, sm, GenerateParams{MaxTokens: maxTokens, IgnoreEOG: ignoreEOG})
+		return out, res
+	}
+	yesOrNo := func(text string) bool { return text == "yes" || text == "no" }
+
+	// Hot sampling cannot leave the grammar, and generation ends once it is complete.
+	for seed := uint64(1); seed <= 6; seed++ {
+		p := DefaultSamplerParams()
+		p.Temperature, p.TopK, p.TopP, p.MinP, p.Seed = 1.5, 0, 1, 0, seed
+		sm, err := NewSampler(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sm.SetGrammar(m, yesNoGrammar); err != nil {
+			t.Fatal(err)
+		}
+		if out, res := run(sm, answerPrompt, 8, true); !yesOrNo(out) || res.Stop != StopEOG {
+			t.Errorf("seed %d: %q (stop %v), want yes or no ending with StopEOG", seed, out, res.Stop)
+		}
+		// A bad grammar is refused with its position and leaves the old one in place.
+		e := wantStatus(t, sm.SetGrammar(m, `root ::= ("yes" | "no"`), StatusInvalidArgument)
+		if !regexp.MustCompile(`line \d+, column \d+`).MatchString(e.Message) {
+			t.Errorf("the grammar error should name the line and column: %q", e.Message)
+		}
+		if out, _ := run(sm, answerPrompt, 8, true); !yesOrNo(out) {
+			t.Errorf("seed %d after a bad grammar: %q", seed, out)
+		}
+		// Cleared, the sampler is free again: 8 tokens, the length limit.
+		if err := sm.SetGrammar(m, ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, res := run(sm, answerPrompt, 8, true); res.NGenerated != 8 || res.Stop != StopLength {
+			t.Errorf("seed %d without the grammar: %+v, want 8 tokens and StopLength", seed, res)
+		}
+		sm.Close()
+	}
+
+	p := DefaultSamplerParams()
+	p.Temperature, p.Seed = 0.7, 7
+	sm, err := NewSampler(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sm.Close()
+	if err := sm.SetJSONSchema(m, personSchema); err != nil {
+		t.Fatal(err)
+	}
+	out, res := run(sm, personPrompt, 96, false)
+	if res.Stop != StopEOG {
+		t.Errorf("JSON generation stopped with %v: %q", res.Stop, out)
+	}
+	var doc map[string]any
+	dec := json.NewDecoder(strings.NewReader(out))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatalf("not JSON: %q: %v", out, err)
+	}
+	age, isNumber := doc["age"].(json.Number)
+	if _, err := age.Int64(); !isNumber || err != nil || len(doc) != 2 {
+		t.Errorf("want {age: integer, color}: %q", out)
+	}
+	if c := doc["color"]; c != "red" && c != "green" && c != "blue" {
+		t.Errorf("color %v is outside the enum: %q", c, out)
+	}
+	g := greedy(t)
+	wantStatus(t, g.SetJSONSchema(m, `{"type": `), StatusInvalidArgument)
+}

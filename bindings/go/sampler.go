@@ -144,3 +144,48 @@ func (s *Sampler) Reset() error {
 	var msg *C.char
 	return newError(C.ember_go_sampler_accept(p, -1, 1, &msg), msg)
 }
+
+// SetGrammar constrains sampling to a GBNF grammar (llama.cpp's format) matched against m's vocabulary:
+// only tokens that continue it are drawn, and generation ends (StopEOG) once it is complete. "" removes it.
+// A bad grammar is StatusInvalidArgument with a message naming the line and column, and the sampler keeps
+// the grammar it had. Prompt tokens should not be Accept'ed while a grammar is set.
+func (s *Sampler) SetGrammar(m *Model, gbnf string) error { return s.setGrammar(m, gbnf, 0) }
+
+// SetJSONSchema is SetGrammar with the grammar of the JSON documents a JSON Schema accepts (a subset:
+// type, properties/required, items, enum, const, anyOf/oneOf, lengths...); "" allows any JSON value.
+func (s *Sampler) SetJSONSchema(m *Model, schema string) error { return s.setGrammar(m, schema, 1) }
+
+func (s *Sampler) setGrammar(m *Model, text string, json C.int32_t) error {
+	p, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer s.h.release()
+	mp, err := m.acquire()
+	if err != nil {
+		return err
+	}
+	defer m.h.release()
+	var ctext *C.char
+	if text != "" {
+		if ctext, err = cString(text, "the grammar"); err != nil {
+			return err
+		}
+		defer C.free(unsafe.Pointer(ctext))
+	}
+	var msg *C.char
+	return newError(C.ember_go_sampler_set_grammar(p, mp, ctext, json, &msg), msg)
+}
+
+// JSONSchemaToGrammar is the GBNF grammar of a JSON Schema, as SetJSONSchema uses it.
+func JSONSchemaToGrammar(schema string) (string, error) {
+	if err := ensureABI(); err != nil {
+		return "", err
+	}
+	cschema, err := cString(schema, "the schema")
+	if err != nil {
+		return "", err
+	}
+	defer C.free(unsafe.Pointer(cschema))
+	return getText(C.EMBER_GO_TEXT_JSON_SCHEMA_GRAMMAR, &C.ember_go_text_args{key: cschema})
+}

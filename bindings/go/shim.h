@@ -51,7 +51,8 @@ enum {
     EMBER_GO_TEXT_META_KEY = 5,
     EMBER_GO_TEXT_CHAT_TEMPLATE = 6,
     EMBER_GO_TEXT_DETOKENIZE = 7,
-    EMBER_GO_TEXT_PIECE = 8
+    EMBER_GO_TEXT_PIECE = 8,
+    EMBER_GO_TEXT_JSON_SCHEMA_GRAMMAR = 9 /* key: the schema */
 };
 
 typedef struct ember_go_text_args {
@@ -77,6 +78,7 @@ static inline ember_status ember_go_text(int which, const ember_go_text_args* a,
     case EMBER_GO_TEXT_DETOKENIZE:
         EMBER_GO_CALL(ember_detokenize(a->tokenizer, a->tokens, a->n_tokens, a->flags, buf, cap, needed));
     case EMBER_GO_TEXT_PIECE: EMBER_GO_CALL(ember_token_piece(a->tokenizer, a->index, a->flags, buf, cap, needed));
+    case EMBER_GO_TEXT_JSON_SCHEMA_GRAMMAR: EMBER_GO_CALL(ember_json_schema_to_grammar(a->key, buf, cap, needed));
     default: break;
     }
     if (err != NULL) *err = strdup("ember Go binding: unknown text getter");
@@ -257,6 +259,13 @@ static inline ember_status ember_go_sampler_sample(ember_sampler* s, const float
 static inline ember_status ember_go_sampler_accept(ember_sampler* s, int32_t token, int32_t reset, char** err) {
     if (reset) EMBER_GO_CALL(ember_sampler_reset(s));
     EMBER_GO_CALL(ember_sampler_accept(s, token));
+}
+
+/* json: gbnf is a JSON Schema (ember_sampler_set_json_schema); NULL removes the grammar / allows any JSON. */
+static inline ember_status ember_go_sampler_set_grammar(ember_sampler* s, const ember_model* m, const char* gbnf,
+                                                        int32_t json, char** err) {
+    if (json) EMBER_GO_CALL(ember_sampler_set_json_schema(s, m, gbnf));
+    EMBER_GO_CALL(ember_sampler_set_grammar(s, m, gbnf));
 }
 
 static inline ember_status ember_go_sampler_seed(const ember_sampler* s, uint64_t* seed, char** err) {
