@@ -222,5 +222,9 @@ namespace Ember
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_accept(SamplerHandle sampler, int token);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_reset(SamplerHandle sampler);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_seed(SamplerHandle sampler, out ulong seed);
+        // gbnf / schemaJson: NUL-terminated UTF-8, null removes the grammar (any JSON value for a schema)
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_set_grammar(SamplerHandle sampler, ModelHandle model, byte[] gbnf);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_sampler_set_json_schema(SamplerHandle sampler, ModelHandle model, byte[] schemaJson);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_json_schema_to_grammar(byte[] schemaJson, byte[] buf, UIntPtr cap, out UIntPtr needed);
     }
 }

@@ -80,8 +80,39 @@ namespace Ember
         /// <summary>Records a token chosen elsewhere so the penalties see it.</summary>
         public void Accept(int token) { Interop.Check(NativeMethods.ember_sampler_accept(Handle, token)); }
 
-        /// <summary>Forgets the history and reseeds with the seed in use.</summary>
+        /// <summary>Forgets the history and reseeds with the seed in use (and restarts a grammar).</summary>
         public void Reset() { Interop.Check(NativeMethods.ember_sampler_reset(Handle)); }
+
+        /// <summary>
+        /// Constrains sampling to a GBNF grammar (llama.cpp's format) matched against the model's vocabulary: only
+        /// tokens that continue it are drawn, and generation ends (StopReason.Eog) once it is complete; Reset()
+        /// restarts it. null or "" removes it. A bad grammar is Status.InvalidArgument with a message naming the
+        /// line and column, and the sampler keeps the grammar it had.
+        /// </summary>
+        public void SetGrammar(Model model, string gbnf)
+        {
+            if (model == null) throw new ArgumentNullException("model");
+            Interop.Check(NativeMethods.ember_sampler_set_grammar(Handle, model.Handle, Interop.ToUtf8Z(gbnf)));
+        }
+
+        /// <summary>
+        /// As <see cref="SetGrammar"/>, with the grammar of the JSON documents a JSON Schema accepts (a subset: type,
+        /// properties/required, items, enum, const, anyOf/oneOf, lengths...); null or "": any JSON value.
+        /// </summary>
+        public void SetJsonSchema(Model model, string schemaJson)
+        {
+            if (model == null) throw new ArgumentNullException("model");
+            Interop.Check(NativeMethods.ember_sampler_set_json_schema(Handle, model.Handle, Interop.ToUtf8Z(schemaJson)));
+        }
+
+        /// <summary>The GBNF grammar of a JSON Schema, as <see cref="SetJsonSchema"/> uses it.</summary>
+        public static string JsonSchemaToGrammar(string schemaJson)
+        {
+            if (schemaJson == null) throw new ArgumentNullException("schemaJson");
+            Library.EnsureCompatible();
+            byte[] js = Interop.ToUtf8Z(schemaJson);
+            return Interop.ReadText((byte[] b, UIntPtr c, out UIntPtr n) => NativeMethods.ember_json_schema_to_grammar(js, b, c, out n));
+        }
 
         /// <summary>The seed in use (the one drawn from the OS for a random seed).</summary>
         public ulong Seed

@@ -569,6 +569,85 @@ static class SpecTests
            "unknown quantize type status");
     }
 
+    // Item 17's model: SmolLM2-135M-Instruct, where scripts/setup.sh fetches it (the C++ tests look there too).
+    static string SmolLM2Path()
+    {
+        string dir = Environment.GetEnvironmentVariable("EMBER_MODELS");
+        if (string.IsNullOrEmpty(dir))
+            dir = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "ember", "models");
+        return Path.Combine(dir, "SmolLM2-135M-Instruct.Q4_1.gguf");
+    }
+
+    const string YesNo = "root ::= (\"yes\" | \"no\")";
+    const string AnswerPrompt = "Question: Is the sky blue? Answer yes or no.\nAnswer: ";
+    const string PersonPrompt = "A JSON object describing a person's age and favourite colour: ";
+    const string PersonSchema = "{\"type\": \"object\", \"properties\": {\"age\": {\"type\": \"integer\"}, " +
+        "\"color\": {\"type\": \"string\", \"enum\": [\"red\", \"green\", \"blue\"]}}, " +
+        "\"required\": [\"age\", \"color\"], \"additionalProperties\": false}";
+
+    static void Item17_GrammarAndJsonSchema()
+    {
+        Check(Sampler.JsonSchemaToGrammar(PersonSchema).Contains("root ::="), "JsonSchemaToGrammar gives a grammar with root ::=");
+        Eq(Status.InvalidArgument, Throws(() => Sampler.JsonSchemaToGrammar("["), "a bad schema").Status, "bad schema status");
+
+        string path = SmolLM2Path();
+        if (!File.Exists(path))
+        {
+            Console.WriteLine("  item 17 skipped: " + path + " is absent (scripts/setup.sh fetches it)");
+            return;
+        }
+        using (var m = Model.Load(path, new ModelParams { NThreads = 1 }))
+        using (var s = NewSession(m))
+        {
+            Func<Sampler, string, int, bool, GenerateResult> run = (sampler, prompt, maxTokens, stopAtEog) =>
+            {
+                sampler.Reset();  // restarts the grammar, complete after the last run
+                s.Reset();
+                s.Prefill(m.Tokenizer.Tokenize(prompt, TokenizeFlags.AddSpecial | TokenizeFlags.ParseSpecial));
+                return s.Generate(sampler, new GenerateOptions { MaxTokens = maxTokens, StopAtEog = stopAtEog });
+            };
+            Func<string, bool> yesOrNo = t => t == "yes" || t == "no";
+
+            // Hot sampling cannot leave the grammar, and generation ends once it is complete.
+            for (ulong seed = 1; seed <= 6; seed++)
+            {
+                using (var sampler = new Sampler(new SamplerParams { Temperature = 1.5f, TopK = 0, TopP = 1f, MinP = 0f, Seed = seed }))
+                {
+                    sampler.SetGrammar(m, YesNo);
+                    var r = run(sampler, AnswerPrompt, 8, false);
+                    Check(yesOrNo(r.Text), "seed " + seed + ": '" + r.Text + "' is yes or no");
+                    Eq(StopReason.Eog, r.Stop, "seed " + seed + ": stop reason");
+                    // A bad grammar is refused with its position and leaves the old one in place.
+                    var e = Throws(() => sampler.SetGrammar(m, "root ::= (\"yes\" | \"no\""), "a bad grammar");
+                    Eq(Status.InvalidArgument, e.Status, "bad grammar status");
+                    Check(System.Text.RegularExpressions.Regex.IsMatch(e.Message, @"line \d+, column \d+"),
+                          "the grammar error names the line and column: " + e.Message);
+                    r = run(sampler, AnswerPrompt, 8, false);
+                    Check(yesOrNo(r.Text), "seed " + seed + " after a bad grammar: '" + r.Text + "'");
+                    // Cleared, the sampler is free again: 8 tokens, the length limit.
+                    sampler.SetGrammar(m, null);
+                    r = run(sampler, AnswerPrompt, 8, false);
+                    Eq(8, r.NGenerated, "tokens without the grammar");
+                    Eq(StopReason.Length, r.Stop, "stop reason without the grammar");
+                }
+            }
+
+            using (var sampler = new Sampler(new SamplerParams { Temperature = 0.7f, Seed = 7 }))
+            {
+                sampler.SetJsonSchema(m, PersonSchema);
+                var r = run(sampler, PersonPrompt, 96, true);
+                Eq(StopReason.Eog, r.Stop, "JSON generation's stop reason (" + r.Text + ")");
+                var doc = MiniJson.ParseFlatObject(r.Text);
+                Eq(2, doc.Count, "members of " + r.Text);
+                Check(doc.ContainsKey("age") && doc["age"] is long, "age is an integer: " + r.Text);
+                Check(doc.ContainsKey("color") && new[] { "red", "green", "blue" }.Contains(doc["color"] as string),
+                      "color is in the enum: " + r.Text);
+            }
+            using (var g = Sampler.Greedy())
+                Eq(Status.InvalidArgument, Throws(() => g.SetJsonSchema(m, "{\"type\": "), "a bad schema").Status, "bad schema status");
+        }
+    }
+
     static void Extra02_LogitBiasAndEog()
     {
         using (var m = LoadModel())
@@ -648,7 +727,7 @@ static class SpecTests
     }
 }
 
-// Just enough JSON for an array of strings (no JSON library ships with every Mono).
+// Just enough JSON for an array of strings and a flat object (no JSON library ships with every Mono).
 static class MiniJson
 {
     public static List<string> ParseStringArray(string json)
@@ -670,6 +749,51 @@ static class MiniJson
             if (i != json.Length) throw new FormatException("trailing characters at " + i);
             return list;
         }
+    }
+
+    /// <summary>A flat JSON object (no nested objects or arrays): strings as string, integers as long, other
+    /// numbers and literals as their text.</summary>
+    public static Dictionary<string, object> ParseFlatObject(string json)
+    {
+        int i = 0;
+        var members = new Dictionary<string, object>();
+        Skip(json, ref i);
+        Expect(json, ref i, '{');
+        Skip(json, ref i);
+        if (i < json.Length && json[i] == '}') { i++; }
+        else
+        {
+            while (true)
+            {
+                Skip(json, ref i);
+                string key = ParseString(json, ref i);
+                Skip(json, ref i);
+                Expect(json, ref i, ':');
+                Skip(json, ref i);
+                object value;
+                if (i < json.Length && json[i] == '"') value = ParseString(json, ref i);
+                else
+                {
+                    int start = i;
+                    while (i < json.Length && json[i] != ',' && json[i] != '}' && !char.IsWhiteSpace(json[i])) i++;
+                    string raw = json.Substring(start, i - start);
+                    long n;
+                    double d;
+                    if (long.TryParse(raw, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out n)) value = n;
+                    else if (raw == "true" || raw == "false" || raw == "null" ||
+                             double.TryParse(raw, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out d)) value = raw;
+                    else throw new FormatException("bad value '" + raw + "' at " + start);
+                }
+                members.Add(key, value);
+                Skip(json, ref i);
+                if (i < json.Length && json[i] == ',') { i++; continue; }
+                Expect(json, ref i, '}');
+                break;
+            }
+        }
+        Skip(json, ref i);
+        if (i != json.Length) throw new FormatException("trailing characters at " + i);
+        return members;
     }
 
     static void Skip(string s, ref int i) { while (i < s.Length && char.IsWhiteSpace(s[i])) i++; }
