@@ -42,12 +42,27 @@ namespace {
     throw Error(Status::Internal, std::string("cpu backend: ") + op + ": tensor shapes do not match");
 }
 
+// Asks for 2 MiB pages over the whole 2 MiB pages inside [p, p + n) (a hint: where transparent huge pages
+// are "madvise", the default, nothing else gets them). Decode streams every weight byte per token, and
+// with 4 KiB pages a repacked matrix costs a TLB miss per page: measured, one thread on 36–70 MB
+// matrices, medians of 6 alternating runs: Q8_0 15.7 → 16.7 GB/s a CPU-second, Q4_0 20.3 → 22.5,
+// Q4_K 18.3 → 20.1, Q6_K unchanged. The edges keep small pages, so no buffer grows.
+void ask_huge_pages(void* p, size_t n) {
+    constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / kHuge * kHuge;
+#ifdef MADV_HUGEPAGE
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
+#endif
+}
+
 class HostBuffer final : public Buffer {
 public:
     explicit HostBuffer(size_t n) : size_(n) {
         const size_t rounded = (std::max<size_t>(n, 1) + 63) / 64 * 64;
         data_ = std::aligned_alloc(64, rounded);
         if (!data_) throw Error(Status::OutOfMemory, "cpu backend: cannot allocate " + std::to_string(n) + " bytes");
+        ask_huge_pages(data_, rounded);
     }
     ~HostBuffer() override { std::free(data_); }
     void* data() noexcept override { return data_; }
