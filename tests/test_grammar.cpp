@@ -322,3 +322,269 @@ TEST_CASE("json schema: bad schemas are InvalidArgument") {
     CHECK_THROWS_AS(json_schema_to_grammar(deep), Error);
     CHECK_THROWS_AS(check_grammar("root ::= nope"), Error);
 }
+
+namespace {
+
+// The grammar a schema converts to, parsed; the text of each good document accepted, of each bad one refused.
+void check_schema(const std::string& schema, const std::vector<std::string>& good, const std::vector<std::string>& bad) {
+    CAPTURE(schema);
+    const std::string gbnf = json_schema_to_grammar(schema);
+    CAPTURE(gbnf);
+    const auto g = gr::parse(gbnf);
+    for (const std::string& text : good) {
+        CAPTURE(text);
+        CHECK(accepts(*g, text));
+    }
+    for (const std::string& text : bad) {
+        CAPTURE(text);
+        CHECK_FALSE(accepts(*g, text));
+    }
+}
+
+// The message of the InvalidArgument that converting `schema` throws ("" when it converts).
+std::string schema_error(const std::string& schema) {
+    try {
+        (void)json_schema_to_grammar(schema);
+    } catch (const Error& e) {
+        CHECK(e.status() == Status::InvalidArgument);
+        return e.what();
+    }
+    return "";
+}
+
+std::string pattern_schema(const std::string& pattern) { return nlohmann::json{{"type", "string"}, {"pattern", pattern}}.dump(); }
+
+}  // namespace
+
+TEST_CASE("json schema: $ref to $defs, definitions and JSON pointers") {
+    check_schema(R"({"$defs": {"Color": {"enum": ["red", "blue"]}},
+                     "type": "object", "properties": {"a": {"$ref": "#/$defs/Color"}, "b": {"$ref": "#/$defs/Color"}},
+                     "required": ["a"]})",
+                 {R"({"a": "red"})", R"({"a": "blue", "b": "red"})"}, {R"({"a": "green"})", R"({"b": "red"})"});
+    check_schema(R"({"definitions": {"n": {"type": "integer"}}, "type": "array", "items": {"$ref": "#/definitions/n"}})",
+                 {"[1, 2]", "[]"}, {R"(["1"])", "[1.5]"});
+    // A pointer into the document, with ~1 (a slash) and %25 (a percent sign) escapes.
+    check_schema(R"({"type": "object", "properties": {"x": {"type": "boolean"}, "y": {"$ref": "#/properties/x"},
+                     "a/b%": {"type": "null"}, "z": {"$ref": "#/properties/a~1b%25"}}, "required": ["y", "z"]})",
+                 {R"({"y": true, "z": null})", R"({"x": false, "y": false, "z": null})"}, {R"({"y": 1, "z": null})", R"({"y": true, "z": 0})"});
+    // $ref beside other keywords: both apply.
+    check_schema(R"({"$defs": {"P": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}},
+                     "$ref": "#/$defs/P", "properties": {"b": {"type": "string"}}, "required": ["b"]})",
+                 {R"({"a": 1, "b": "x"})"}, {R"({"a": 1})", R"({"b": "x"})"});
+}
+
+TEST_CASE("json schema: a recursive tree") {
+    const std::string tree = R"({"$defs": {"Node": {"type": "object", "properties": {
+                                   "value": {"type": "integer"},
+                                   "children": {"type": "array", "items": {"$ref": "#/$defs/Node"}}},
+                                 "required": ["value", "children"]}},
+                                 "$ref": "#/$defs/Node"})";
+    check_schema(tree, {R"({"value": 1, "children": []})", R"({"value": 1, "children": [{"value": 2, "children": [{"value": 3, "children": []}]}, {"value": 4, "children": []}]})"},
+                 {R"({"value": 1, "children": [{"value": 2}]})", R"({"value": 1, "children": [{"value": "x", "children": []}]})"});
+    // Recursion through the root itself, and a linked list through an anyOf with null.
+    check_schema(R"({"type": "array", "items": {"anyOf": [{"type": "integer"}, {"$ref": "#"}]}})", {"[1, [2, [3]], []]"}, {"[1, [2, [\"x\"]]]"});
+    check_schema(R"({"$defs": {"L": {"type": "object", "properties": {"v": {"type": "integer"}, "next": {"anyOf": [{"$ref": "#/$defs/L"}, {"type": "null"}]}}, "required": ["v", "next"]}},
+                     "allOf": [{"$ref": "#/$defs/L"}]})",
+                 {R"({"v": 1, "next": {"v": 2, "next": null}})"}, {R"({"v": 1, "next": {"v": 2}})"});
+}
+
+TEST_CASE("json schema: pydantic's nested models ($defs, allOf, Optional, enums, title/description/default)") {
+    // As pydantic v1/v2's model_json_schema() writes a model with a nested model, an enum and Optional fields.
+    const std::string schema = R"({
+      "$defs": {
+        "Address": {"properties": {"street": {"title": "Street", "type": "string"},
+                                   "zip": {"title": "Zip", "type": "string", "pattern": "^[0-9]{5}$"}},
+                    "required": ["street", "zip"], "title": "Address", "type": "object"},
+        "Role": {"enum": ["admin", "user"], "title": "Role", "type": "string"}
+      },
+      "properties": {
+        "id": {"title": "Id", "type": "integer", "minimum": 1, "description": "the key"},
+        "email": {"format": "email", "title": "Email", "type": "string"},
+        "address": {"allOf": [{"$ref": "#/$defs/Address"}], "description": "where"},
+        "role": {"allOf": [{"$ref": "#/$defs/Role"}], "default": "user"},
+        "nick": {"anyOf": [{"type": "string", "maxLength": 4}, {"type": "null"}], "default": null, "title": "Nick"},
+        "born": {"type": "string", "format": "date", "examples": ["2000-01-31"]}
+      },
+      "required": ["id", "email", "address"],
+      "title": "User", "type": "object"})";
+    check_schema(schema,
+                 {R"({"id": 7, "email": "a@b.c", "address": {"street": "Main", "zip": "12345"}})",
+                  R"({"id": 12, "email": "x", "address": {"street": "", "zip": "00000"}, "role": "admin", "nick": null, "born": "1999-12-31"})",
+                  R"({"id": 1, "email": "x", "address": {"street": "s", "zip": "11111"}, "nick": "abcd"})"},
+                 {R"({"id": 0, "email": "x", "address": {"street": "s", "zip": "11111"}})",       // minimum 1
+                  R"({"id": 1, "email": "x", "address": {"street": "s", "zip": "1111"}})",        // zip pattern
+                  R"({"id": 1, "email": "x", "address": {"street": "s"}})",                       // zip required
+                  R"({"id": 1, "email": "x", "address": {"street": "s", "zip": "11111"}, "role": "root"})",
+                  R"({"id": 1, "email": "x", "address": {"street": "s", "zip": "11111"}, "nick": "abcde"})",
+                  R"({"id": 1, "email": "x", "address": {"street": "s", "zip": "11111"}, "born": "1999-13-01"})"});
+}
+
+TEST_CASE("json schema: allOf merges objects, types, bounds and enums; contradictions are refused") {
+    check_schema(R"({"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                               {"properties": {"b": {"type": "string"}}, "required": ["b"]},
+                               {"properties": {"a": {"minimum": 0}}}]})",
+                 {R"({"a": 1, "b": "x"})"}, {R"({"a": 1})", R"({"b": "x"})", R"({"a": -1, "b": "x"})", R"({"a": 1, "b": 2})"});
+    check_schema(R"({"allOf": [{"type": ["integer", "string"]}, {"type": "number"}]})", {"3"}, {"\"3\"", "3.5"});
+    check_schema(R"({"allOf": [{"type": "string", "maxLength": 5}, {"maxLength": 2, "minLength": 1}]})", {"\"ab\""}, {"\"abc\"", "\"\""});
+    check_schema(R"({"allOf": [{"enum": [1, 2, 3]}, {"enum": [2, 3, 4]}]})", {"2", "3"}, {"1", "4"});
+    // anyOf inside an allOf: the other parts apply to each alternative.
+    check_schema(R"({"allOf": [{"type": "object", "properties": {"k": {"type": "integer"}}, "required": ["k"]},
+                               {"anyOf": [{"properties": {"x": {"const": 1}}, "required": ["x"]}, {"properties": {"y": {"const": 2}}, "required": ["y"]}]}]})",
+                 {R"({"k": 0, "x": 1})", R"({"k": 0, "y": 2})"}, {R"({"k": 0})", R"({"x": 1})"});
+    CHECK(schema_error(R"({"allOf": [{"type": "string"}, {"type": "integer"}]})").find("contradict") != std::string::npos);
+    CHECK(schema_error(R"({"allOf": [{"const": 1}, {"const": 2}]})").find("conflicting 'const'") != std::string::npos);
+    CHECK(schema_error(R"({"allOf": [{"enum": [1]}, {"enum": [2]}]})").find("in common") != std::string::npos);
+    CHECK(schema_error(R"({"allOf": [{"pattern": "a"}, {"pattern": "b"}]})").find("conflicting 'pattern'") != std::string::npos);
+    CHECK(schema_error(R"({"allOf": [{"type": "string"}, {"not": {"const": "x"}}]})").find("'not' is not supported") != std::string::npos);
+    CHECK(schema_error(R"({"allOf": []})").find("non-empty") != std::string::npos);
+}
+
+TEST_CASE("json schema: pattern") {
+    // Anchored: the whole string.
+    check_schema(pattern_schema("^[A-Z][a-z]+-\\d{2,3}$"), {R"("Ab-12")", R"("Xyz-123")"}, {R"("ab-12")", R"("Ab-1")", R"("Ab-1234")", R"("A-12")", R"("Ab-12x")"});
+    // Unanchored: anywhere in the string.
+    check_schema(pattern_schema("ab+c"), {R"("abc")", R"("xxabbbcyy")"}, {R"("ac")", R"("abx")"});
+    check_schema(pattern_schema("^ab"), {R"("abc")"}, {R"("cab")"});
+    check_schema(pattern_schema("x$"), {R"("abx")"}, {R"("xa")"});
+    // Groups, alternation, ? * + {n} {n,}, non-capturing and named groups, lazy quantifiers.
+    check_schema(pattern_schema("^(?:foo|ba(r|z))+(?<n>\\.x)?y*?z{2}w{1,}$"),
+                 {R"("foozzw")", R"("barbazfoo.xyyyzzww")"}, {R"("zzw")", R"("foozw")", R"("foo.x.xzzw")", R"("foozz")"});
+    check_schema(pattern_schema("^a|b$"), {R"("ax")", R"("xb")"}, {R"("xa")", R"("bx")"});
+    // Classes: negation, escapes, \w \s \D, '-' first and last, '.' (not a newline).
+    check_schema(pattern_schema("^[^0-9]\\w\\s\\D[-a][b-]\\.$"), {R"("x_ y-b.")", R"("é9\tza-.")"}, {R"("1_ y-b.")", R"("x_ 1-b.")", R"("x_ y-bx")"});
+    check_schema(pattern_schema("^.$"), {R"("a")", R"("😀")", R"("\"")", R"("\\")"}, {R"("\n")", R"("ab")", R"("")"});
+    // Characters JSON escapes: a quote, a backslash, a tab.
+    check_schema(pattern_schema("^\"\\\\\\t[\"]$"), {R"("\"\\\t\"")"}, {R"("\"\\ \"")"});
+    // Escapes: \x, \u, \u{...}, punctuation; '{' that is no quantifier is itself.
+    check_schema(pattern_schema("^\\x41\\u00e9\\u{1F600}\\(\\)\\*x{$"), {R"("Aé😀()*x{")"}, {R"("Ae😀()*x{")"});
+    check_schema(pattern_schema(""), {R"("")", R"("anything")"}, {"1"});
+    check_schema(pattern_schema("^$"), {R"("")"}, {R"("a")"});
+    // With patternProperties: keys that match.
+    check_schema(R"({"type": "object", "patternProperties": {"^x-[a-z]+$": {"type": "integer"}}})",
+                 {"{}", R"({"x-a": 1, "x-bc": 2})"}, {R"({"y": 1})", R"({"x-a": "1"})"});
+    check_schema(R"({"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"],
+                     "patternProperties": {"^s_": {"type": "string"}}, "additionalProperties": {"type": "boolean"}})",
+                 {R"({"id": 1})", R"({"id": 1, "s_a": "x", "other": true})"}, {R"({"id": 1, "s_a": 1, "o": "x"})", R"({"id": 1, "z": 1})"});
+}
+
+TEST_CASE("json schema: bad patterns are InvalidArgument") {
+    const std::pair<const char*, const char*> bad[] = {
+        {"(a)\\1", "backreferences"}, {"(?<n>a)\\k<n>", "backreferences"}, {"a(?=b)", "lookahead"},
+        {"a(?!b)", "lookahead"}, {"(?<=a)b", "lookahead"}, {"(?i)a", "flags"}, {"\\bword", "word boundaries"},
+        {"\\p{L}", "Unicode property"}, {"a{3,2}", "m < n"}, {"a{99999}", "repetition count"}, {"(a", "unterminated group"},
+        {"a)", "unmatched"}, {"[a", "unterminated character class"}, {"*a", "nothing before"}, {"a**", "after a quantifier"},
+        {"a^b", "'^' only"}, {"a$b", "'$' only"}, {"[z-a]", "out of order"}, {"\\", "ending in a backslash"},
+        {"\\q", "unknown escape"}, {"[]", "no JSON string character"}, {"a++", "possessive"}, {"\\u12", "hex digit"},
+    };
+    for (const auto& [pattern, why] : bad) {
+        CAPTURE(pattern);
+        const std::string msg = schema_error(pattern_schema(pattern));
+        CAPTURE(msg);
+        CHECK(msg.find("json schema: pattern: ") == 0);
+        CHECK(msg.find(why) != std::string::npos);
+    }
+    // Deep nesting and huge repetitions end in an error, quickly.
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(schema_error(pattern_schema(std::string(5000, '(') + "a" + std::string(5000, ')'))).find("nested deeper") != std::string::npos);
+    // Within the grammar's limits (50,000 rules; 20,000 elements): converted.
+    CHECK(schema_error(pattern_schema("((((a{0,10000}){0,10000}){0,10000}){0,10000}){0,10000}")).empty());
+    CHECK(schema_error(pattern_schema("(.{10000}){10000}")).empty());
+    // Beyond them: 70,000 rules, 2.1 million elements, 2 MB of grammar.
+    CHECK(schema_error(pattern_schema("((((((a{0,10000}){0,10000}){0,10000}){0,10000}){0,10000}){0,10000}){0,10000}")).find("more than 65536 rules") != std::string::npos);
+    std::string copies;
+    for (int i = 0; i < 210; ++i) copies += "a{10000}";
+    CHECK(schema_error(pattern_schema(copies)).find("grammar elements") != std::string::npos);
+    std::string many;
+    for (int i = 0; i < 100000; ++i) many += "[^x]";
+    CHECK(schema_error(pattern_schema(many)).find("would be over") != std::string::npos);
+    CHECK(seconds_since(t0) < 10);
+}
+
+TEST_CASE("json schema: formats date, time, date-time, uuid; unknown ones are any string") {
+    check_schema(R"({"type": "string", "format": "date"})", {R"("2024-02-29")", R"("1999-12-01")"},
+                 {R"("2024-2-29")", R"("2024-13-01")", R"("2024-00-10")", R"("2024-01-32")", R"("2024-01-01T")"});
+    check_schema(R"({"type": "string", "format": "time"})", {R"("23:59:59Z")", R"("00:00:00.123+05:30")"},
+                 {R"("24:00:00Z")", R"("12:60:00Z")", R"("12:00:00")", R"("12:00Z")"});
+    check_schema(R"({"type": "string", "format": "date-time"})", {R"("2024-01-31T08:15:00Z")", R"("2024-01-31t08:15:00.5-01:00")"},
+                 {R"("2024-01-31 08:15:00Z")", R"("2024-01-31")"});
+    check_schema(R"({"type": "string", "format": "uuid"})", {R"("123e4567-e89b-12d3-a456-426614174000")", R"("ABCDEF00-0000-0000-0000-000000000000")"},
+                 {R"("123e4567e89b12d3a456426614174000")", R"("123e4567-e89b-12d3-a456-42661417400g")"});
+    check_schema(R"({"type": "string", "format": "hostname"})", {R"("anything at all")"}, {"1"});
+}
+
+TEST_CASE("json schema: integer minimum/maximum and exclusive bounds") {
+    auto range = [](int64_t lo, int64_t hi, const std::string& schema) {
+        CAPTURE(schema);
+        const auto g = gr::parse(json_schema_to_grammar(schema));
+        // Every value near the ends, a sample of those between.
+        std::vector<int64_t> values;
+        for (int64_t v = lo - 30; v <= hi + 30; v += (v > lo + 30 && v < hi - 1030) ? 997 : 1) values.push_back(v);
+        for (const int64_t v : values) {
+            CAPTURE(v);
+            CHECK(accepts(*g, std::to_string(v)) == (v >= lo && v <= hi));
+        }
+    };
+    range(0, 100, R"({"type": "integer", "minimum": 0, "maximum": 100})");
+    range(-57, 1234, R"({"type": "integer", "minimum": -57, "maximum": 1234})");
+    range(-300, -12, R"({"type": "integer", "exclusiveMinimum": -301, "exclusiveMaximum": -11})");
+    range(3, 19, R"({"type": "integer", "minimum": 2.5, "maximum": 19.9})");
+    range(6, 9, R"({"type": "integer", "minimum": 5, "exclusiveMinimum": true, "maximum": 9})");  // draft 4
+    range(7, 7, R"({"type": "integer", "minimum": 7, "maximum": 7})");
+    range(1000, 1000000, R"({"type": "integer", "minimum": 1000, "maximum": 1000000})");
+    const auto lower = gr::parse(json_schema_to_grammar(R"({"type": "integer", "minimum": 10})"));
+    for (const char* good : {"10", "99", "100", "123456789012345", "9999999999999999"}) CHECK(accepts(*lower, good));
+    for (const char* bad : {"9", "0", "-10", "010", "1.0"}) CHECK_FALSE(accepts(*lower, bad));
+    const auto upper = gr::parse(json_schema_to_grammar(R"({"type": "integer", "exclusiveMaximum": 0})"));
+    for (const char* good : {"-1", "-1000000"}) CHECK(accepts(*upper, good));
+    for (const char* bad : {"0", "-0", "5"}) CHECK_FALSE(accepts(*upper, bad));
+    CHECK(schema_error(R"({"type": "integer", "minimum": 5, "maximum": 4})").find("no integer") != std::string::npos);
+    CHECK(schema_error(R"({"type": "integer", "minimum": "5"})").find("must be a number") != std::string::npos);
+    CHECK(!json_schema_to_grammar(R"({"type": "integer", "minimum": -1e300, "maximum": 1e300})").empty());
+}
+
+TEST_CASE("json schema: additionalProperties as a schema, nullable, annotations ignored") {
+    check_schema(R"({"type": "object", "additionalProperties": {"type": "integer"}})", {"{}", R"({"a": 1, "b": 2})"}, {R"({"a": "x"})"});
+    check_schema(R"({"type": "object", "properties": {"a": {"type": "string"}}, "additionalProperties": {"type": "null"}})",
+                 {R"({"a": "x", "b": null})", R"({"b": null})"}, {R"({"a": "x", "b": 1})"});
+    check_schema(R"({"type": "integer", "nullable": true})", {"1", "null"}, {"\"1\""});
+    check_schema(R"({"type": "boolean", "title": "T", "description": "d", "default": true, "examples": [false], "$comment": "c", "deprecated": true})",
+                 {"true"}, {"1"});
+}
+
+TEST_CASE("json schema: hostile $ref and allOf end in InvalidArgument, never a hang") {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::pair<const char*, const char*> bad[] = {
+        {R"({"$ref": "#"})", "refers to itself"},
+        {R"({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"})", "left recursion"},
+        {R"({"anyOf": [{"$ref": "#"}, {"type": "null"}]})", "left recursion"},
+        {R"({"$defs": {"x": {}}, "type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}})", "no 'missing'"},
+        {R"({"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}})", "no '$defs'"},
+        {R"({"$ref": "#/properties/x/0"})", "no 'properties'"},
+        {R"({"$ref": "https://example.com/schema.json"})", "remote"},
+        {R"({"$ref": "other.json#/a"})", "remote"},
+        {R"({"$ref": "#foo"})", "not a JSON pointer"},
+        {R"({"$ref": 5})", "must be a string"},
+        {R"({"allOf": [{"$ref": "#"}]})", "refers to itself"},
+        {R"({"allOf": [{"$ref": "#"}, {"type": "object"}]})", "a cycle?"},
+        {R"({"$defs": {"a": {"allOf": [{"$ref": "#/$defs/b"}, {"type": "object"}]}, "b": {"allOf": [{"$ref": "#/$defs/a"}, {"type": "object"}]}}, "$ref": "#/$defs/a"})", "a cycle?"},
+    };
+    for (const auto& [schema, why] : bad) {
+        const std::string msg = schema_error(schema);
+        CAPTURE(schema);
+        CAPTURE(msg);
+        CHECK(msg.find(why) != std::string::npos);
+    }
+    // allOf of allOfs, each part twice: 2^20 merges unless bounded.
+    std::string defs = R"({"$defs": {)";
+    for (int i = 0; i < 20; ++i)
+        defs += "\"d" + std::to_string(i) + R"(": {"allOf": [{"$ref": "#/$defs/d)" + std::to_string(i + 1) + R"("}, {"$ref": "#/$defs/d)" +
+                std::to_string(i + 1) + R"("}, {"type": "object"}]},)";
+    defs += R"("d20": {"type": "object"}}, "allOf": [{"$ref": "#/$defs/d0"}, {"type": "object"}]})";
+    CHECK(schema_error(defs).find("schemas to merge") != std::string::npos);
+    // Many distinct refs, each its own rule: fine until the grammar's limits.
+    std::string chain = R"({"$defs": {)";
+    for (int i = 0; i < 50; ++i) chain += "\"n" + std::to_string(i) + R"(": {"type": "array", "items": {"$ref": "#/$defs/n)" + std::to_string(i + 1) + "\"}},";
+    chain += R"("n50": {"type": "integer"}}, "$ref": "#/$defs/n0"})";
+    CHECK(schema_error(chain).find("nested deeper") != std::string::npos);  // 50 refs, each a level or more
+    CHECK(seconds_since(t0) < 10);
+}

@@ -402,12 +402,12 @@ private:
             if (a == s.end()) continue;
             if (!a->is_array() || a->empty()) refuse(std::string("'") + k + "' must be a non-empty array");
             if (annotations_only(s, k)) return alternatives(*a, depth, k);
-            // Keywords beside the alternatives apply to each of them.
+            // Keywords beside the alternatives apply to each of them (theirs first: members keep that order).
             if (a->size() > kMaxAlternatives) refuse(std::string("'") + k + "' with more than " + std::to_string(kMaxAlternatives) + " alternatives");
             Json rest = s;
             rest.erase(k);
             Json each = Json::array();
-            for (const auto& alt : *a) each.push_back(Json{{"allOf", Json::array({alt, rest})}});
+            for (const auto& alt : *a) each.push_back(Json{{"allOf", Json::array({rest, alt})}});
             return alternatives(each, depth, k);
         }
         const auto t = s.find("type");

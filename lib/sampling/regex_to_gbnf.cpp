@@ -158,7 +158,7 @@ std::string encode_set(Ranges set) {
         alts.push_back(literal(utf8(keep[0].first)));
     } else if (!keep.empty()) {
         const Ranges outside = complement(keep);
-        alts.push_back(outside.size() < keep.size() ? class_of(outside, true) : class_of(keep, false));
+        alts.push_back(outside.size() <= keep.size() ? class_of(outside, true) : class_of(keep, false));
     }
     for (uint32_t c = 0; c < 0x20; ++c)
         if (contains(set, c) && (json_text(c).size() == 2 || size < 1000)) alts.push_back(literal(json_text(c)));
