@@ -581,6 +581,16 @@ TEST_CASE("json schema: hostile $ref and allOf end in InvalidArgument, never a h
                 std::to_string(i + 1) + R"("}, {"type": "object"}]},)";
     defs += R"("d20": {"type": "object"}}, "allOf": [{"$ref": "#/$defs/d0"}, {"type": "object"}]})";
     CHECK(schema_error(defs).find("schemas to merge") != std::string::npos);
+    // One big schema merged with itself many times, or beside many alternatives: bounded copying.
+    std::string big = R"({"type": "object", "properties": {)";
+    for (int i = 0; i < 3000; ++i) big += (i ? ",\"p" : "\"p") + std::to_string(i) + R"(": {"type": "integer"})";
+    big += "}}";
+    std::string refs;
+    for (int i = 0; i < 4000; ++i) refs += (i ? "," : "") + std::string(R"({"$ref": "#/$defs/B"})");
+    CHECK(schema_error(R"({"$defs": {"B": )" + big + R"(}, "allOf": [)" + refs + "]}").find("merging would copy") != std::string::npos);
+    std::string alts;
+    for (int i = 0; i < 1000; ++i) alts += (i ? "," : "") + std::string(R"({"required": []})");
+    CHECK(schema_error(big.substr(0, big.size() - 1) + R"(, "anyOf": [)" + alts + "]}").find("merging would copy") != std::string::npos);
     // Many distinct refs, each its own rule: fine until the grammar's limits.
     std::string chain = R"({"$defs": {)";
     for (int i = 0; i < 50; ++i) chain += "\"n" + std::to_string(i) + R"(": {"type": "array", "items": {"$ref": "#/$defs/n)" + std::to_string(i + 1) + "\"}},";

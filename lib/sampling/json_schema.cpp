@@ -31,6 +31,7 @@ constexpr uint64_t kMaxSchemaValues = uint64_t{1} << 20;
 constexpr int64_t kMaxItems = 1000;  // minItems / maxItems beyond this: refused / unbounded
 constexpr uint64_t kMaxMerges = uint64_t{1} << 14;  // schemas folded into allOf merges (nested ones blow up)
 constexpr size_t kMaxAlternatives = 1024;           // anyOf alternatives made by distributing an allOf
+constexpr uint64_t kMaxMergeWork = uint64_t{1} << 22;  // schema values copied or compared by merges
 constexpr int64_t kMaxIntMagnitude = 9999999999999999;  // 16 digits, as the integer rule
 
 // Keywords that say nothing about what is valid: skipped, and never a conflict in an allOf.
@@ -141,6 +142,20 @@ std::string integer_range(std::optional<int64_t> lo, std::optional<int64_t> hi) 
     return join_alternatives(alts);
 }
 
+// The values in j (objects and arrays count their members), stopping past `cap`.
+uint64_t values_in(const Json& j, uint64_t cap) {
+    uint64_t n = 0;
+    std::vector<const Json*> todo{&j};
+    while (!todo.empty() && n <= cap) {
+        const Json* x = todo.back();
+        todo.pop_back();
+        ++n;
+        if (x->is_structured())
+            for (const auto& c : *x) todo.push_back(&c);
+    }
+    return n;
+}
+
 bool annotations_only(const Json& s, std::string_view except = {}) {
     if (!s.is_object()) return false;
     for (const auto& [k, v] : s.items())
@@ -167,7 +182,14 @@ private:
     std::map<std::string, std::string> refs_;  // $ref → its rule, named before its body is made (recursion ends)
     std::set<std::string> ref_names_;
     std::set<std::string, std::less<>> formats_;
-    uint64_t merges_ = 0;
+    uint64_t merges_ = 0, merge_work_ = 0;
+
+    // Merges copy and compare schemas: bounded, so a small schema cannot make them take minutes or gigabytes.
+    void charge(uint64_t copies, const Json& j) {
+        merge_work_ += copies * values_in(j, kMaxMergeWork);
+        if (merge_work_ > kMaxMergeWork)
+            refuse("allOf/anyOf: merging would copy more than " + std::to_string(kMaxMergeWork) + " schema values");
+    }
 
     std::string rule(const std::string& body) {
         std::string name = "s";
@@ -284,6 +306,7 @@ private:
                 if (!v.is_array() || v.empty()) refuse("'allOf' must be a non-empty array");
                 for (const auto& part : v) absorb(into, part, depth + 1);
             } else if (kUsed.count(k)) {
+                charge(1, v);
                 merge_key(into, k, v);
             }
         }
@@ -351,6 +374,8 @@ private:
             // (a | b) and (c | d): (a and c) | (a and d) | ...
             if (!old.is_array() || !v.is_array() || old.empty() || v.empty()) refuse("'" + k + "' must be a non-empty array");
             if (old.size() * v.size() > kMaxAlternatives) refuse("allOf: more than " + std::to_string(kMaxAlternatives) + " alternatives");
+            charge(v.size(), old);
+            charge(old.size(), v);
             Json product = Json::array();
             for (const auto& a : old)
                 for (const auto& b : v) product.push_back(both(a, b));
@@ -404,8 +429,10 @@ private:
             if (annotations_only(s, k)) return alternatives(*a, depth, k);
             // Keywords beside the alternatives apply to each of them (theirs first: members keep that order).
             if (a->size() > kMaxAlternatives) refuse(std::string("'") + k + "' with more than " + std::to_string(kMaxAlternatives) + " alternatives");
-            Json rest = s;
-            rest.erase(k);
+            Json rest = Json::object();  // what a merge reads of the rest
+            for (const auto& [key, v] : s.items())
+                if (key != k && kUsed.count(key)) rest[key] = v;
+            charge(a->size(), rest);
             Json each = Json::array();
             for (const auto& alt : *a) each.push_back(Json{{"allOf", Json::array({rest, alt})}});
             return alternatives(each, depth, k);
