@@ -39,6 +39,13 @@ def main():
             text, why = complete({"seed": seed, "grammar": 'root ::= "yes" | "no"'})
             check(text in ("yes", "no") and why == "stop", f"grammar: {text!r}")
 
+        # pydantic's form: $defs, a $ref through a single-element allOf, annotations beside it.
+        pyd = {"$defs": {"Color": {"enum": ["red", "green"], "title": "Color", "type": "string"}},
+               "allOf": [{"$ref": "#/$defs/Color"}], "title": "Pick", "description": "a color"}
+        for seed in range(1, 3):
+            text, why = complete({"seed": seed, "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": pyd}}})
+            check(json.loads(text) in ("red", "green") and why == "stop", f"$defs/allOf: {text!r} {why}")
+
         # An object with required members: parses as that object when it finished.
         person = {"type": "object", "properties": {"ok": {"type": "boolean"}, "n": {"enum": [1, 2, 3]}}, "required": ["ok", "n"]}
         for seed in range(1, 4):
