@@ -530,6 +530,7 @@ TEST_CASE("json schema: integer minimum/maximum and exclusive bounds") {
     range(3, 19, R"({"type": "integer", "minimum": 2.5, "maximum": 19.9})");
     range(6, 9, R"({"type": "integer", "minimum": 5, "exclusiveMinimum": true, "maximum": 9})");  // draft 4
     range(7, 7, R"({"type": "integer", "minimum": 7, "maximum": 7})");
+    range(9007199254740993, 9007199254740995, R"({"type": "integer", "minimum": 9007199254740993, "maximum": 9007199254740995})");  // past 2^53
     range(1000, 1000000, R"({"type": "integer", "minimum": 1000, "maximum": 1000000})");
     const auto lower = gr::parse(json_schema_to_grammar(R"({"type": "integer", "minimum": 10})"));
     for (const char* good : {"10", "99", "100", "123456789012345", "9999999999999999"}) CHECK(accepts(*lower, good));

@@ -471,28 +471,29 @@ private:
     }
 
     // minimum / maximum and their exclusive forms (numbers, or draft 4's booleans) as a range of integers.
+    // long double: exact for every int64 (a double is not past 2^53, within the 16 digits taken).
     static std::string integer(const Json& s) {
-        auto bound = [&](const char* inclusive, const char* exclusive, bool lower) -> std::optional<double> {
-            std::optional<double> b;
-            auto tighter = [&](double x) { b = !b ? x : lower ? std::max(*b, x) : std::min(*b, x); };
+        auto bound = [&](const char* inclusive, const char* exclusive, bool lower) -> std::optional<long double> {
+            std::optional<long double> b;
+            auto tighter = [&](long double x) { b = !b ? x : lower ? std::max(*b, x) : std::min(*b, x); };
             const auto i = s.find(inclusive), e = s.find(exclusive);
             if (i != s.end()) {
                 if (!i->is_number()) refuse(std::string("'") + inclusive + "' must be a number");
-                const double x = i->get<double>();
+                const long double x = i->get<long double>();
                 const bool strict = e != s.end() && e->is_boolean() && e->get<bool>();
                 tighter(lower ? (strict ? std::floor(x) + 1 : std::ceil(x)) : (strict ? std::ceil(x) - 1 : std::floor(x)));
             }
             if (e != s.end() && !e->is_boolean()) {
                 if (!e->is_number()) refuse(std::string("'") + exclusive + "' must be a number");
-                const double x = e->get<double>();
+                const long double x = e->get<long double>();
                 tighter(lower ? std::floor(x) + 1 : std::ceil(x) - 1);
             }
             return b;
         };
-        const std::optional<double> lo = bound("minimum", "exclusiveMinimum", true);
-        const std::optional<double> hi = bound("maximum", "exclusiveMaximum", false);
+        const std::optional<long double> lo = bound("minimum", "exclusiveMinimum", true);
+        const std::optional<long double> hi = bound("maximum", "exclusiveMaximum", false);
         if (!lo && !hi) return "integer";
-        const auto kMax = static_cast<double>(kMaxIntMagnitude);
+        const auto kMax = static_cast<long double>(kMaxIntMagnitude);
         if ((lo && hi && *lo > *hi) || (lo && *lo > kMax) || (hi && *hi < -kMax))
             refuse("no integer of at most 16 digits is within minimum/maximum");
         std::optional<int64_t> a, b;  // beyond 16 digits: no bound, as the integer rule has none there
