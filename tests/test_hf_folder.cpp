@@ -61,37 +61,65 @@ TEST_CASE("HF folder: tokenizer.json encodes as transformers does") {
     }
 }
 
+namespace {
+
+// One golden case against a session of `n_ctx` (0: the model's default): the logits at c["positions"]
+// (every prompt position when absent) within rel_tol of the largest |logit|, then c["greedy"] exactly.
+void check_case(const Model& model, const json& c, int n_ctx, float rel_tol, const std::string& label) {
+    const auto prompt = c["prompt_ids"].get<std::vector<Token>>();
+    std::vector<size_t> positions(prompt.size());
+    for (size_t i = 0; i < positions.size(); ++i) positions[i] = i;
+    if (c.contains("positions")) positions = c["positions"].get<std::vector<size_t>>();
+    const auto& want = c["logits"];
+    REQUIRE(want.size() == positions.size());
+    REQUIRE(want[0].size() == static_cast<size_t>(model.n_vocab()));
+
+    SessionParams sp;
+    sp.n_ctx = n_ctx;
+    Session s(model, sp);
+    s.prefill(prompt, true);
+    float scale = 1.f, max_diff = 0.f;
+    for (const auto& row : want)
+        for (const auto& x : row) scale = std::max(scale, std::fabs(x.get<float>()));
+    for (size_t i = 0; i < positions.size(); ++i) {
+        REQUIRE(positions[i] < prompt.size());
+        const auto got = s.logits_at(static_cast<int>(positions[i]));
+        for (size_t v = 0; v < got.size(); ++v) max_diff = std::max(max_diff, std::fabs(got[v] - want[i][v].get<float>()));
+    }
+    MESSAGE(label << ": max |logit diff| " << max_diff << " (logit scale " << scale << ", relative " << max_diff / scale
+                  << ", tolerance " << rel_tol << ")");
+    CHECK(max_diff <= rel_tol * scale);
+
+    std::vector<Token> got;
+    Sampler greedy = Sampler::greedy();
+    for (size_t i = 0; i < c["greedy"].size(); ++i) {
+        const Token t = greedy.sample(s.logits());
+        got.push_back(t);
+        s.decode(t);
+    }
+    CHECK(got == c["greedy"].get<std::vector<Token>>());
+}
+
+}  // namespace
+
 TEST_CASE("HF folder: logits and greedy tokens match transformers") {
     for (const Fixture& f : kFixtures) {
         CAPTURE(std::string(f.name));
-        const json g = golden_of(f.name);
-        const Model model = Model::load(dir_of(f.name));
-        const auto prompt = g["prompt_ids"].get<std::vector<Token>>();
-        const auto& want = g["logits"];
-        REQUIRE(want.size() == prompt.size());
-        REQUIRE(want[0].size() == static_cast<size_t>(model.n_vocab()));
+        check_case(Model::load(dir_of(f.name)), golden_of(f.name), 0, f.rel_tol, f.name);
+    }
+}
 
-        Session s(model);
-        s.prefill(prompt, true);
-        float scale = 1.f, max_diff = 0.f;
-        for (const auto& row : want)
-            for (const auto& x : row) scale = std::max(scale, std::fabs(x.get<float>()));
-        for (size_t i = 0; i < prompt.size(); ++i) {
-            const auto got = s.logits_at(static_cast<int>(i));
-            for (size_t v = 0; v < got.size(); ++v) max_diff = std::max(max_diff, std::fabs(got[v] - want[i][v].get<float>()));
-        }
-        MESSAGE(std::string(f.name) << ": max |logit diff| " << max_diff << " (logit scale " << scale << ", relative "
-                       << max_diff / scale << ", tolerance " << f.rel_tol << ")");
-        CHECK(max_diff <= f.rel_tol * scale);
-
-        std::vector<Token> got;
-        Sampler greedy = Sampler::greedy();
-        for (size_t i = 0; i < g["greedy"].size(); ++i) {
-            const Token t = greedy.sample(s.logits());
-            got.push_back(t);
-            s.decode(t);
-        }
-        CHECK(got == g["greedy"].get<std::vector<Token>>());
+// make_longrope.py: transformers turns by the short factors while a pass stays within
+// original_max_position_embeddings (48) and by the long ones past it; ember chooses by the context size,
+// as llama.cpp does, so a context of 48 runs the short case and one of 192 the long case. The long factors
+// move these logits by ~0.6 (the golden's note), far beyond the tolerance: a wrong choice fails.
+TEST_CASE("HF folder: Phi-3 LongRoPE, short and long factors, as transformers") {
+    const json g = golden_of("phi3-longrope");
+    const Model model = Model::load(dir_of("phi3-longrope"));
+    for (const char* which : {"short", "long"}) {
+        CAPTURE(std::string(which));
+        const json& c = g[which];
+        check_case(model, c, c["n_ctx"].get<int>(), 1e-3f, std::string("phi3-longrope ") + which);
     }
 }
 
@@ -126,6 +154,73 @@ struct TempFolder {
 };
 
 }  // namespace
+
+TEST_CASE("HF folder: Phi-3 LongRoPE's keys and tensors, transformers 5's form, bad factors end in errors") {
+    const json g = golden_of("phi3-longrope");
+    const json cfg = json::parse(test::read_file(dir_of("phi3-longrope") + "/config.json"));
+    {  // what llama.cpp's converter writes: the factors as F32 tensors, transformers' magnitude as attn_factor
+        const gguf::File f = hf::open_folder(dir_of("phi3-longrope"));
+        CHECK(f.get_uint("phi3.rope.scaling.original_context_length") == 48);
+        CHECK(f.get_float("phi3.rope.scaling.attn_factor") == doctest::Approx(g["attn_factor"].get<double>()).epsilon(1e-6));
+        CHECK(!f.has("phi3.rope.scaling.type"));
+        for (const char* which : {"long", "short"}) {
+            const gguf::TensorInfo* t = f.find_tensor(std::string("rope_factors_") + which + ".weight");
+            REQUIRE(t != nullptr);
+            CHECK(t->type == tensor::TensorType::F32);
+            const auto want = cfg["rope_scaling"][std::string(which) + "_factor"].get<std::vector<float>>();
+            REQUIRE(t->ne[0] == static_cast<int64_t>(want.size()));
+            CHECK(std::memcmp(t->data, want.data(), want.size() * sizeof(float)) == 0);
+        }
+    }
+    auto logits = [&](const json& c) {
+        const TempFolder f("phi3-longrope", c.dump());
+        const Model m = Model::load(f.path);
+        SessionParams sp;
+        sp.n_ctx = 192;
+        Session s(m, sp);
+        return test::prompt_logits(s, g["long"]["prompt_ids"].get<std::vector<Token>>());
+    };
+    // transformers 5 saves the same settings as rope_parameters (original context and partial_rotary_factor
+    // inside); "su" is LongRoPE's first name. Both run exactly as the hub form.
+    const auto base = logits(cfg);
+    json v5 = cfg;
+    for (const char* k : {"rope_scaling", "rope_theta", "original_max_position_embeddings"}) v5.erase(k);
+    v5["rope_parameters"] = {{"rope_type", "longrope"}, {"rope_theta", 10000.0}, {"partial_rotary_factor", 1.0},
+                             {"original_max_position_embeddings", 48}, {"short_factor", cfg["rope_scaling"]["short_factor"]},
+                             {"long_factor", cfg["rope_scaling"]["long_factor"]}};
+    CHECK(test::max_diff(logits(v5), base) == 0.f);
+    json su = cfg;
+    su["rope_scaling"]["type"] = "su";
+    CHECK(test::max_diff(logits(su), base) == 0.f);
+
+    auto status = [](const json& c) {
+        const TempFolder f("phi3-longrope", c.dump());
+        return status_of([&] { (void)Model::load(f.path); });
+    };
+    auto with = [&](const char* key, const json& v) {
+        json c = cfg;
+        c["rope_scaling"][key] = v;
+        return c;
+    };
+    json no_orig = cfg, orig_1 = cfg, no_long = cfg;
+    no_orig.erase("original_max_position_embeddings");
+    orig_1["original_max_position_embeddings"] = 1;
+    no_long["rope_scaling"].erase("long_factor");
+    const json short7 = json(std::vector<float>(7, 1.f)), short9 = json(std::vector<float>(9, 1.f));
+    const json bad_file[] = {
+        with("short_factor", short7), with("long_factor", short9), with("short_factor", json::array()),
+        with("long_factor", {1, 2, 3, 4, 5, 6, 7, 0}), with("long_factor", {1, 2, 3, 4, 5, 6, 7, -2}),
+        with("long_factor", {1, 2, 3, 4, 5, 6, 7, "8"}), with("long_factor", {1, 2, 3, 4, 5, 6, 7, 1e300}),
+        with("long_factor", {1, 2, 3, 4, 5, 6, 7, nullptr}), with("short_factor", "1.0"), with("short_factor", 1.0),
+        with("attention_factor", -1.0), with("factor", 0.0), no_orig, orig_1, no_long,
+    };
+    for (const json& c : bad_file) {
+        CAPTURE(c["rope_scaling"].dump().substr(0, 160));
+        CHECK(status(c) == Status::BadFile);
+    }
+    CHECK(status(with("type", "yarn")) == Status::Unsupported);  // Phi-3's YaRN: LongRoPE to transformers 5, not to llama.cpp
+    CHECK(status(with("attention_factor", 1.0)) == Status::Ok);  // an explicit magnitude, as transformers takes it
+}
 
 TEST_CASE("HF folder: hostile tokenizer.json and tokenizer_config.json end in errors") {
     const std::string good = test::read_file(dir_of("qwen2") + "/tokenizer.json");

@@ -17,20 +17,45 @@ struct Rope {
     std::string type = "default";
     double theta = 10000.0, factor = 1.0, attn_factor = 0.0, low_freq = 1.0, high_freq = 4.0;
     int64_t orig_ctx = 0;
+    std::vector<float> short_factor, long_factor;  // LongRoPE's per-frequency divisors
 };
 
-// One RoPE description: `p` is rope_parameters / rope_scaling (or null), `theta` the default base.
-Rope read_rope(const Json* p, double theta, const std::string& what) {
+// A list of per-frequency divisors: finite and positive (they divide the angles).
+std::vector<float> read_factors(const Json& p, const char* key, const std::string& what) {
+    const Json* a = get_array(p, key, what);
+    if (!a) bad(what, std::string("LongRoPE needs ") + key);
+    if (a->size() > (1u << 16)) bad(what, std::string(key) + " is too long");
+    std::vector<float> f;
+    for (const Json& x : *a) {
+        const double v = x.is_number() ? x.get<double>() : -1.0;
+        if (!std::isfinite(v) || v <= 0.0 || v > 1e6) bad(what, std::string(key) + " holds a value that is not a positive number");
+        f.push_back(static_cast<float>(v));
+    }
+    return f;
+}
+
+// One RoPE description: `p` is rope_parameters / rope_scaling (or null), `theta` the default base;
+// `longrope`: whether the architecture runs LongRoPE's factors.
+Rope read_rope(const Json* p, double theta, const std::string& what, bool longrope = false) {
     Rope r;
     r.theta = theta;
     if (!p) return r;
     const std::string w = what + " rope";
     r.theta = get_float(*p, "rope_theta", theta, 1e-3, 1e12, w);
     r.type = get_string(*p, "rope_type", get_string(*p, "type", "default", w), w);
+    if (r.type == "su") r.type = "longrope";  // its first name (transformers and llama.cpp read it so)
     if (r.type == "default" || r.type == "none") return r;
-    r.factor = get_float(*p, "factor", 1.0, 1e-3, 1e6, w);
+    if (r.type == "longrope" && !longrope) unsupported(w, "LongRoPE on this architecture");
+    // LongRoPE's factor is optional (0: max_position_embeddings / original_max_position_embeddings).
+    r.factor = get_float(*p, "factor", r.type == "longrope" ? 0.0 : 1.0, 1e-3, 1e6, w);
     r.orig_ctx = get_int(*p, "original_max_position_embeddings", 0, 0, 1 << 27, w);
     if (r.type == "linear") return r;
+    if (r.type == "longrope") {
+        r.short_factor = read_factors(*p, "short_factor", w);
+        r.long_factor = read_factors(*p, "long_factor", w);
+        r.attn_factor = get_float(*p, "attention_factor", 0.0, 0.0, 1e6, w);
+        return r;
+    }
     if (r.type == "llama3") {
         r.low_freq = get_float(*p, "low_freq_factor", 1.0, 1e-6, 1e6, w);
         r.high_freq = get_float(*p, "high_freq_factor", 4.0, 1e-6, 1e6, w);
@@ -38,6 +63,9 @@ Rope read_rope(const Json* p, double theta, const std::string& what) {
         return r;
     }
     if (r.type == "yarn") {
+        // Phi-3's "yarn" (long/short factors with YaRN's magnitude) is LongRoPE to transformers 5 and not
+        // to llama.cpp: neither is run here.
+        if (p->contains("long_factor") || p->contains("short_factor")) unsupported(w, "YaRN with long/short factors");
         // transformers' defaults are llama.cpp's fixed ones; other values are not run here.
         if (get_float(*p, "beta_fast", 32.0, -1e6, 1e6, w) != 32.0 || get_float(*p, "beta_slow", 1.0, -1e6, 1e6, w) != 1.0 ||
             p->contains("mscale") || p->contains("mscale_all_dim") || !get_bool(*p, "truncate", true, w))
@@ -96,7 +124,13 @@ Config read_config(const Json& cfg, const std::string& what) {
     if (n_embd < 0 || c.n_layer < 0 || c.n_head < 0 || n_ff < 0 || n_vocab < 0)
         bad(what, "missing one of hidden_size, num_hidden_layers, num_attention_heads, intermediate_size, vocab_size");
     if (c.n_head % c.n_head_kv) bad(what, "num_attention_heads is not a multiple of num_key_value_heads");
-    const double prf = get_float(cfg, "partial_rotary_factor", 1.0, 1e-3, 1.0, what);
+    // RoPE's description: rope_parameters (transformers 5, which keeps partial_rotary_factor there too) or
+    // rope_scaling; its own values first, then config.json's, as llama.cpp's converter reads them.
+    const Json* rp = get_object(cfg, "rope_parameters", what);
+    if (!rp) rp = get_object(cfg, "rope_scaling", what);
+    const bool per_layer_rope = rp && rp->contains("full_attention");
+    double prf = get_float(cfg, "partial_rotary_factor", 1.0, 1e-3, 1.0, what);
+    if (rp && !per_layer_rope) prf = get_float(*rp, "partial_rotary_factor", prf, 1e-3, 1.0, what);
     const int n_rot = static_cast<int>(c.head_dim * prf) / 2 * 2;
     if (n_rot < 2) bad(what, "no rotary dimensions");
 
@@ -134,23 +168,38 @@ Config read_config(const Json& cfg, const std::string& what) {
     f32("attention.layer_norm_rms_epsilon", get_float(cfg, "rms_norm_eps", 1e-6, 0.0, 1.0, what));
 
     // RoPE: Gemma 3 (transformers 5) describes each layer type; otherwise one description.
-    const Json* rp = get_object(cfg, "rope_parameters", what);
-    if (!rp) rp = get_object(cfg, "rope_scaling", what);
     const double theta = get_float(cfg, "rope_theta", 10000.0, 1e-3, 1e12, what);
     Rope rope, local;
-    if (rp && rp->contains("full_attention")) {
+    if (per_layer_rope) {
         rope = read_rope(get_object(*rp, "full_attention", what), theta, what);
         local = read_rope(get_object(*rp, "sliding_attention", what), get_float(cfg, "rope_local_base_freq", 10000.0, 1e-3, 1e12, what), what);
     } else {
-        rope = read_rope(rp, theta, what);
+        rope = read_rope(rp, theta, what, a.flags & kPhi3Keys);
         local = read_rope(nullptr, get_float(cfg, "rope_local_base_freq", 10000.0, 1e-3, 1e12, what), what);
     }
     if (!(a.flags & kNoRopeBaseKey) || rope.theta != 10000.0) f32("rope.freq_base", rope.theta);
     if (a.flags & kPhi3Keys) {
-        const Json* orig = rp && rp->contains("original_max_position_embeddings") ? rp : &cfg;
-        if (orig->contains("original_max_position_embeddings"))
-            u32("rope.scaling.original_context_length", get_int(*orig, "original_max_position_embeddings", 0, 0, 1 << 27, what));
+        const Json* o = rp && rp->contains("original_max_position_embeddings") ? rp : &cfg;
+        const int64_t orig = get_int(*o, "original_max_position_embeddings", 0, 0, 1 << 27, what);
+        if (o->contains("original_max_position_embeddings")) u32("rope.scaling.original_context_length", orig);
         u32("attention.sliding_window", i("sliding_window", 0, 0, 1 << 27));
+        if (rope.type == "longrope") {
+            // As llama.cpp's converter writes it: the factors as F32 tensors (the decoder turns by the long
+            // ones in a context longer than `orig`) and transformers' magnitude as rope.scaling.attn_factor.
+            if (orig < 2) bad(what, "LongRoPE needs original_max_position_embeddings of at least 2");
+            const size_t n = static_cast<size_t>(n_rot / 2);
+            if (rope.short_factor.size() != n || rope.long_factor.size() != n)
+                bad(what, "LongRoPE's short_factor and long_factor need " + std::to_string(n) + " values each (n_rot / 2)");
+            // sqrt(1 + ln s / ln orig) for s = max_position_embeddings / orig > 1 (else 1); transformers takes
+            // an explicit factor or attention_factor first (the converter reads neither; hub files give neither).
+            const double s = rope.factor > 0 ? rope.factor : static_cast<double>(n_ctx) / static_cast<double>(orig);
+            const double attn = rope.attn_factor > 0 ? rope.attn_factor
+                                : s > 1                ? std::sqrt(1 + std::log(s) / std::log(static_cast<double>(orig)))
+                                                       : 1.0;
+            f32("rope.scaling.attn_factor", attn);
+            c.generated.emplace_back("rope_factors_long.weight", rope.long_factor);
+            c.generated.emplace_back("rope_factors_short.weight", rope.short_factor);
+        }
     }
     if (rope.type == "linear" || rope.type == "yarn") {
         c.keys.emplace_back(p + "rope.scaling.type", Value::string(rope.type));
@@ -163,7 +212,7 @@ Config read_config(const Json& cfg, const std::string& what) {
                 f32("rope.scaling.attn_factor", rope.attn_factor / (rope.factor > 1 ? 0.1 * std::log(rope.factor) + 1 : 1.0));
         }
     } else if (rope.type == "llama3") {  // no key: rope_freqs.weight carries it
-        c.rope_freqs = llama3_factors(rope, n_rot);
+        c.generated.emplace_back("rope_freqs.weight", llama3_factors(rope, n_rot));
     }
     if (a.flags & kSwaRope) {
         if (local.type != "default" && local.type != "none") unsupported(what, "RoPE scaling on the local layers");

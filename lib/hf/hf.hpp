@@ -56,7 +56,8 @@ struct Config {
     Keys keys;
     int n_layer = 0, n_head = 0, n_head_kv = 0, head_dim = 0, n_expert = 0;
     bool tied = false;
-    std::vector<float> rope_freqs;  // Llama 3.1's per-frequency divisors; empty when not used
+    // F32 tensors made from config.json: Llama 3.1's rope_freqs, LongRoPE's rope_factors_long/short.
+    std::vector<std::pair<std::string, std::vector<float>>> generated;
 };
 Config read_config(const Json& cfg, const std::string& what);
 
@@ -75,7 +76,7 @@ void permute_rope_rows(const uint8_t* src, uint8_t* dst, int64_t heads, int64_t 
 // The row for ember's (GGUF's) architecture name: the first whose `arch` it is; Unsupported when none.
 const ArchMap& find_arch_of(const std::string& arch);
 
-// The GGUF tensors of the folder's weights (plus generated ones such as rope_freqs).
+// The GGUF tensors of the folder's weights, then Config::generated.
 std::vector<gguf::TensorInfo> map_tensors(const Config& cfg, Storage& st);
 
 // What tokenizer_config.json (and config.json) add to a tokenizer's keys, whichever file gave the tokens

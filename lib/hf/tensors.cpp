@@ -199,11 +199,10 @@ std::vector<gguf::TensorInfo> map_tensors(const Config& cfg, Storage& st) {
     for (const auto& [name, group] : experts) out.push_back(stack(cfg, name, group, st));
     if (!cfg.tied && !seen.count("output.weight"))
         throw Error(Status::BadFile, "tie_word_embeddings is false but the folder has no lm_head.weight");
-    if (!cfg.rope_freqs.empty()) {
-        auto* f = reinterpret_cast<float*>(st.copy(cfg.rope_freqs.size() * sizeof(float)));  // tiny: always made
-        std::copy(cfg.rope_freqs.begin(), cfg.rope_freqs.end(), f);
-        out.push_back(view("rope_freqs.weight", TensorType::F32, {static_cast<int64_t>(cfg.rope_freqs.size())},
-                           reinterpret_cast<uint8_t*>(f)));
+    for (const auto& [name, values] : cfg.generated) {
+        auto* f = reinterpret_cast<float*>(st.copy(values.size() * sizeof(float)));  // tiny: always made
+        std::copy(values.begin(), values.end(), f);
+        out.push_back(view(name, TensorType::F32, {static_cast<int64_t>(values.size())}, reinterpret_cast<uint8_t*>(f)));
     }
     return out;
 }
