@@ -172,6 +172,33 @@ TEST_CASE("convert: the keys convert_hf_to_gguf.py writes (compare_convert.py ch
     CHECK(gemma2.has("tokenizer.ggml.mask_token_id"));
 }
 
+// Phi-3 LongRoPE (make_longrope.py): the file holds the factor tensors and keys the folder is read with, so
+// it runs as the folder in a context within the original one (short factors) and past it (long factors).
+TEST_CASE("convert: Phi-3 LongRoPE runs as the folder, short and long factors") {
+    const TempDir tmp("convert-longrope");
+    const json g = golden_of("phi3-longrope");
+    const std::string file = tmp / "phi3-longrope-f32.gguf";
+    convert("phi3-longrope", "f32", file);
+    const gguf::File f = gguf::File::open(file);
+    CHECK(f.find_tensor("rope_factors_long.weight") != nullptr);
+    CHECK(f.find_tensor("rope_factors_short.weight") != nullptr);
+    CHECK(f.get_float("phi3.rope.scaling.attn_factor") == doctest::Approx(g["attn_factor"].get<double>()).epsilon(1e-6));
+    for (const char* which : {"short", "long"}) {
+        CAPTURE(std::string(which));
+        const json& c = g[which];
+        auto logits = [&](const std::string& path) {
+            ModelParams mp;
+            mp.n_threads = 2;
+            const Model m = Model::load(path, mp);
+            SessionParams sp;
+            sp.n_ctx = c["n_ctx"].get<int>();
+            Session s(m, sp);
+            return test::prompt_logits(s, c["prompt_ids"].get<std::vector<Token>>());
+        };
+        CHECK(max_diff(logits(file), logits(dir_of("phi3-longrope"))) == 0.f);
+    }
+}
+
 TEST_CASE("convert: a folder quantized directly equals its F32 conversion quantized") {
     const TempDir tmp("convert-quantize");
     for (const char* name : {"llama", "qwen3_moe", "gemma3"}) {
