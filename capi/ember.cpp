@@ -496,6 +496,11 @@ EMBER_API ember_status ember_model_meta_json(const ember_model* model, const cha
 }
 
 EMBER_API ember_status ember_estimate_memory(const char* path, int32_t n_ctx, int32_t n_batch, ember_memory_estimate* out) {
+    return ember_estimate_memory_quantized(path, n_ctx, n_batch, nullptr, out);
+}
+
+EMBER_API ember_status ember_estimate_memory_quantized(const char* path, int32_t n_ctx, int32_t n_batch,
+                                                       const char* quantize, ember_memory_estimate* out) {
     EMBER_TRY
     EMBER_REQUIRE_PTR(out);
     EMBER_REQUIRE_PTR(path);
@@ -503,7 +508,9 @@ EMBER_API ember_status ember_estimate_memory(const char* path, int32_t n_ctx, in
     EMBER_REQUIRE(out->struct_size >= kV1 && out->struct_size <= sizeof(ember_memory_estimate),
                   "out->struct_size must be sizeof(ember_memory_estimate)");
     EMBER_REQUIRE(n_batch >= 0, "n_batch is negative");
-    const ember::MemoryEstimate e = ember::estimate_memory(ember::inspect_model(path), n_ctx, n_batch ? n_batch : 512);
+    EMBER_REQUIRE(quantize == nullptr || strnlen(quantize, 65) <= 64, "quantize is longer than 64 bytes");
+    const ember::MemoryEstimate e = ember::estimate_memory(ember::inspect_model(path), n_ctx, n_batch ? n_batch : 512,
+                                                           quantize ? quantize : "");
     ember_memory_estimate full;
     full.struct_size = out->struct_size;
     full.weights = e.weights;

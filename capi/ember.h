@@ -280,6 +280,13 @@ typedef struct ember_memory_estimate {
  * pass (0: the default, 512). Reads the header only. */
 EMBER_API ember_status ember_estimate_memory(const char* path, int32_t n_ctx, int32_t n_batch, ember_memory_estimate* out);
 
+/* As ember_estimate_memory for a model loaded with ember_model_params.quantize = `quantize` (NULL or "": as
+ * the file has its weights, the same as ember_estimate_memory): the weights are the tensors that load
+ * holds, each of the type it gives it. An unknown type, or one that would re-quantize an already quantized
+ * tensor, is EMBER_ERR_INVALID_ARGUMENT, as the load is. At most 64 bytes. */
+EMBER_API ember_status ember_estimate_memory_quantized(const char* path, int32_t n_ctx, int32_t n_batch,
+                                                       const char* quantize, ember_memory_estimate* out);
+
 /* Renders a conversation through a chat template, as Hugging Face's apply_chat_template does, two-call
  * pattern. `json` is one JSON object: "messages" (required: [{"role": ..., "content": ...}, ...], with any
  * further fields the template reads, e.g. "tool_calls"), and optionally "tools", "add_generation_prompt"

@@ -1,5 +1,7 @@
 // ember-info: a model file's summary, like llama.cpp's model loading banner or gguf-dump.
-//   ember-info MODEL.gguf|HF_FOLDER [--all] [--ctx N [--batch N]]   (--ctx: memory needed for N tokens of context)
+//   ember-info MODEL.gguf|HF_FOLDER [--all] [--ctx N [--batch N] [--quantize TYPE]]
+//   (--ctx: memory needed for N tokens of context; --quantize: with the weights quantized at load to TYPE,
+//   as ember-generate --quantize TYPE loads them)
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -13,16 +15,18 @@
 int main(int argc, char** argv) {
     const char* path = nullptr;
     bool all = false;
+    const char* quantize = "";
     int n_ctx = 0, n_batch = 512;
     for (int i = 1; i < argc; ++i) {
         if (!std::strcmp(argv[i], "--all")) all = true;
         else if (!std::strcmp(argv[i], "--ctx") && i + 1 < argc) n_ctx = std::atoi(argv[++i]);
         else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) n_batch = std::atoi(argv[++i]);
+        else if (!std::strcmp(argv[i], "--quantize") && i + 1 < argc) quantize = argv[++i];
         else if (argv[i][0] != '-' && !path) path = argv[i];
         else path = nullptr, i = argc;  // anything else: usage
     }
     if (!path) {
-        std::fprintf(stderr, "usage: %s MODEL.gguf|HF_FOLDER [--all] [--ctx N [--batch N]]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s MODEL.gguf|HF_FOLDER [--all] [--ctx N [--batch N] [--quantize TYPE]]\n", argv[0]);
         return argc > 1 && (!std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) ? 0 : 2;
     }
     try {
@@ -45,10 +49,11 @@ int main(int argc, char** argv) {
         std::printf("vocabulary    %u tokens (%s)\n", m.n_vocab, m.tokenizer.c_str());
         std::printf("chat template %s\n", m.chat_template.empty() ? "none" : "present");
         if (n_ctx) {
-            const ember::MemoryEstimate e = ember::estimate_memory(m, n_ctx, n_batch);
+            const ember::MemoryEstimate e = ember::estimate_memory(m, n_ctx, n_batch, quantize);
             auto mib = [](uint64_t b) { return b / 1048576.0; };
-            std::printf("memory        %.1f MiB at %d tokens of context: weights %.1f + KV cache %.1f (F16) + scratch %.1f"
-                        " (batch %d)\n", mib(e.total), n_ctx, mib(e.weights), mib(e.kv_cache), mib(e.scratch), std::min(n_batch, n_ctx));
+            std::printf("memory        %.1f MiB at %d tokens of context: weights %.1f%s%s + KV cache %.1f (F16) + scratch %.1f"
+                        " (batch %d)\n", mib(e.total), n_ctx, mib(e.weights), *quantize ? " quantized to " : "", quantize,
+                        mib(e.kv_cache), mib(e.scratch), std::min(n_batch, n_ctx));
         }
         if (all)
             for (const auto& [k, v] : m.metadata) std::printf("  %-40s %s\n", k.c_str(), v.c_str());

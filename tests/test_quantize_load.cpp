@@ -163,6 +163,70 @@ TEST_CASE("quantize at load: a GGUF file, from disk and from memory") {
     CHECK(max_diff(logits_of(mem, prompt), want) == 0.f);
 }
 
+TEST_CASE("quantize at load: estimate_memory's weights are the tensors the load holds") {
+    const TempDir tmp("quantize-load-estimate");
+    const std::string stories = test::testdata("models/stories260K.gguf");
+    for (const std::string& path : {dir_of("qwen3"), dir_of("qwen3_moe"), dir_of("phi3"), dir_of("qwen3-bf16"), stories}) {
+        const ModelInfo info = inspect_model(path);
+        const MemoryEstimate plain = estimate_memory(info, 256);
+        CHECK(plain.weights == info.n_tensor_bytes);
+        CHECK(estimate_memory(info, 256, 512, "").weights == plain.weights);
+        for (const char* type : {"q8_0", "Q4_K_M", "q6_k"}) {
+            CAPTURE(path);
+            CAPTURE(std::string(type));
+            const MemoryEstimate e = estimate_memory(info, 256, 512, type);
+            const Model q = load(path, type);
+            uint64_t held = 0;
+            for (const auto& t : q.impl()->file.tensors()) held += t.n_bytes;
+            CHECK(e.weights == held);
+            CHECK(e.weights == q.info().n_tensor_bytes);
+            CHECK(e.weights < plain.weights);
+            CHECK(e.kv_cache == plain.kv_cache);
+            CHECK(e.scratch == plain.scratch);
+            CHECK(e.total == e.weights + e.kv_cache + e.scratch);
+            // ember-quantize's file of that type holds the same tensor bytes.
+            QuantizeParams qp;
+            qp.type = type;
+            qp.n_threads = 2;
+            const std::string file = tmp / "out.gguf";
+            quantize_model(path, file, qp);
+            CHECK(inspect_model(file).n_tensor_bytes == e.weights);
+            // The C ABI's form.
+            ember_memory_estimate c;
+            std::memset(&c, 0, sizeof c);
+            c.struct_size = sizeof c;
+            REQUIRE(ember_estimate_memory_quantized(path.c_str(), 256, 0, type, &c) == EMBER_OK);
+            CHECK(c.weights == e.weights);
+            CHECK(c.total == e.total);
+        }
+    }
+    // Bad type names and re-quantizing are InvalidArgument, as the load is; NULL and "" are the plain estimate.
+    const ModelInfo info = inspect_model(stories);
+    for (const char* bad : {"q8", "Q4_K_X", " q8_0", "fp8"}) {
+        CAPTURE(std::string(bad));
+        CHECK(status_of([&] { estimate_memory(info, 256, 512, bad); }) == Status::InvalidArgument);
+        ember_memory_estimate c;
+        std::memset(&c, 0, sizeof c);
+        c.struct_size = sizeof c;
+        CHECK(ember_estimate_memory_quantized(stories.c_str(), 256, 0, bad, &c) == EMBER_ERR_INVALID_ARGUMENT);
+    }
+    CHECK(status_of([&] { estimate_memory(inspect_model(test::testdata("models/qwen3moe-mxfp4.gguf")), 256, 512, "q8_0"); }) ==
+          Status::InvalidArgument);
+    ember_memory_estimate plain, c;
+    std::memset(&plain, 0, sizeof plain);
+    plain.struct_size = sizeof plain;
+    c = plain;
+    REQUIRE(ember_estimate_memory(stories.c_str(), 256, 0, &plain) == EMBER_OK);
+    REQUIRE(ember_estimate_memory_quantized(stories.c_str(), 256, 0, nullptr, &c) == EMBER_OK);
+    CHECK(c.weights == plain.weights);
+    REQUIRE(ember_estimate_memory_quantized(stories.c_str(), 256, 0, "", &c) == EMBER_OK);
+    CHECK(c.weights == plain.weights);
+    const std::string long_name(65, 'q');
+    CHECK(ember_estimate_memory_quantized(stories.c_str(), 256, 0, long_name.c_str(), &c) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_estimate_memory_quantized(stories.c_str(), 256, 0, "q8_0", nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(ember_estimate_memory_quantized(nullptr, 256, 0, "q8_0", &c) == EMBER_ERR_INVALID_ARGUMENT);
+}
+
 TEST_CASE("quantize at load: errors") {
     // Unknown names, before anything is read.
     for (const char* bad : {"q8", "Q4_K_X", "int4", " q8_0", "q8_0 ", "fp8"}) {

@@ -47,7 +47,11 @@ struct MemoryEstimate {
     uint64_t scratch = 0;
     uint64_t total = 0;
 };
-// Throws ember::Error(InvalidArgument) for n_ctx or n_batch outside [1, 2^24].
-MemoryEstimate estimate_memory(const ModelInfo& info, int n_ctx, int n_batch = 512);
+// quantize: as ModelParams::quantize ("": the weights as the file has them; else e.g. "q8_0"): the weights
+// are those a load quantizing to it holds, tensor by tensor (the file at info.path is read again for its
+// tensors' types and shapes). Throws ember::Error: InvalidArgument for n_ctx or n_batch outside [1, 2^24],
+// an unknown quantize type or an already quantized tensor it would re-quantize (as the load would); as
+// inspect_model when the file is read again.
+MemoryEstimate estimate_memory(const ModelInfo& info, int n_ctx, int n_batch = 512, const std::string& quantize = "");
 
 }  // namespace ember

@@ -51,6 +51,10 @@ void convert_tensor(const gguf::TensorInfo& t, tensor::TensorType to, int n_thre
                     const std::function<uint8_t*(int64_t r0, int64_t r1)>& out,
                     const std::function<void(int64_t r0, int64_t r1)>& done);
 
+// The plan of quantize_in_memory: plan() with F32/F16/BF16 weights quantized and an already quantized one
+// refused (InvalidArgument, in a load's words). Header only: estimate_memory sizes a load with it.
+Plan plan_load(const gguf::File& f, const std::string& type, bool from_folder);
+
 // The model in `f` quantized in memory to the mix `type`, as quantize_model would write it (same tensors,
 // types, bytes, order and keys), tensor by tensor: each converted tensor gets a buffer of its own, the
 // others stay where `f` holds them (the result keeps `f` alive). `progress` gets 0..1 (false: Cancelled).

@@ -17,18 +17,23 @@ struct Held {
 };
 }  // namespace
 
-gguf::File quantize_in_memory(gguf::File f, const std::string& type, int n_threads, bool from_folder,
-                              const std::function<bool(float)>& progress) {
+Plan plan_load(const gguf::File& f, const std::string& type, bool from_folder) {
     QuantizeParams qp;
     qp.type = type;
     qp.allow_requantize = true;  // refused below, in the words of a load
     Plan p = plan(f, qp, from_folder);
-    const QuantizeResult& res = p.result;
     for (size_t i = 0; i < p.order.size(); ++i)
         if (p.types[i] != p.order[i]->type && tensor::info(p.order[i]->type).quantized)
             throw Error(Status::InvalidArgument, "quantize at load: tensor '" + p.order[i]->name + "' is already " +
                                                      tensor::type_name(p.order[i]->type) + " (F32, F16 and BF16 weights are "
                                                      "quantized at load; ember-quantize --allow-requantize re-quantizes)");
+    return p;
+}
+
+gguf::File quantize_in_memory(gguf::File f, const std::string& type, int n_threads, bool from_folder,
+                              const std::function<bool(float)>& progress) {
+    Plan p = plan_load(f, type, from_folder);
+    const QuantizeResult& res = p.result;
     n_threads = resolve_threads(n_threads);
 
     // Refused before any work when the new tensors cannot fit beside what the process already holds.

@@ -7,14 +7,16 @@
 #include "arch/arch.hpp"
 #include "ember/error.hpp"
 #include "hf/folder.hpp"
+#include "quantize/plan.hpp"
 
 namespace ember {
 
 ModelInfo inspect_model(const std::string& path) { return describe_model(hf::open_model_file(path, true, hf::Read::Layout), path); }
 
-MemoryEstimate estimate_memory(const ModelInfo& info, int n_ctx, int n_batch) {
+MemoryEstimate estimate_memory(const ModelInfo& info, int n_ctx, int n_batch, const std::string& quantize) {
     if (n_ctx < 1 || n_ctx > (1 << 24) || n_batch < 1 || n_batch > (1 << 24))
         throw Error(Status::InvalidArgument, "estimate_memory: n_ctx and n_batch must be in [1, 2^24]");
+    if (!quantize.empty()) quantize::find_mix(quantize);  // a bad name before the file is read
     arch::HParams hp;
     hp.n_layer = static_cast<int>(info.n_layers);
     hp.n_embd = static_cast<int>(info.n_embd);
@@ -28,6 +30,10 @@ MemoryEstimate estimate_memory(const ModelInfo& info, int n_ctx, int n_batch) {
     const arch::SessionBytes b = arch::session_bytes(hp, n_ctx, std::min(n_batch, n_ctx));
     MemoryEstimate e;
     e.weights = info.n_tensor_bytes;
+    if (!quantize.empty()) {  // the tensors as Model::load would quantize them (one plan for both)
+        const gguf::File f = hf::open_model_file(info.path, true, hf::Read::Layout);
+        e.weights = quantize::plan_load(f, quantize, hf::is_folder(info.path)).result.tensor_bytes_out;
+    }
     e.kv_cache = static_cast<uint64_t>(b.kv_cache);
     e.scratch = static_cast<uint64_t>(b.scratch);
     e.total = e.weights + e.kv_cache + e.scratch;
