@@ -3,9 +3,12 @@
 // computes as two roundings are written with __fmul_rn/__fadd_rn so nvcc cannot fuse them into one FMA.
 // get_rows therefore gives the CPU backend's values bit for bit. Bytes are read one at a time (blocks of
 // 18, 22 or 110 bytes leave wider loads unaligned): simple first; repacked layouts come with speed work.
+// The decoders are host functions too, so tests/cuda_decode_host.cu checks every layout against the
+// reference on a machine without a GPU.
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 #include <cuda_fp16.h>
@@ -16,7 +19,41 @@ namespace ember::cuda {
 
 using tensor::TensorType;
 
-__device__ __forceinline__ float f16_at(const uint8_t* p) {
+#define EMBER_HD __host__ __device__ __forceinline__
+
+// One IEEE rounding each (the host compiler, without -mfma, never fuses them either).
+EMBER_HD float mul_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return mul_rn(a, b);
+#else
+    return a * b;
+#endif
+}
+EMBER_HD float add_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return add_rn(a, b);
+#else
+    return a + b;
+#endif
+}
+EMBER_HD float sub_rn(float a, float b) {
+#ifdef __CUDA_ARCH__
+    return sub_rn(a, b);
+#else
+    return a - b;
+#endif
+}
+EMBER_HD float bits_to_float(uint32_t u) {
+#ifdef __CUDA_ARCH__
+    return __uint_as_float(u);
+#else
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+#endif
+}
+
+EMBER_HD float f16_at(const uint8_t* p) {
     return __half2float(__ushort_as_half(static_cast<unsigned short>(p[0] | (p[1] << 8))));
 }
 
@@ -25,25 +62,25 @@ template <TensorType T> struct Decode;
 
 template <> struct Decode<TensorType::F32> {
     static constexpr int kBlock = 1, kBytes = 4;
-    __device__ static float at(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
+    EMBER_HD static float at(const uint8_t* row, int64_t k) { return reinterpret_cast<const float*>(row)[k]; }
 };
 template <> struct Decode<TensorType::F16> {
     static constexpr int kBlock = 1, kBytes = 2;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         return __half2float(reinterpret_cast<const __half*>(row)[k]);
     }
 };
 template <> struct Decode<TensorType::BF16> {
     static constexpr int kBlock = 1, kBytes = 2;
-    __device__ static float at(const uint8_t* row, int64_t k) {
-        return __uint_as_float(static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(row)[k]) << 16);
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
+        return bits_to_float(static_cast<uint32_t>(reinterpret_cast<const uint16_t*>(row)[k]) << 16);
     }
 };
 
 // Q4_0: d, 16 bytes; element i < 16 in the low nibble of qs[i], i ≥ 16 in the high nibble of qs[i - 16].
 template <> struct Decode<TensorType::Q4_0> {
     static constexpr int kBlock = 32, kBytes = 18;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int i = static_cast<int>(k % kBlock);
         const int q = i < 16 ? (b[2 + i] & 15) : (b[2 + i - 16] >> 4);
@@ -53,17 +90,17 @@ template <> struct Decode<TensorType::Q4_0> {
 // Q4_1: d, m, 16 bytes: q·d + m.
 template <> struct Decode<TensorType::Q4_1> {
     static constexpr int kBlock = 32, kBytes = 20;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int i = static_cast<int>(k % kBlock);
         const int q = i < 16 ? (b[4 + i] & 15) : (b[4 + i - 16] >> 4);
-        return __fadd_rn(__fmul_rn(static_cast<float>(q), f16_at(b)), f16_at(b + 2));
+        return add_rn(mul_rn(static_cast<float>(q), f16_at(b)), f16_at(b + 2));
     }
 };
 // Q5_0: d, qh (little-endian uint32: bit i is element i's fifth bit), 16 bytes of low nibbles as Q4_0.
 template <> struct Decode<TensorType::Q5_0> {
     static constexpr int kBlock = 32, kBytes = 22;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int i = static_cast<int>(k % kBlock);
         const int lo = i < 16 ? (b[6 + i] & 15) : (b[6 + i - 16] >> 4);
@@ -74,18 +111,18 @@ template <> struct Decode<TensorType::Q5_0> {
 // Q5_1: d, m, qh, 16 bytes: q·d + m.
 template <> struct Decode<TensorType::Q5_1> {
     static constexpr int kBlock = 32, kBytes = 24;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int i = static_cast<int>(k % kBlock);
         const int lo = i < 16 ? (b[8 + i] & 15) : (b[8 + i - 16] >> 4);
         const int hi = (b[4 + i / 8] >> (i % 8)) & 1;
-        return __fadd_rn(__fmul_rn(static_cast<float>(lo | (hi << 4)), f16_at(b)), f16_at(b + 2));
+        return add_rn(mul_rn(static_cast<float>(lo | (hi << 4)), f16_at(b)), f16_at(b + 2));
     }
 };
 // Q8_0: d, 32 signed bytes.
 template <> struct Decode<TensorType::Q8_0> {
     static constexpr int kBlock = 32, kBytes = 34;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int i = static_cast<int>(k % kBlock);
         return static_cast<float>(static_cast<int8_t>(b[2 + i])) * f16_at(b);
@@ -94,13 +131,13 @@ template <> struct Decode<TensorType::Q8_0> {
 // MXFP4: E8M0 exponent e, 16 bytes of FP4 codes (nibbles as Q4_0); value = table[code] · 2^(e - 128).
 template <> struct Decode<TensorType::MXFP4> {
     static constexpr int kBlock = 32, kBytes = 17;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int i = static_cast<int>(k % kBlock);
         const int code = i < 16 ? (b[1 + i] & 15) : (b[1 + i - 16] >> 4);
         constexpr int8_t kValues[16] = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
         const uint32_t e = b[0];
-        const float d = __uint_as_float(e < 2 ? 0x00200000u << e : (e - 1) << 23);  // 2^(e-128), exactly
+        const float d = bits_to_float(e < 2 ? 0x00200000u << e : (e - 1) << 23);  // 2^(e-128), exactly
         return static_cast<float>(kValues[code]) * d;
     }
 };
@@ -108,35 +145,35 @@ template <> struct Decode<TensorType::MXFP4> {
 // Q2_K (84 bytes): scales[16] (low nibble scale, high nibble min), qs[64], d, dmin.
 template <> struct Decode<TensorType::Q2_K> {
     static constexpr int kBlock = 256, kBytes = 84;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int n = static_cast<int>(k % kBlock);
         const int sc = b[n / 16];
-        const float dl = __fmul_rn(f16_at(b + 80), static_cast<float>(sc & 15));
-        const float ml = __fmul_rn(f16_at(b + 82), static_cast<float>(sc >> 4));
+        const float dl = mul_rn(f16_at(b + 80), static_cast<float>(sc & 15));
+        const float ml = mul_rn(f16_at(b + 82), static_cast<float>(sc >> 4));
         const int q = (b[16 + 32 * (n / 128) + n % 32] >> (2 * ((n % 128) / 32))) & 3;
-        return __fsub_rn(__fmul_rn(dl, static_cast<float>(q)), ml);
+        return sub_rn(mul_rn(dl, static_cast<float>(q)), ml);
     }
 };
 // Q3_K (110 bytes): hmask[32], qs[64], scales[12] (16 signed 6-bit scales), d.
 template <> struct Decode<TensorType::Q3_K> {
     static constexpr int kBlock = 256, kBytes = 110;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int n = static_cast<int>(k % kBlock);
         const uint8_t* s = b + 96;
         const int j = n / 16;
         const int lo = j < 8 ? (s[j] & 15) : (s[j - 8] >> 4);
         const int hi = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
-        const float dl = __fmul_rn(f16_at(b + 108), static_cast<float>((lo | (hi << 4)) - 32));
+        const float dl = mul_rn(f16_at(b + 108), static_cast<float>((lo | (hi << 4)) - 32));
         const int low = (b[32 + 32 * (n / 128) + n % 32] >> (2 * ((n % 128) / 32))) & 3;
         const int high = (b[n % 32] >> (n / 32)) & 1;
-        return __fmul_rn(dl, static_cast<float>(low - (high ? 0 : 4)));
+        return mul_rn(dl, static_cast<float>(low - (high ? 0 : 4)));
     }
 };
 
 // The 6-bit scale and min of sub-block j of a Q4_K / Q5_K block (tensor::k4_scale_min).
-__device__ __forceinline__ void k4_scale_min(const uint8_t* s, int j, int& sc, int& m) {
+EMBER_HD void k4_scale_min(const uint8_t* s, int j, int& sc, int& m) {
     if (j < 4) {
         sc = s[j] & 63;
         m = s[j + 4] & 63;
@@ -150,35 +187,35 @@ __device__ __forceinline__ void k4_scale_min(const uint8_t* s, int j, int& sc, i
 // of qs[32·(sb/2) ..].
 template <> struct Decode<TensorType::Q4_K> {
     static constexpr int kBlock = 256, kBytes = 144;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int n = static_cast<int>(k % kBlock), sb = n / 32;
         int sc, m;
         k4_scale_min(b + 4, sb, sc, m);
-        const float dl = __fmul_rn(f16_at(b), static_cast<float>(sc));
-        const float ml = __fmul_rn(f16_at(b + 2), static_cast<float>(m));
+        const float dl = mul_rn(f16_at(b), static_cast<float>(sc));
+        const float ml = mul_rn(f16_at(b + 2), static_cast<float>(m));
         const int q = (b[16 + 32 * (sb / 2) + n % 32] >> (4 * (sb % 2))) & 15;
-        return __fsub_rn(__fmul_rn(dl, static_cast<float>(q)), ml);
+        return sub_rn(mul_rn(dl, static_cast<float>(q)), ml);
     }
 };
 // Q5_K (176 bytes): as Q4_K with qh[32] at 16 (bit sb of qh[n % 32] is the fifth bit) and qs at 48.
 template <> struct Decode<TensorType::Q5_K> {
     static constexpr int kBlock = 256, kBytes = 176;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int n = static_cast<int>(k % kBlock), sb = n / 32;
         int sc, m;
         k4_scale_min(b + 4, sb, sc, m);
-        const float dl = __fmul_rn(f16_at(b), static_cast<float>(sc));
-        const float ml = __fmul_rn(f16_at(b + 2), static_cast<float>(m));
+        const float dl = mul_rn(f16_at(b), static_cast<float>(sc));
+        const float ml = mul_rn(f16_at(b + 2), static_cast<float>(m));
         const int q = ((b[48 + 32 * (sb / 2) + n % 32] >> (4 * (sb % 2))) & 15) | (((b[16 + n % 32] >> sb) & 1) << 4);
-        return __fsub_rn(__fmul_rn(dl, static_cast<float>(q)), ml);
+        return sub_rn(mul_rn(dl, static_cast<float>(q)), ml);
     }
 };
 // Q6_K (210 bytes): ql[128], qh[64], int8 scales[16], d. x = d · scale · (q - 32), multiplied in that order.
 template <> struct Decode<TensorType::Q6_K> {
     static constexpr int kBlock = 256, kBytes = 210;
-    __device__ static float at(const uint8_t* row, int64_t k) {
+    EMBER_HD static float at(const uint8_t* row, int64_t k) {
         const uint8_t* b = row + (k / kBlock) * kBytes;
         const int n = static_cast<int>(k % kBlock);
         const int h = n / 128, g = (n % 128) / 32, l = n % 32;
@@ -186,7 +223,7 @@ template <> struct Decode<TensorType::Q6_K> {
         const int hi = (b[128 + 32 * h + l] >> (2 * g)) & 3;
         const int q = (lo | (hi << 4)) - 32;
         const float sc = static_cast<float>(static_cast<int8_t>(b[192 + n / 16]));
-        return __fmul_rn(__fmul_rn(f16_at(b + 208), sc), static_cast<float>(q));
+        return mul_rn(mul_rn(f16_at(b + 208), sc), static_cast<float>(q));
     }
 };
 
