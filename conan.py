@@ -43,6 +43,9 @@ class EmberConan(ConanFile):
         tc.cache_variables["EMBER_BUILD_TESTS"] = False
         tc.cache_variables["EMBER_BUILD_EXAMPLES"] = False
         tc.cache_variables["EMBER_INSTALL"] = True
+        # No CUDA option in this recipe yet: the package is the CPU build wherever it is made (its
+        # package_info declares no CUDA runtime). vcpkg's ember[cuda] builds the CUDA backend.
+        tc.cache_variables["EMBER_CUDA"] = "OFF"
         tc.generate()
 
     def build(self):

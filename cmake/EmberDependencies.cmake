@@ -1,6 +1,6 @@
 # Dependencies come from the system (Debian packages); nothing is vendored. Only what the build uses is
-# looked for: oneDNN, Eigen and the CUDA toolkit join when code that uses them lands (CPU speed and CUDA
-# issues), together with the packages scripts/common.sh installs for them.
+# looked for: oneDNN and Eigen join when code that uses them lands (the CPU speed issue), together with the
+# packages scripts/common.sh installs for them. The CUDA toolkit is looked for in cmake/EmberCuda.cmake.
 find_program(EMBER_CCACHE ccache)
 if(EMBER_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
   set(CMAKE_C_COMPILER_LAUNCHER ${EMBER_CCACHE})
@@ -23,4 +23,3 @@ if(EMBER_BUILD_EXAMPLES)
   # cpp-httplib, for ember-server: examples/CMakeLists.txt (its CMake package, else pkg-config).
 endif()
 
-message(STATUS "ember: backends=cpu shared=${BUILD_SHARED_LIBS} sanitize=${EMBER_SANITIZE}")

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "backend/backend.hpp"
+#include "ember.h"
 #include "ember/ember.hpp"
 #include "tensor/dequantize.hpp"
 #include "tensor/fp16.hpp"
@@ -160,6 +161,14 @@ TEST_CASE("the cuda backend is registered; without a device \"cuda\" is a clean 
         CHECK(e.status() == Status::Unsupported);
     }
     CHECK(create_device("auto")->name() == "cpu");
+    // The C ABI says the same with a status code.
+    ember_model_params cp;
+    REQUIRE(ember_model_params_init(&cp) == EMBER_OK);
+    cp.backend = "cuda";
+    ember_model* cm = nullptr;
+    CHECK(ember_model_load(test::testdata("models/stories260K.gguf").c_str(), &cp, &cm) == EMBER_ERR_UNSUPPORTED);
+    CHECK(cm == nullptr);
+    CHECK(std::string(ember_last_error()).find("cuda") != std::string::npos);
     const Model m = Model::load(test::testdata("models/stories260K.gguf"), auto_params);
     CHECK(m.backend() == "cpu");
     Session s(m);

@@ -24,21 +24,21 @@ using tensor::TensorType;
 // One IEEE rounding each (the host compiler, without -mfma, never fuses them either).
 EMBER_HD float mul_rn(float a, float b) {
 #ifdef __CUDA_ARCH__
-    return mul_rn(a, b);
+    return __fmul_rn(a, b);
 #else
     return a * b;
 #endif
 }
 EMBER_HD float add_rn(float a, float b) {
 #ifdef __CUDA_ARCH__
-    return add_rn(a, b);
+    return __fadd_rn(a, b);
 #else
     return a + b;
 #endif
 }
 EMBER_HD float sub_rn(float a, float b) {
 #ifdef __CUDA_ARCH__
-    return sub_rn(a, b);
+    return __fsub_rn(a, b);
 #else
     return a - b;
 #endif

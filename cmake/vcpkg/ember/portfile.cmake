@@ -14,14 +14,19 @@ if(NOT EXISTS "${SOURCE_PATH}/capi/ember.h")
     message(FATAL_ERROR "ember's sources are not at ${SOURCE_PATH}: set VCPKG_EMBER_SOURCE to ember's repository")
 endif()
 
-if("cuda" IN_LIST FEATURES)
-    message(FATAL_ERROR "ember[cuda]: ember has no CUDA backend yet (backends/cuda does not exist); install ember without it")
-endif()
-
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
     FEATURES
         tools EMBER_BUILD_EXAMPLES
 )
+# ember[cuda]: the CUDA backend (backends/cuda), which needs the CUDA toolkit (nvcc, the CUDA runtime) on
+# the build machine, found by CMake as usual (CUDACXX or nvcc on PATH, e.g. /usr/local/cuda/bin). Without
+# the feature the backend is not built even where a toolkit is. CMAKE_CUDA_ARCHITECTURES defaults to 90
+# (H100/H200); set it in a triplet (VCPKG_CMAKE_CONFIGURE_OPTIONS) for other GPUs.
+if("cuda" IN_LIST FEATURES)
+    list(APPEND FEATURE_OPTIONS -DEMBER_CUDA=ON)
+else()
+    list(APPEND FEATURE_OPTIONS -DEMBER_CUDA=OFF)
+endif()
 
 # BUILD_SHARED_LIBS follows VCPKG_LIBRARY_LINKAGE. A shared libember exports the C ABI only (ember.h).
 vcpkg_cmake_configure(
