@@ -850,10 +850,19 @@ inline __m256i twice_i8(const int8_t* a) {
     return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a)), twice));
 }
 
+// Bits p and p + 1 of each byte, moved to bits 4 and 5 (a value's top bits) with one shift and one mask:
+// the 16-bit shift carries bits across bytes, but never into the two kept.
+inline __m256i top_bits(__m256i h, int p) {
+    const __m256i m = _mm256_set1_epi8(0x30);
+    if (p < 4) return _mm256_and_si256(_mm256_slli_epi16(h, 4 - p), m);
+    if (p > 4) return _mm256_and_si256(_mm256_srli_epi16(h, p - 4), m);
+    return _mm256_and_si256(h, m);
+}
+
 template <int NT>
 void tile_q6_Kx8(int64_t nb, const Q6Kx8* p, const ActRows& x, int64_t j0, float* out, size_t os) {
     const auto xa = act_rows<block_q8_K, NT>(x, j0);
-    const __m256i low4 = _mm256_set1_epi8(15), two = _mm256_set1_epi8(3);
+    const __m256i low4 = _mm256_set1_epi8(15);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; ++i) {
@@ -867,10 +876,8 @@ void tile_q6_Kx8(int64_t nb, const Q6Kx8* p, const ActRows& x, int64_t j0, float
             for (int cc = 0; cc < 2; ++cc) {
                 const int c = 2 * sb + cc;
                 const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.ql[c]));
-                const __m256i lo = _mm256_or_si256(_mm256_and_si256(v, low4),
-                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4 * cc), two), 4));
-                const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4),
-                                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hb, 4 * cc + 2), two), 4));
+                const __m256i lo = _mm256_or_si256(_mm256_and_si256(v, low4), top_bits(hb, 4 * cc));
+                const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), low4), top_bits(hb, 4 * cc + 2));
                 for (int j = 0; j < NT; ++j) {
                     const __m256i s16 = _mm256_add_epi16(_mm256_maddubs_epi16(lo, bcast4(xa[j][i].qs + 8 * c)),
                                                          _mm256_maddubs_epi16(hi, bcast4(xa[j][i].qs + 8 * c + 4)));
