@@ -15,6 +15,7 @@
 #include "tensor/dequantize.hpp"
 #include "tensor/fp16.hpp"
 #include "tensor/quantize.hpp"
+#include "testdata.hpp"
 
 using namespace ember;
 using namespace ember::backend;
@@ -50,22 +51,8 @@ struct Fixture {
     }
 };
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> d(0.f, scale);
-    std::vector<float> v(n);
-    for (auto& x : v) x = d(rng);
-    return v;
-}
-
-double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        num += (got[i] - ref[i]) * (got[i] - ref[i]);
-        den += ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
+using test::nmse;
+using test::randn;
 
 // Values as the device stores them: quantized then dequantized.
 std::vector<float> stored(const std::vector<float>& v, int64_t ne0, TensorType type) {

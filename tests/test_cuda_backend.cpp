@@ -93,27 +93,8 @@ struct Both {
     Side cpu{"cpu"}, gpu{"cuda"};
 };
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
-    std::mt19937 rng(seed);
-    std::normal_distribution<float> d(0.f, scale);
-    std::vector<float> v(n);
-    for (auto& x : v) x = d(rng);
-    return v;
-}
-
-// Σ(got - ref)² / Σ ref²
-double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
-    REQUIRE(got.size() == ref.size());
-    double num = 0, den = 0;
-    for (size_t i = 0; i < ref.size(); ++i) {
-        num += (got[i] - ref[i]) * (got[i] - ref[i]);
-        den += ref[i] * ref[i];
-    }
-    return den > 0 ? num / den : num;
-}
-double nmse(const std::vector<float>& got, const std::vector<float>& ref) {
-    return nmse(got, std::vector<double>(ref.begin(), ref.end()));
-}
+using test::nmse;
+using test::randn;
 
 std::vector<uint8_t> quantized(const std::vector<float>& v, int64_t ne0, TensorType type) {
     const size_t rb = tensor::row_bytes(type, ne0), rows = v.size() / static_cast<size_t>(ne0);

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -33,6 +34,29 @@
 namespace ember::test {
 
 constexpr int kSkipped = 77;  // SKIP_RETURN_CODE in tests/CMakeLists.txt
+
+// n normally distributed values, the same for the same seed.
+inline std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.f, scale);
+    std::vector<float> v(n);
+    for (auto& x : v) x = d(rng);
+    return v;
+}
+
+// Normalized mean squared error Σ(got - ref)² / Σ ref², as llama.cpp's test-backend-ops measures ops.
+inline double nmse(const std::vector<float>& got, const std::vector<double>& ref) {
+    REQUIRE(got.size() == ref.size());
+    double num = 0, den = 0;
+    for (size_t i = 0; i < ref.size(); ++i) {
+        num += (got[i] - ref[i]) * (got[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return den > 0 ? num / den : num;
+}
+inline double nmse(const std::vector<float>& got, const std::vector<float>& ref) {
+    return nmse(got, std::vector<double>(ref.begin(), ref.end()));
+}
 
 inline std::string testdata(const std::string& rel) { return std::string(EMBER_TEST_DATA_DIR) + "/" + rel; }
 

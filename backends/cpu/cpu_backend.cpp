@@ -13,8 +13,6 @@
 #include <new>
 #include <thread>
 
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "backend/backend.hpp"
 #include "util/log.hpp"
@@ -42,26 +40,14 @@ namespace {
     throw Error(Status::Internal, std::string("cpu backend: ") + op + ": tensor shapes do not match");
 }
 
-// Asks for 2 MiB pages over the whole 2 MiB pages inside [p, p + n) (a hint: where transparent huge pages
-// are "madvise", the default, nothing else gets them). Decode streams every weight byte per token, and
-// with 4 KiB pages a repacked matrix costs a TLB miss per page: measured, one thread on 36–70 MB
-// matrices, medians of 6 alternating runs: Q8_0 15.7 → 16.7 GB/s a CPU-second, Q4_0 20.3 → 22.5,
-// Q4_K 18.3 → 20.1, Q6_K unchanged. The edges keep small pages, so no buffer grows.
-void ask_huge_pages(void* p, size_t n) {
-    constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-    const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + kHuge - 1) / kHuge * kHuge;
-    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / kHuge * kHuge;
-#ifdef MADV_HUGEPAGE
-    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
-#endif
-}
-
 class HostBuffer final : public Buffer {
 public:
     explicit HostBuffer(size_t n) : size_(n) {
         const size_t rounded = (std::max<size_t>(n, 1) + 63) / 64 * 64;
         data_ = std::aligned_alloc(64, rounded);
         if (!data_) throw Error(Status::OutOfMemory, "cpu backend: cannot allocate " + std::to_string(n) + " bytes");
+        // Measured (one thread, 36–70 MB repacked matrices, medians of 6 alternating runs, GB/s of weights
+        // a CPU-second): Q8_0 15.7 → 16.7, Q4_0 20.3 → 22.5, Q4_K 18.3 → 20.1, Q6_K unchanged.
         ask_huge_pages(data_, rounded);
     }
     ~HostBuffer() override { std::free(data_); }
@@ -297,18 +283,8 @@ public:
 
     void attention(const Tensor& q, const SequenceAttention* seqs, size_t n_seqs, const AttentionParams& p,
                    Tensor& out) override {
+        if (!attention_shapes_ok(q, seqs, n_seqs, p, out)) shape_error("attention");
         const int64_t hd = p.head_dim;
-        if (hd <= 0 || p.n_head_kv <= 0 || q.ne[0] != hd * p.n_head || out.ne[0] != q.ne[0] ||
-            out.n_rows() != q.n_rows() || p.n_head % p.n_head_kv)
-            shape_error("attention");
-        for (size_t i = 0; i < n_seqs; ++i) {
-            const SequenceAttention& sq = seqs[i];
-            if (!sq.k_cache || !sq.v_cache || sq.k_cache->ne[0] != hd * p.n_head_kv || sq.v_cache->ne[0] != hd * p.n_head_kv ||
-                sq.k_cache->type != TensorType::F16 || sq.v_cache->type != TensorType::F16 || sq.first < 0 ||
-                sq.count < 0 || sq.first + sq.count > q.n_rows() || sq.n_past < 0 ||
-                sq.n_past + sq.count > std::min(sq.k_cache->n_rows(), sq.v_cache->n_rows()))
-                shape_error("attention");
-        }
         const auto rows_of = [](const Tensor& t, int64_t first, int64_t count) {
             Tensor v = t;
             v.data = t.row(first);
@@ -551,15 +527,6 @@ private:
     std::vector<int32_t> xsum_;
 };
 
-// Drops the whole pages of a read-only file mapping inside [p, p + n) from this process (they are read
-// again from the file, or the page cache, if touched).
-void drop_pages(const void* p, size_t n) {
-    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
-    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
-    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-}
-
 class CpuDevice final : public backend::Device {
 public:
     std::string name() const override { return "cpu"; }
@@ -591,7 +558,7 @@ public:
                                     host.ne[0], static_cast<uint8_t*>(copy->data()) + b * group_bytes);
                 }, 4);
                 repacked_->add(host, kernels, std::move(copy));
-                if (file_mapping) drop_pages(host.data, host.n_bytes());
+                if (file_mapping) drop_file_pages(host.data, host.n_bytes());
             } catch (const Error&) {
             }
         }

@@ -12,13 +12,12 @@
 #include <vector>
 
 #include <cuda_runtime.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "backend/backend.hpp"
 #include "ember/error.hpp"
 #include "kernels.hpp"
 #include "tensor/types.hpp"
+#include "util/host_memory.hpp"
 #include "util/log.hpp"
 
 namespace ember::cuda {
@@ -189,20 +188,10 @@ public:
 
     void attention(const Tensor& q, const SequenceAttention* seqs, size_t n_seqs, const AttentionParams& p,
                    Tensor& out) override {
+        if (!attention_shapes_ok(q, seqs, n_seqs, p, out)) shape_error("attention");
         const int64_t hd = p.head_dim;
-        if (hd <= 0 || p.n_head <= 0 || p.n_head_kv <= 0 || q.ne[0] != hd * p.n_head || out.ne[0] != q.ne[0] ||
-            out.n_rows() != q.n_rows() || p.n_head % p.n_head_kv)
-            shape_error("attention");
         check_f32(q, "attention");
         check_f32(out, "attention");
-        for (size_t i = 0; i < n_seqs; ++i) {
-            const SequenceAttention& sq = seqs[i];
-            if (!sq.k_cache || !sq.v_cache || sq.k_cache->ne[0] != hd * p.n_head_kv || sq.v_cache->ne[0] != hd * p.n_head_kv ||
-                sq.k_cache->type != TensorType::F16 || sq.v_cache->type != TensorType::F16 || sq.first < 0 ||
-                sq.count < 0 || sq.first + sq.count > q.n_rows() || sq.n_past < 0 ||
-                sq.n_past + sq.count > std::min(sq.k_cache->n_rows(), sq.v_cache->n_rows()))
-                shape_error("attention");
-        }
         if (hd > kMaxHeadDim)
             throw Error(Status::Unsupported, "cuda backend: attention with heads of " + std::to_string(hd) +
                                                  " values (at most " + std::to_string(kMaxHeadDim) + ")");
@@ -317,15 +306,6 @@ private:
     size_t capacity_ = 0;      // bytes of each
 };
 
-// Drops the whole pages of a read-only file mapping inside [p, p + n) (they are read again from the file
-// if touched): the device holds its own copy.
-void drop_pages(const void* p, size_t n) {
-    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-    const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
-    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
-    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
-}
-
 class CudaDevice final : public backend::Device {
 public:
     CudaDevice() {
@@ -356,7 +336,7 @@ public:
             std::lock_guard lock(mutex_);
             weights_.push_back(std::move(buf));
         }
-        if (file_mapping) drop_pages(host.data, n);
+        if (file_mapping) drop_file_pages(host.data, n);  // the device holds its own copy
         return t;
     }
     bool supports(TensorType t) const override { return kernel_supports(t); }

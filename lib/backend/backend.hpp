@@ -88,6 +88,12 @@ struct SequenceAttention {
     const Tensor* v_cache = nullptr;
 };
 
+// Whether an attention call's shapes fit together: heads (n_head a positive multiple of n_head_kv), q and
+// out [head_dim·n_head, rows], and each sequence's rows inside q, its F16 caches [head_dim·n_head_kv, ≥
+// n_past + count]. Every backend checks these same rules before its own.
+bool attention_shapes_ok(const Tensor& q, const SequenceAttention* seqs, size_t n_seqs, const AttentionParams& p,
+                         const Tensor& out) noexcept;
+
 // Per-session execution: ordered ops on one device queue with scratch of its own.
 class Stream {
 public:

@@ -1,10 +1,12 @@
 #include "util/host_memory.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <limits>
 
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -62,6 +64,27 @@ size_t address_space_available() noexcept {
 
 size_t host_memory_available() noexcept {
     return std::min({meminfo_available(), cgroup_available(), address_space_available()});
+}
+
+namespace {
+// madvise(advice) over the whole `page`-byte pages inside [p, p + n).
+void advise_whole_pages(const void* p, size_t n, uintptr_t page, int advice) noexcept {
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, advice);
+}
+}  // namespace
+
+void drop_file_pages(const void* p, size_t n) noexcept {
+    advise_whole_pages(p, n, static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)), MADV_DONTNEED);
+}
+
+void ask_huge_pages(void* p, size_t n) noexcept {
+#ifdef MADV_HUGEPAGE
+    advise_whole_pages(p, n, uintptr_t{2} << 20, MADV_HUGEPAGE);
+#else
+    (void)p, (void)n;
+#endif
 }
 
 }  // namespace ember
