@@ -481,13 +481,14 @@ private:
         const size_t xrb = tensor::row_bytes(at, K);
         const bool to_float = as_float && (at == TensorType::F16 || at == TensorType::BF16);
         const bool widen = at == TensorType::Q8_0 || at == TensorType::Q8_1;
+        const bool pair_sums = at == TensorType::Q8_K && !to_float;
         const tensor::TypeInfo& ai = tensor::info(at);
-        const int64_t nb = widen ? K / ai.block_size : 0;
+        const int64_t nb = widen ? K / ai.block_size : 0, nbk = pair_sums ? K / tensor::kQK_K : 0;
         xq_.resize(xrb * T);
         xf_.resize(to_float ? static_cast<size_t>(K * T) : 0);
         xd_.resize(static_cast<size_t>(nb * T));
         xs_.resize(static_cast<size_t>(nb * T));
-        xsum_.resize(static_cast<size_t>(nb * T));
+        xsum_.resize(static_cast<size_t>(std::max(nb, 4 * nbk) * T));
         parallel_for(T, [&](int64_t b, int64_t e) {
             for (int64_t t = b; t < e; ++t) {
                 uint8_t* row = xq_.data() + t * xrb;
@@ -508,9 +509,18 @@ private:
                         xs_[t * nb + i] = xd_[t * nb + i] * static_cast<float>(s);
                     }
                 }
+                for (int64_t i = 0; i < nbk; ++i) {  // |Σq| of 32 values ≤ 4064: 16 bits each
+                    const auto& blk = reinterpret_cast<const tensor::block_q8_K*>(row)[i];
+                    for (int p = 0; p < 4; ++p) {
+                        const int16_t* bs = blk.bsums + 4 * p;
+                        const auto lo = static_cast<uint16_t>(bs[0] + bs[1]), hi = static_cast<uint16_t>(bs[2] + bs[3]);
+                        xsum_[static_cast<size_t>((t * nbk + i) * 4 + p)] = static_cast<int32_t>(lo | (uint32_t{hi} << 16));
+                    }
+                }
             }
         }, grain_for(3 * K));
         if (to_float) return {xf_.data(), static_cast<size_t>(K) * 4};
+        if (pair_sums) return {xq_.data(), xrb, nullptr, nullptr, xsum_.data()};
         if (!widen) return {xq_.data(), xrb};
         return {xq_.data(), xrb, xd_.data(), xs_.data(), xsum_.data()};
     }

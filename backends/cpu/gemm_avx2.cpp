@@ -744,8 +744,13 @@ void repack_qK(const void* src, size_t row_bytes, int64_t n_rows, int64_t n, voi
 
 // 8 byte values (one per row) → lanes of two equal 16-bit halves, for vpmaddwd against 16-bit pair sums.
 inline __m256i pairs_u8(const uint8_t* p) {
-    const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
-    return _mm256_or_si256(v, _mm256_slli_epi32(v, 16));
+    const __m128i twice = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)), twice));
+}
+// The 8 rows' bytes of two consecutive sub-blocks (p[0..7], p[8..15]) → lane r = (p[r], p[8 + r]) in 16 bits.
+inline __m256i zip_u8(const uint8_t* p) {
+    const __m128i zip = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), zip));
 }
 
 // Q5_K's 5-bit values fill the 16-bit sums twice as fast: they are scaled every two chunks, not four.
@@ -753,6 +758,8 @@ template <class X, int NT>
 void tile_qKx8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out, size_t os) {
     constexpr bool five = std::is_same_v<X, Q5Kx8>;
     const auto xa = act_rows<block_q8_K, NT>(x, j0);
+    const int32_t* xsums[NT];
+    for (int j = 0; j < NT; ++j) xsums[j] = x.sum + (j0 + j) * 4 * nb;
     const __m256i low4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
     __m256 acc[NT];
     for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_ps();
@@ -762,7 +769,7 @@ void tile_qKx8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out,
         __m256i isum[NT], msum[NT];
         for (int j = 0; j < NT; ++j) isum[j] = msum[j] = _mm256_setzero_si256();
         for (int sb = 0; sb < 8; ++sb) {
-            const __m256i sc = pairs_u8(b.sc[sb]), mn = pairs_u8(b.mn[sb]);
+            const __m256i sc = pairs_u8(b.sc[sb]);
             __m256i hb = _mm256_setzero_si256();
             if constexpr (five) hb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh[sb]));
             __m256i s16[NT];
@@ -787,7 +794,12 @@ void tile_qKx8(int64_t nb, const X* p, const ActRows& x, int64_t j0, float* out,
                         s16[j] = _mm256_setzero_si256();
                     }
             }
-            for (int j = 0; j < NT; ++j) msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(mn, bcast4(xa[j][i].bsums + 2 * sb)));
+        }
+        // The mins once per super-block: two sub-blocks' mins against their activation sums per vpmaddwd.
+        for (int sp = 0; sp < 4; ++sp) {
+            const __m256i mn = zip_u8(b.mn[2 * sp]);
+            for (int j = 0; j < NT; ++j)
+                msum[j] = _mm256_add_epi32(msum[j], _mm256_madd_epi16(mn, _mm256_set1_epi32(xsums[j][4 * i + sp])));
         }
         const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.d)));
         const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.dmin)));

@@ -27,7 +27,10 @@ struct ActRows {
     size_t stride = 0;
     const float* d = nullptr;
     const float* s = nullptr;
-    const int32_t* sum = nullptr;  // Q8_0: Σq of each block (nb per row), for weights stored with a zero point
+    // Q8_0: Σq of each block (nb per row), for weights stored with a zero point. Q8_K: Σq of each 32-element
+    // sub-block, two to an int32 (sub-block 2p in the low 16 bits, 2p + 1 in the high; 4 per super-block),
+    // for the K-quants' mins: one vpmaddwd takes two sub-blocks.
+    const int32_t* sum = nullptr;
 };
 
 // A tile of dot products: out[j·out_stride + r] = Σ w_r·x_j over n elements, for w_rows weight rows
