@@ -431,6 +431,23 @@ TEST_CASE("json schema: allOf merges objects, types, bounds and enums; contradic
     check_schema(R"({"allOf": [{"type": "object", "properties": {"k": {"type": "integer"}}, "required": ["k"]},
                                {"anyOf": [{"properties": {"x": {"const": 1}}, "required": ["x"]}, {"properties": {"y": {"const": 2}}, "required": ["y"]}]}]})",
                  {R"({"k": 0, "x": 1})", R"({"k": 0, "y": 2})"}, {R"({"k": 0})", R"({"x": 1})"});
+    // Tuples merged position by position: each part's prefixItems schema (past its prefix, its items) applies.
+    check_schema(R"({"allOf": [{"type": "array", "prefixItems": [{"type": "integer"}]}, {"prefixItems": [{"minimum": 0}, {"type": "string"}]}]})",
+                 {"[]", "[1]", R"([1, "a"])", R"([1, "a", null])"}, {"[-1]", "[1, 2]", R"(["a"])"});
+    check_schema(R"({"allOf": [{"prefixItems": [{"type": "integer"}, {"type": "integer"}]}, {"items": {"type": "integer", "minimum": 0}}]})",
+                 {"[1, 2, 3]", "[]"}, {"[-1]", "[1, -2]", "[1, 2, -3]"});
+    check_schema(R"({"allOf": [{"prefixItems": [{"type": "integer"}]}, {"items": [{"type": "integer"}, {"type": "string"}], "additionalItems": false}]})",
+                 {R"([1, "a"])", "[1]"}, {R"([1, "a", 1])", R"(["a"])"});
+    check_schema(R"({"allOf": [{"prefixItems": [{"type": "integer"}], "items": false}, {"prefixItems": [{"type": "integer"}, {"type": "string"}]}]})",
+                 {"[]", "[1]"}, {R"([1, "a"])"});
+    check_schema(R"({"allOf": [{"prefixItems": [{"type": "integer"}], "items": {"type": "string"}}, {"items": {"maxLength": 1}}]})",
+                 {R"([1, "a", "b"])"}, {R"([1, "ab"])", R"(["a"])"});
+    // Keywords beside anyOf apply to each alternative; an items: false with no prefix of its own closes the array.
+    check_schema(R"({"prefixItems": [{"type": "integer"}], "anyOf": [{"items": false}, {"minItems": 2}]})",
+                 {"[]", R"([1, "z"])"}, {"[1]", R"(["a", 1])"});
+    CHECK(schema_error(R"({"allOf": [{"prefixItems": [{"type": "integer"}]}, {"items": {"type": "string"}}]})").find("contradict") != std::string::npos);
+    CHECK(schema_error(R"({"allOf": [{"prefixItems": [{}, {}], "minItems": 2}, {"items": false}]})").find("at most 0") != std::string::npos);
+    CHECK(schema_error(R"({"allOf": [{"prefixItems": [{}]}, {"prefixItems": [{}], "items": [{}]}]})").find("two tuples") != std::string::npos);
     CHECK(schema_error(R"({"allOf": [{"type": "string"}, {"type": "integer"}]})").find("contradict") != std::string::npos);
     CHECK(schema_error(R"({"allOf": [{"const": 1}, {"const": 2}]})").find("conflicting 'const'") != std::string::npos);
     CHECK(schema_error(R"({"allOf": [{"enum": [1]}, {"enum": [2]}]})").find("in common") != std::string::npos);
@@ -550,6 +567,87 @@ TEST_CASE("json schema: additionalProperties as a schema, nullable, annotations 
     check_schema(R"({"type": "integer", "nullable": true})", {"1", "null"}, {"\"1\""});
     check_schema(R"({"type": "boolean", "title": "T", "description": "d", "default": true, "examples": [false], "$comment": "c", "deprecated": true})",
                  {"true"}, {"1"});
+}
+
+TEST_CASE("json schema: tuples (prefixItems; drafts 4-7's items array and additionalItems) with minItems/maxItems") {
+    // prefixItems: the first members in order, any of them may be left off at the end (minItems 0); the rest any value.
+    check_schema(R"({"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}]})",
+                 {"[]", "[1]", R"([1, "a"])", R"([1, "a", null, {"b": [2]}])", R"([ 1 , "a" ])"},
+                 {R"(["a"])", "[1, 2]", R"([1, "a",])", "[,]", R"({"0": 1})"});
+    // items: false closes the tuple; a schema governs the members after it.
+    check_schema(R"({"type": "array", "prefixItems": [{"type": "integer"}, {"type": "string"}], "items": false})",
+                 {"[]", "[1]", R"([1, "a"])"}, {R"([1, "a", 3])", R"([1, "a", "b"])"});
+    check_schema(R"({"prefixItems": [{"type": "integer"}, {"type": "string"}], "items": {"type": "boolean"}, "minItems": 2})",
+                 {R"([1, "a"])", R"([1, "a", true, false])"}, {"[]", "[1]", R"([1, "a", 3])", R"(["a", 1])"});
+    // minItems below the prefix: the later members optional but in order.
+    check_schema(R"({"prefixItems": [{"const": "a"}, {"const": "b"}, {"const": "c"}], "minItems": 1})",
+                 {R"(["a"])", R"(["a", "b"])", R"(["a", "b", "c"])", R"(["a", "b", "c", 1, "z"])"},
+                 {"[]", R"(["b"])", R"(["a", "c"])", R"(["a", "b", "d"])"});
+    // An exact tuple.
+    check_schema(R"({"prefixItems": [{"type": "integer"}, {"type": "integer"}], "items": false, "minItems": 2})",
+                 {"[1, 2]"}, {"[]", "[1]", "[1, 2, 3]", "[1, \"2\"]"});
+    // minItems beyond the prefix: the extra members from items (or any value), up to maxItems.
+    check_schema(R"({"prefixItems": [{"type": "integer"}], "items": {"type": "string"}, "minItems": 3, "maxItems": 4})",
+                 {R"([1, "x", "y"])", R"([1, "x", "y", "z"])"},
+                 {R"([1, "x"])", R"([1, "x", "y", "z", "w"])", R"(["x", "y", "z"])", R"([1, "x", 2])"});
+    check_schema(R"({"prefixItems": [{"type": "integer"}], "minItems": 2})", {"[1, null]", "[1, [], {}]"}, {"[1]", "[]"});
+    // maxItems below the prefix cuts it; a false member ends the tuple before it.
+    check_schema(R"({"prefixItems": [{"type": "integer"}, {"type": "string"}, {"type": "boolean"}], "maxItems": 2})",
+                 {"[]", "[1]", R"([1, "a"])"}, {R"([1, "a", true])", R"([1, "a", null])"});
+    check_schema(R"({"prefixItems": [{"type": "integer"}, false, {"type": "string"}]})", {"[]", "[7]"}, {"[7, 8]", R"([7, "a"])"});
+    // items: false with no prefix: the empty array only; items: true: any members.
+    check_schema(R"({"type": "array", "items": false})", {"[]", "[ ]"}, {"[1]"});
+    check_schema(R"({"type": "array", "items": true, "maxItems": 1})", {"[]", "[{}]"}, {"[1, 2]"});
+    // Drafts 4-7: items as an array, additionalItems for the rest (absent: any; ignored beside an items schema).
+    check_schema(R"({"type": "array", "items": [{"type": "integer"}, {"type": "string"}], "additionalItems": false})",
+                 {"[]", "[1]", R"([1, "a"])"}, {R"([1, "a", 2])", R"(["a"])"});
+    check_schema(R"({"type": "array", "items": [{"type": "integer"}, {"type": "string"}], "additionalItems": {"type": "null"}, "minItems": 3})",
+                 {R"([1, "a", null])", R"([1, "a", null, null])"}, {R"([1, "a"])", R"([1, "a", 1])"});
+    check_schema(R"({"type": "array", "items": [{"type": "integer"}]})", {"[]", "[1]", R"([1, "x", {}])"}, {R"(["x"])"});
+    check_schema(R"({"type": "array", "items": {"type": "integer"}, "additionalItems": false})", {"[1, 2, 3]"}, {R"([1, "x"])"});
+    // Members by $ref, tuples in objects and in tuples.
+    check_schema(R"({"$defs": {"P": {"prefixItems": [{"type": "number"}, {"type": "number"}], "items": false, "minItems": 2}},
+                     "type": "object", "properties": {"line": {"type": "array", "prefixItems": [{"$ref": "#/$defs/P"}, {"$ref": "#/$defs/P"}],
+                     "minItems": 2, "items": false}}, "required": ["line"]})",
+                 {R"({"line": [[0, 0], [1.5, -2]]})"}, {R"({"line": [[0, 0]]})", R"({"line": [[0, 0], [1]]})", R"({"line": [[0, 0], [1, 2], [3, 4]]})"});
+}
+
+TEST_CASE("json schema: tuple contradictions and hostile tuples are InvalidArgument") {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::pair<const char*, const char*> bad[] = {
+        {R"({"prefixItems": [{"type": "integer"}], "items": false, "minItems": 2})", "minItems 2 but the tuple allows at most 1"},
+        {R"({"items": [{"type": "integer"}], "additionalItems": false, "minItems": 2})", "at most 1"},
+        {R"({"prefixItems": [{}, false], "minItems": 2})", "at most 1"},
+        {R"({"type": "array", "items": false, "minItems": 1})", "at most 0"},
+        {R"({"prefixItems": [{}, {}, {}], "minItems": 3, "maxItems": 2})", "maxItems < minItems"},
+        {R"({"type": "array", "prefixItems": {"type": "integer"}})", "'prefixItems' must be an array"},
+        {R"({"prefixItems": [{}], "items": [{}]})", "two tuples"},
+        {R"({"prefixItems": [{}], "additionalItems": false})", "'additionalItems' beside 'prefixItems'"},
+        {R"({"prefixItems": [5]})", "must be an object or a boolean"},
+        {R"({"prefixItems": [{}], "minItems": 1001})", "minItems over 1000"},
+    };
+    for (const auto& [schema, why] : bad) {
+        const std::string msg = schema_error(schema);
+        CAPTURE(schema);
+        CAPTURE(msg);
+        CHECK(msg.find(why) != std::string::npos);
+    }
+    // A long tuple: refused past kMaxItems schemas, however many are listed; a maxItems that cuts it first is fine.
+    auto tuple = [](int n, const std::string& extra, const std::string& member = R"({"type": "integer"})") {
+        std::string t = R"({"type": "array", "prefixItems": [)";
+        for (int i = 0; i < n; ++i) t += (i ? ", " : "") + member;
+        return t + "]" + extra + "}";
+    };
+    CHECK(schema_error(tuple(1001, "")).find("a tuple of more than 1000 schemas") != std::string::npos);
+    CHECK(schema_error(tuple(20000, "", "{}")).find("a tuple of more than 1000 schemas") != std::string::npos);
+    CHECK(schema_error(tuple(20000, R"(, "maxItems": 2)", "{}")).empty());
+    const std::string two = R"({"allOf": [)" + tuple(20000, "", "{}") + "," + tuple(20000, "", "true") + "]}";
+    CHECK(schema_error(two).find("a tuple of more than 1000 schemas") != std::string::npos);
+    // A tuple of 1000, each member optional: a document of all of them (the grammar nests no deeper for it).
+    std::string doc = "[";
+    for (int i = 0; i < 1000; ++i) doc += (i ? ", " : "") + std::to_string(i);
+    check_schema(tuple(1000, R"(, "items": false)"), {"[]", "[1]", doc + "]"}, {doc + ", 1000]", doc + ", \"x\"]"});
+    CHECK(seconds_since(t0) < 10);
 }
 
 TEST_CASE("json schema: hostile $ref and allOf end in InvalidArgument, never a hang") {

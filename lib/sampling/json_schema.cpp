@@ -41,9 +41,10 @@ const std::set<std::string, std::less<>> kAnnotations = {
     "contentEncoding"};
 // Keywords the converter reads; the others are ignored (and so dropped from allOf merges).
 const std::set<std::string, std::less<>> kUsed = {
-    "type", "properties", "required", "additionalProperties", "patternProperties", "items", "minItems",
-    "maxItems", "minLength", "maxLength", "pattern", "format", "enum", "const", "anyOf", "oneOf", "minimum",
-    "maximum", "exclusiveMinimum", "exclusiveMaximum", "nullable", "not", "if", "then", "else"};
+    "type", "properties", "required", "additionalProperties", "patternProperties", "items", "prefixItems",
+    "additionalItems", "minItems", "maxItems", "minLength", "maxLength", "pattern", "format", "enum", "const",
+    "anyOf", "oneOf", "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "nullable", "not", "if",
+    "then", "else"};
 
 // String formats (RFC 3339 dates and times, RFC 4122 UUIDs), emitted only when a schema uses them.
 const char* const kFormats[][2] = {
@@ -154,6 +155,37 @@ uint64_t values_in(const Json& j, uint64_t cap) {
             for (const auto& c : *x) todo.push_back(&c);
     }
     return n;
+}
+
+bool is_false(const Json& s) { return s.is_boolean() && !s.get<bool>(); }
+
+// Both schemas apply.
+Json all_of(const Json& a, const Json& b) { return Json{{"allOf", Json::array({a, b})}}; }
+
+// An array schema in draft 2020-12's terms: the schemas of the first members in order (prefixItems, or drafts
+// 4-7's items array), and the schema of the members after them (items, or additionalItems beside an items
+// array). nullptr: no prefix; no schema for the rest (any value).
+struct ArrayForm {
+    const Json* prefix = nullptr;
+    const Json* rest = nullptr;
+};
+
+ArrayForm array_form(const Json& s) {
+    ArrayForm f;
+    const auto p = s.find("prefixItems"), i = s.find("items"), a = s.find("additionalItems");
+    if (p != s.end()) {
+        if (!p->is_array()) refuse("'prefixItems' must be an array");
+        if (i != s.end() && i->is_array()) refuse("'prefixItems' beside an 'items' array: two tuples in one schema");
+        if (a != s.end()) refuse("'additionalItems' beside 'prefixItems' (draft 2020-12 names the rest 'items')");
+        f.prefix = &*p;
+        if (i != s.end()) f.rest = &*i;
+    } else if (i != s.end() && i->is_array()) {
+        f.prefix = &*i;
+        if (a != s.end()) f.rest = &*a;
+    } else if (i != s.end()) {
+        f.rest = &*i;  // additionalItems beside an items schema (not an array) says nothing
+    }
+    return f;
 }
 
 bool annotations_only(const Json& s, std::string_view except = {}) {
@@ -307,9 +339,45 @@ private:
                 for (const auto& part : v) absorb(into, part, depth + 1);
             } else if (kUsed.count(k)) {
                 charge(1, v);
-                merge_key(into, k, v);
+                if (k != "prefixItems" && k != "items" && k != "additionalItems") merge_key(into, k, v);
             }
         }
+        if (s.contains("prefixItems") || s.contains("items")) merge_tuple(into, s);
+    }
+
+    // The array keywords of `s` merged into those of `into` (kept as prefixItems and items) position by
+    // position: member i follows into's prefix schema i (past its prefix: into's items) and s's likewise.
+    // A position that both make false ends the array there.
+    void merge_tuple(Json& into, const Json& s) {
+        const ArrayForm a = array_form(into), b = array_form(s);
+        static const Json kNone = Json::array();
+        const Json& x = a.prefix ? *a.prefix : kNone;
+        const Json& y = b.prefix ? *b.prefix : kNone;
+        // The rest schemas are copied into the other's prefix positions.
+        if (a.rest && y.size() > x.size()) charge(y.size() - x.size(), *a.rest);
+        if (b.rest && x.size() > y.size()) charge(x.size() - y.size(), *b.rest);
+        charge(1, x);
+        auto conj = [](const Json* p, const Json* q) -> std::optional<Json> {  // nullopt: any value
+            if (!p || !q) return p ? std::optional<Json>(*p) : q ? std::optional<Json>(*q) : std::nullopt;
+            if (*p == *q || is_false(*p) || (q->is_boolean() && q->get<bool>())) return *p;
+            if (is_false(*q) || (p->is_boolean() && p->get<bool>())) return *q;
+            return all_of(*p, *q);
+        };
+        Json prefix = Json::array();
+        bool closed = false;
+        for (size_t i = 0; i < std::max(x.size(), y.size()); ++i) {
+            std::optional<Json> m = conj(i < x.size() ? &x[i] : a.rest, i < y.size() ? &y[i] : b.rest);
+            if (is_false(*m)) {
+                closed = true;
+                break;
+            }
+            prefix.push_back(std::move(*m));
+        }
+        std::optional<Json> rest = closed ? std::optional<Json>(false) : conj(a.rest, b.rest);
+        into.erase("prefixItems");
+        into.erase("items");
+        if (!prefix.empty()) into["prefixItems"] = std::move(prefix);
+        if (rest) into["items"] = std::move(*rest);
     }
 
     static std::set<std::string> type_set(const Json& t) {
@@ -332,7 +400,7 @@ private:
         }
         Json& old = *it;
         if (old == v) return;
-        auto both = [&](const Json& a, const Json& b) { return Json{{"allOf", Json::array({a, b})}}; };
+        auto both = all_of;
         if (k == "properties" || k == "patternProperties") {
             if (!old.is_object() || !v.is_object()) refuse("'" + k + "' must be an object");
             for (const auto& [name, sub] : v.items()) {
@@ -354,7 +422,7 @@ private:
             }
             if (common.empty()) refuse("allOf: the types " + old.dump() + " and " + v.dump() + " contradict");
             old = common.size() == 1 ? common[0] : common;
-        } else if (k == "additionalProperties" || k == "items") {
+        } else if (k == "additionalProperties") {
             if (old.is_boolean() && !old.get<bool>()) return;
             old = v.is_boolean() && !v.get<bool>() ? v : both(old, v);
         } else if (k == "minItems" || k == "minLength" || k == "minimum" || k == "exclusiveMinimum") {
@@ -440,7 +508,7 @@ private:
         const auto t = s.find("type");
         if (t == s.end()) {
             if (s.contains("properties") || s.contains("additionalProperties") || s.contains("patternProperties")) return object(s, depth);
-            if (s.contains("items")) return array(s, depth);
+            if (s.contains("items") || s.contains("prefixItems")) return array(s, depth);
             if (s.contains("pattern") || s.contains("format")) return string(s);
             return "value";
         }
@@ -525,17 +593,50 @@ private:
         return rule(R"("\"" )" + repeated("char", lo, hi) + R"( "\"")");
     }
 
+    // Members one schema each up to the tuple's length n (prefixItems or an items array, cut by maxItems or a
+    // false schema), then the rest's (items, or additionalItems beside an items array). Members i >= minItems
+    // are optional, in order: T[i] (the members from i on, each after a comma) is its own rule, so the grammar
+    // is linear in n and nests no deeper.
     std::string array(const Json& s, int depth) {
-        const auto it = s.find("items");
-        const std::string item = it == s.end() ? "value" : visit(*it, depth + 1);
+        const ArrayForm f = array_form(s);
         const int64_t lo = count(s, "minItems", 0);
         int64_t hi = count(s, "maxItems", -1);
         if (lo > kMaxItems) refuse("minItems over " + std::to_string(kMaxItems));
         if (hi > kMaxItems) hi = -1;
         if (hi >= 0 && hi < lo) refuse("maxItems < minItems");
-        if (hi == 0) return rule(R"("[" ws "]")");
-        const std::string more = repeated(R"("," ws )" + item + " ws", lo == 0 ? 0 : lo - 1, hi < 0 ? -1 : hi - 1);
-        const std::string body = item + " ws " + more;
+        size_t n = f.prefix ? f.prefix->size() : 0;
+        if (hi >= 0) n = std::min(n, static_cast<size_t>(hi));
+        if (n > static_cast<size_t>(kMaxItems))
+            refuse("prefixItems/items: a tuple of more than " + std::to_string(kMaxItems) + " schemas");
+        bool closed = (hi >= 0 && n == static_cast<size_t>(hi)) || (f.rest && is_false(*f.rest));  // none after n
+        for (size_t i = 0; i < n; ++i)
+            if (is_false((*f.prefix)[i])) {
+                n = i;
+                closed = true;
+                break;
+            }
+        if (closed && static_cast<size_t>(lo) > n)  // (maxItems < minItems is refused above)
+            refuse("minItems " + std::to_string(lo) + " but the tuple allows at most " + std::to_string(n) +
+                   " members (a false schema in prefixItems, or items/additionalItems false)");
+        if (n == 0 && closed) return rule(R"("[" ws "]")");
+        std::vector<std::string> members;
+        for (size_t i = 0; i < n; ++i) members.push_back(visit((*f.prefix)[i], depth + 1));
+        std::string next;  // T[n]: the members after the tuple
+        if (!closed) {
+            const std::string item = f.rest ? visit(*f.rest, depth + 1) : "value";
+            const int64_t at = static_cast<int64_t>(n);
+            if (n == 0) {
+                const std::string more = repeated(R"("," ws )" + item + " ws", lo == 0 ? 0 : lo - 1, hi < 0 ? -1 : hi - 1);
+                const std::string body = item + " ws " + more;
+                return rule(R"("[" ws )" + (lo == 0 ? "( " + body + " )?" : body) + R"( "]")");
+            }
+            next = repeated(R"("," ws )" + item + " ws", std::max<int64_t>(lo - at, 0), hi < 0 ? -1 : hi - at);
+        }
+        for (size_t i = n; i-- > 1;) {  // T[i] from T[i + 1]
+            std::string take = R"("," ws )" + members[i] + " ws" + (next.empty() ? "" : " " + next);
+            next = static_cast<int64_t>(i) < lo ? take : rule("( " + take + " )?");
+        }
+        const std::string body = members[0] + " ws" + (next.empty() ? "" : " " + next);
         return rule(R"("[" ws )" + (lo == 0 ? "( " + body + " )?" : body) + R"( "]")");
     }
 
