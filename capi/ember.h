@@ -685,8 +685,9 @@ EMBER_API ember_status ember_sampler_seed(const ember_sampler* sampler, uint64_t
 EMBER_API ember_status ember_sampler_set_grammar(ember_sampler* sampler, const ember_model* model, const char* gbnf);
 
 /* As ember_sampler_set_grammar, with the grammar of the JSON documents that a JSON Schema (a subset: type,
- * properties/required, additionalProperties, items, minItems/maxItems, minLength/maxLength, enum, const,
- * anyOf/oneOf) accepts. schema_json NULL or "": any JSON value; "{\"type\":\"object\"}": any object. */
+ * properties/required, additionalProperties, items, prefixItems and items arrays (tuples), minItems/maxItems,
+ * minLength/maxLength, enum, const, anyOf/oneOf; README "Grammars and JSON") accepts. schema_json NULL or "":
+ * any JSON value; "{\"type\":\"object\"}": any object. */
 EMBER_API ember_status ember_sampler_set_json_schema(ember_sampler* sampler, const ember_model* model,
                                                      const char* schema_json);
 
