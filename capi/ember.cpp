@@ -244,27 +244,32 @@ ember_status write_text(std::string_view text, char* buf, size_t cap, size_t* ne
 #define EMBER_TRY \
     clear_error(); \
     try {
-#define EMBER_CATCH                                                                              \
+// EMBER_CATCH_AS(where) and EMBER_REQUIRE_AS(where, ...) are for a helper shared by several entry points:
+// the message names `where`, the function the caller called, rather than the helper.
+#define EMBER_CATCH_AS(where)                                                                    \
     }                                                                                            \
     catch (const ember::Error& e) {                                                              \
-        return fail(from_cpp(e.status()), __func__, e.what());                                   \
+        return fail(from_cpp(e.status()), where, e.what());                                      \
     }                                                                                            \
     catch (const std::bad_alloc&) {                                                              \
-        return fail(EMBER_ERR_OUT_OF_MEMORY, __func__, "out of memory");                         \
+        return fail(EMBER_ERR_OUT_OF_MEMORY, where, "out of memory");                            \
     }                                                                                            \
     catch (const std::exception& e) {                                                            \
-        return fail(EMBER_ERR_INTERNAL, __func__, e.what());                                     \
+        return fail(EMBER_ERR_INTERNAL, where, e.what());                                        \
     }                                                                                            \
     catch (...) {                                                                                \
-        return fail(EMBER_ERR_INTERNAL, __func__, "unknown exception");                          \
+        return fail(EMBER_ERR_INTERNAL, where, "unknown exception");                             \
     }
+#define EMBER_CATCH EMBER_CATCH_AS(__func__)
 
 // Argument checks: EMBER_ERR_INVALID_ARGUMENT naming the function and the condition that failed.
-#define EMBER_REQUIRE(cond, message) \
-    do {                             \
-        if (!(cond)) return fail(EMBER_ERR_INVALID_ARGUMENT, __func__, message); \
+#define EMBER_REQUIRE_AS(where, cond, message)                                 \
+    do {                                                                       \
+        if (!(cond)) return fail(EMBER_ERR_INVALID_ARGUMENT, where, message); \
     } while (0)
+#define EMBER_REQUIRE(cond, message) EMBER_REQUIRE_AS(__func__, cond, message)
 #define EMBER_REQUIRE_PTR(p) EMBER_REQUIRE((p) != nullptr, #p " is NULL")
+#define EMBER_REQUIRE_PTR_AS(where, p) EMBER_REQUIRE_AS(where, (p) != nullptr, #p " is NULL")
 
 // The definitions below take their C linkage from their declarations in ember.h, so helpers may sit
 // between them in anonymous namespaces (which must not have C linkage).
@@ -495,20 +500,18 @@ EMBER_API ember_status ember_model_meta_json(const ember_model* model, const cha
     EMBER_CATCH
 }
 
-EMBER_API ember_status ember_estimate_memory(const char* path, int32_t n_ctx, int32_t n_batch, ember_memory_estimate* out) {
-    return ember_estimate_memory_quantized(path, n_ctx, n_batch, nullptr, out);
-}
-
-EMBER_API ember_status ember_estimate_memory_quantized(const char* path, int32_t n_ctx, int32_t n_batch,
-                                                       const char* quantize, ember_memory_estimate* out) {
+namespace {
+// ember_estimate_memory and ember_estimate_memory_quantized: `where` is the one the caller called.
+ember_status estimate_memory_as(const char* where, const char* path, int32_t n_ctx, int32_t n_batch,
+                                const char* quantize, ember_memory_estimate* out) noexcept {
     EMBER_TRY
-    EMBER_REQUIRE_PTR(out);
-    EMBER_REQUIRE_PTR(path);
+    EMBER_REQUIRE_PTR_AS(where, out);
+    EMBER_REQUIRE_PTR_AS(where, path);
     constexpr size_t kV1 = EMBER_FIELD_END(ember_memory_estimate, total);
-    EMBER_REQUIRE(out->struct_size >= kV1 && out->struct_size <= sizeof(ember_memory_estimate),
-                  "out->struct_size must be sizeof(ember_memory_estimate)");
-    EMBER_REQUIRE(n_batch >= 0, "n_batch is negative");
-    EMBER_REQUIRE(quantize == nullptr || strnlen(quantize, 65) <= 64, "quantize is longer than 64 bytes");
+    EMBER_REQUIRE_AS(where, out->struct_size >= kV1 && out->struct_size <= sizeof(ember_memory_estimate),
+                     "out->struct_size must be sizeof(ember_memory_estimate)");
+    EMBER_REQUIRE_AS(where, n_batch >= 0, "n_batch is negative");
+    EMBER_REQUIRE_AS(where, quantize == nullptr || strnlen(quantize, 65) <= 64, "quantize is longer than 64 bytes");
     const ember::MemoryEstimate e = ember::estimate_memory(ember::inspect_model(path), n_ctx, n_batch ? n_batch : 512,
                                                            quantize ? quantize : "");
     ember_memory_estimate full;
@@ -519,7 +522,17 @@ EMBER_API ember_status ember_estimate_memory_quantized(const char* path, int32_t
     full.total = e.total;
     std::memcpy(static_cast<void*>(out), &full, out->struct_size);  // only what the caller's struct holds
     return EMBER_OK;
-    EMBER_CATCH
+    EMBER_CATCH_AS(where)
+}
+}  // namespace
+
+EMBER_API ember_status ember_estimate_memory(const char* path, int32_t n_ctx, int32_t n_batch, ember_memory_estimate* out) {
+    return estimate_memory_as(__func__, path, n_ctx, n_batch, nullptr, out);
+}
+
+EMBER_API ember_status ember_estimate_memory_quantized(const char* path, int32_t n_ctx, int32_t n_batch,
+                                                       const char* quantize, ember_memory_estimate* out) {
+    return estimate_memory_as(__func__, path, n_ctx, n_batch, quantize, out);
 }
 
 EMBER_API ember_status ember_chat_render(const ember_model* model, const char* template_source, const char* json,

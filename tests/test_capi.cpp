@@ -507,6 +507,69 @@ TEST_CASE("model facts, metadata and the two-call buffer pattern") {
     CHECK(one == '\0');
 }
 
+TEST_CASE("memory estimates: each function's messages name it; bad quantize types fail cleanly") {
+    const auto fresh = [] {
+        ember_memory_estimate e;
+        std::memset(&e, 0xAB, sizeof e);
+        e.struct_size = sizeof e;
+        return e;
+    };
+    // The message starts with the function the caller called, never the other one.
+    const auto named = [](const char* fn) {
+        const std::string msg = last_error();
+        CAPTURE(msg);
+        return msg.rfind(std::string(fn) + ": ", 0) == 0;
+    };
+    ember_memory_estimate e = fresh();
+    // Argument checks, and errors from the estimate itself (n_ctx out of range, no such file).
+    CHECK(ember_estimate_memory(nullptr, 256, 0, &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_estimate_memory"));
+    CHECK(ember_estimate_memory(kStories.c_str(), 256, 0, nullptr) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_estimate_memory"));
+    CHECK(ember_estimate_memory(kStories.c_str(), 0, 0, &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_estimate_memory"));
+    CHECK(ember_estimate_memory("/nonexistent.gguf", 256, 0, &e) == EMBER_ERR_IO);
+    CHECK(named("ember_estimate_memory"));
+    CHECK(ember_estimate_memory_quantized(nullptr, 256, 0, "q8_0", &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_estimate_memory_quantized"));
+    CHECK(ember_estimate_memory_quantized(kStories.c_str(), 256, -1, nullptr, &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_estimate_memory_quantized"));
+    CHECK(ember_estimate_memory_quantized(kStories.c_str(), 0, 0, "q8_0", &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_estimate_memory_quantized"));
+    CHECK(ember_estimate_memory_quantized("/nonexistent.gguf", 256, 0, nullptr, &e) == EMBER_ERR_IO);
+    CHECK(named("ember_estimate_memory_quantized"));
+
+    // NULL and "" are the file's own types: the plain estimate.
+    ember_memory_estimate plain = fresh();
+    REQUIRE(ember_estimate_memory(kStories.c_str(), 256, 0, &plain) == EMBER_OK);
+    CHECK(last_error().empty());
+    for (const char* same : {static_cast<const char*>(nullptr), ""}) {
+        e = fresh();
+        REQUIRE(ember_estimate_memory_quantized(kStories.c_str(), 256, 0, same, &e) == EMBER_OK);
+        CHECK(e.weights == plain.weights);
+        CHECK(e.total == plain.total);
+    }
+    // Q8_0 of stories260K's F32 weights: fewer bytes, the session's share unchanged.
+    e = fresh();
+    REQUIRE(ember_estimate_memory_quantized(kStories.c_str(), 256, 0, "Q8_0", &e) == EMBER_OK);
+    CHECK(e.weights < plain.weights);
+    CHECK(e.weights > 0);
+    CHECK(e.kv_cache == plain.kv_cache);
+    CHECK(e.scratch == plain.scratch);
+    CHECK(e.total == e.weights + e.kv_cache + e.scratch);
+
+    // Unknown names, at and past the 64-byte bound, and a long one: a status naming the function.
+    const std::string at_bound(64, 'q'), past_bound(65, 'q'), huge(1 << 20, 'Q');
+    for (const char* bad : {"Q9_9", "q8", " q8_0", "q8_0 ", "\xff\xfe", at_bound.c_str(), past_bound.c_str(), huge.c_str()}) {
+        CAPTURE(std::string(bad).substr(0, 80));
+        e = fresh();
+        CHECK(ember_estimate_memory_quantized(kStories.c_str(), 256, 0, bad, &e) == EMBER_ERR_INVALID_ARGUMENT);
+        CHECK(named("ember_estimate_memory_quantized"));
+    }
+    CHECK(ember_estimate_memory_quantized(kStories.c_str(), 256, 0, past_bound.c_str(), &e) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(last_error().find("longer than 64 bytes") != std::string::npos);
+}
+
 TEST_CASE("tokenizer: golden ids, round trip, two-call, out-of-range ids") {
     const ember_tokenizer* tok = ember_model_tokenizer(stories());
     CHECK(ember_tokenizer_n_vocab(tok) == 512);
