@@ -527,6 +527,27 @@ class SpecTest(unittest.TestCase):
 
     # beyond the list ---------------------------------------------------------------------------------
 
+    def test_item_18_memory_estimates(self):
+        plain = ember.estimate_memory(MODEL, 256)
+        self.assertGreater(plain.weights, 0)
+        self.assertEqual(plain.total, plain.weights + plain.kv_cache + plain.scratch)
+        self.assertEqual(ember.estimate_memory(MODEL, n_ctx=256, quantize=None), plain)
+        q8 = ember.estimate_memory(MODEL, 256, quantize="Q8_0")
+        self.assertLess(q8.weights, plain.weights)  # the model's F32 weights at about a quarter of the bytes
+        self.assertGreater(q8.weights, 0)
+        self.assertEqual((q8.kv_cache, q8.scratch), (plain.kv_cache, plain.scratch))
+        self.assertEqual(q8.total, q8.weights + q8.kv_cache + q8.scratch)
+        self.assertEqual(ember.estimate_memory(MODEL, 256, 0, "q8_0"), q8)
+        self.assertEqual(ember.estimate_memory(MODEL, 256, quantize=""), plain)
+        e = self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.estimate_memory, MODEL, 256,
+                             quantize="Q9_9")
+        self.assertIn("ember_estimate_memory_quantized", e.message)
+        e = self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.estimate_memory, MODEL, 256,
+                             quantize="q" * 65)
+        self.assertIn("64 bytes", e.message)
+        e = self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.estimate_memory, MODEL, 0)
+        self.assertNotIn("_quantized", e.message)  # the function called, not the one it shares code with
+
     def test_session_save_load(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "state.bin")

@@ -120,11 +120,19 @@ class MemoryEstimate:
     total: int
 
 
-def estimate_memory(path: PathLike, n_ctx: int = 4096, n_batch: int = 0) -> MemoryEstimate:
-    """What a model file and one session of n_ctx tokens cost in memory (bytes), from the header alone."""
+def estimate_memory(path: PathLike, n_ctx: int = 4096, n_batch: int = 0,
+                    quantize: Optional[str] = None) -> MemoryEstimate:
+    """What a model file and one session of n_ctx tokens cost in memory (bytes), from the header alone.
+    quantize: the weights as Model(path, quantize=...) would hold them ("q8_0", "q4_k", ...; None or "": as
+    the file is); an unknown type raises InvalidArgument, as the load does."""
     out = N.MemoryEstimate()
     out.struct_size = ctypes.sizeof(out)
-    check(lib().ember_estimate_memory(N.encode_path(path), _i32(n_ctx, "n_ctx"), _i32(n_batch, "n_batch"), byref(out)))
+    n_ctx32, n_batch32 = _i32(n_ctx, "n_ctx"), _i32(n_batch, "n_batch")
+    if quantize is None:
+        check(lib().ember_estimate_memory(N.encode_path(path), n_ctx32, n_batch32, byref(out)))
+    else:
+        fn = N.required("ember_estimate_memory_quantized")
+        check(fn(N.encode_path(path), n_ctx32, n_batch32, N.encode(quantize), byref(out)))
     return MemoryEstimate(int(out.weights), int(out.kv_cache), int(out.scratch), int(out.total))
 
 

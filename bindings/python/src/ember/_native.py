@@ -352,7 +352,8 @@ _PROTOTYPES: Dict[str, Any] = {
 
 # Present in newer libraries only: *_params_init_sized(params, size) writes exactly `size` bytes;
 # ember_chat_cancel / ember_chat_clear_cancel; ember_generation_* (a generation one piece at a time);
-# ember_adapter_* and ember_session_set_adapters (LoRA adapters); grammars and JSON schemas for samplers.
+# ember_adapter_* and ember_session_set_adapters (LoRA adapters); grammars and JSON schemas for samplers;
+# ember_estimate_memory_quantized.
 _OPTIONAL: Dict[str, Any] = {
     f"ember_{kind}_params_init_sized": (_S, [c_void_p, c_size_t])
     for kind in ("model", "session", "generate", "chat", "sampler")
@@ -373,6 +374,8 @@ _OPTIONAL["ember_session_set_adapters"] = (_S, [_P, POINTER(c_void_p), POINTER(c
 _OPTIONAL["ember_sampler_set_grammar"] = (_S, [_P, _P, c_char_p])
 _OPTIONAL["ember_sampler_set_json_schema"] = (_S, [_P, _P, c_char_p])
 _OPTIONAL["ember_json_schema_to_grammar"] = (_S, [c_char_p, c_void_p, c_size_t, _SZ])
+# Memory estimates for a quantize-at-load type
+_OPTIONAL["ember_estimate_memory_quantized"] = (_S, [c_char_p, c_int32, c_int32, c_char_p, POINTER(MemoryEstimate)])
 
 
 def optional(name: str) -> Any:
