@@ -285,8 +285,28 @@ pub struct MemoryEstimate {
 /// Estimates memory for a GGUF file and a session of `n_ctx` tokens from the file's header alone
 /// (`n_batch` 0: the default).
 pub fn estimate_memory(path: impl AsRef<Path>, n_ctx: i32, n_batch: i32) -> Result<MemoryEstimate> {
+    estimate_memory_impl(path.as_ref(), n_ctx, n_batch, None)
+}
+
+/// As [`estimate_memory`] for the model loaded with [`ModelParams::quantize`] = `quantize`: the weights are
+/// sized as that load holds them ("q8_0", "q4_k", ...; `None` or `Some("")`: as the file is). An unknown
+/// type is `Status::InvalidArgument`, as the load is.
+pub fn estimate_memory_quantized(
+    path: impl AsRef<Path>,
+    n_ctx: i32,
+    n_batch: i32,
+    quantize: Option<&str>,
+) -> Result<MemoryEstimate> {
+    estimate_memory_impl(path.as_ref(), n_ctx, n_batch, quantize)
+}
+
+fn estimate_memory_impl(path: &Path, n_ctx: i32, n_batch: i32, quantize: Option<&str>) -> Result<MemoryEstimate> {
     ensure_abi()?;
-    let c = c_path(path.as_ref())?;
+    let c = c_path(path)?;
+    let quantize = match quantize {
+        Some(q) => Some(c_string(q, "the quantize type")?),
+        None => None,
+    };
     let mut out = sys::ember_memory_estimate {
         struct_size: std::mem::size_of::<sys::ember_memory_estimate>() as u32,
         weights: 0,
@@ -294,64 +314,14 @@ pub fn estimate_memory(path: impl AsRef<Path>, n_ctx: i32, n_batch: i32) -> Resu
         scratch: 0,
         total: 0,
     };
-    check(unsafe { sys::ember_estimate_memory(c.as_ptr(), n_ctx, n_batch, &mut out) })?;
+    check(unsafe {
+        match &quantize {
+            Some(q) => sys::ember_estimate_memory_quantized(c.as_ptr(), n_ctx, n_batch, q.as_ptr(), &mut out),
+            None => sys::ember_estimate_memory(c.as_ptr(), n_ctx, n_batch, &mut out),
+        }
+    })?;
     Ok(MemoryEstimate { weights: out.weights, kv_cache: out.kv_cache, scratch: out.scratch, total: out.total })
 }
-
-/// Renders a conversation (`json`: `{"messages": [...], "add_generation_prompt": true, ...}`) through a Jinja
-/// chat template, as Hugging Face's apply_chat_template does. See also [`Model::render_chat`].
-pub fn render_chat(template_source: &str, json: &str) -> Result<String> {
-    ensure_abi()?;
-    let t = c_string(template_source, "the template")?;
-    let j = c_string(json, "the JSON")?;
-    read_string(|b, c, n| unsafe { sys::ember_chat_render(ptr::null(), t.as_ptr(), j.as_ptr(), b, c, n) })
-}
-
-/// The level of a diagnostic message (see [`set_log_callback`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogLevel {
-    Error,
-    Warn,
-    Info,
-}
-
-type LogFn = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
-static LOG_CALLBACK: Mutex<Option<LogFn>> = Mutex::new(None);
-
-unsafe extern "C" fn log_trampoline(level: i32, message: *const c_char, _user_data: *mut c_void) {
-    let f = match LOG_CALLBACK.lock() {
-        Ok(g) => g.clone(),
-        Err(p) => p.into_inner().clone(),
-    };
-    if let Some(f) = f {
-        let level = match level {
-            0 => LogLevel::Error,
-            1 => LogLevel::Warn,
-            _ => LogLevel::Info,
-        };
-        let text = if message.is_null() { Default::default() } else { CStr::from_ptr(message).to_string_lossy() };
-        // A panic must not unwind into C: it is dropped (there is no call to hand it back to).
-        let _ = panic::catch_unwind(AssertUnwindSafe(|| f(level, &text)));
-    }
-}
-
-/// Receives the library's warnings and notes (nothing is printed by default); `None` removes the callback.
-/// It may be called from any thread and must not call into ember.
-pub fn set_log_callback(callback: Option<Box<dyn Fn(LogLevel, &str) + Send + Sync>>) {
-    let on = callback.is_some();
-    {
-        let mut g = match LOG_CALLBACK.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        *g = callback.map(Arc::from);
-    }
-    unsafe { sys::ember_set_log_callback(if on { Some(log_trampoline) } else { None }, ptr::null_mut()) };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Models
-// ---------------------------------------------------------------------------------------------------------
 
 /// How to load a model. `Default` gives the library's defaults (`ember_model_params_init`).
 #[derive(Clone, Debug, PartialEq, Eq)]

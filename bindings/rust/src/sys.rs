@@ -190,6 +190,13 @@ extern "C" {
         -> ember_status;
     pub fn ember_estimate_memory(path: *const c_char, n_ctx: i32, n_batch: i32, out: *mut ember_memory_estimate)
         -> ember_status;
+    pub fn ember_estimate_memory_quantized(
+        path: *const c_char,
+        n_ctx: i32,
+        n_batch: i32,
+        quantize: *const c_char,
+        out: *mut ember_memory_estimate,
+    ) -> ember_status;
     pub fn ember_chat_render(
         model: *const ember_model,
         template_source: *const c_char,

@@ -687,6 +687,30 @@ fn item_17_grammar_and_json_schema() {
 }
 
 #[test]
+fn item_18_memory_estimates() {
+    let plain = ember::estimate_memory(model_path(), 256, 0).unwrap();
+    assert!(plain.weights > 0);
+    assert_eq!(plain.total, plain.weights + plain.kv_cache + plain.scratch);
+    assert_eq!(ember::estimate_memory_quantized(model_path(), 256, 0, None).unwrap(), plain);
+    let q8 = ember::estimate_memory_quantized(model_path(), 256, 0, Some("Q8_0")).unwrap();
+    // The model's F32 weights at about a quarter of the bytes; the session's share is the same.
+    assert!(q8.weights < plain.weights && q8.weights > 0, "{:?} vs {:?}", q8, plain);
+    assert_eq!((q8.kv_cache, q8.scratch), (plain.kv_cache, plain.scratch));
+    assert_eq!(q8.total, q8.weights + q8.kv_cache + q8.scratch);
+    assert_eq!(ember::estimate_memory_quantized(model_path(), 256, 0, Some("q8_0")).unwrap(), q8);
+    assert_eq!(ember::estimate_memory_quantized(model_path(), 256, 0, Some("")).unwrap(), plain);
+    let e = assert_status(ember::estimate_memory_quantized(model_path(), 256, 0, Some("Q9_9")), Status::InvalidArgument);
+    assert!(e.message().contains("ember_estimate_memory_quantized"), "{}", e);
+    let long = "q".repeat(65);
+    let e = assert_status(ember::estimate_memory_quantized(model_path(), 256, 0, Some(&long)), Status::InvalidArgument);
+    assert!(e.message().contains("64 bytes"), "{}", e);
+    assert_status(ember::estimate_memory_quantized(model_path(), 256, 0, Some("q8_0\0")), Status::InvalidArgument);
+    // The function called names itself, not the one it shares code with.
+    let e = assert_status(ember::estimate_memory(model_path(), 0, 0), Status::InvalidArgument);
+    assert!(!e.message().contains("_quantized"), "{}", e);
+}
+
+#[test]
 fn extra_save_load_rewind_and_standalone_tokenizer() {
     let model = load();
     let mut session = prefilled(&model);
