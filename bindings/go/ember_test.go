@@ -953,3 +953,64 @@ func TestItem17GrammarAndJSONSchema(t *testing.T) {
 	g := greedy(t)
 	wantStatus(t, g.SetJSONSchema(m, `{"type": `), StatusInvalidArgument)
 }
+
+func TestItem18MemoryEstimates(t *testing.T) {
+	path := modelPath(t)
+	plain, err := EstimateMemory(path, 256, 0)
+	if err != nil {
+		t.Fatalf("EstimateMemory: %v", err)
+	}
+	if plain.Weights == 0 || plain.Total != plain.Weights+plain.KVCache+plain.Scratch {
+		t.Errorf("plain estimate %+v: want weights > 0 and total the sum", plain)
+	}
+	// "" (WithQuantize's default) and the options that do not quantize give the plain estimate.
+	for _, opts := range [][]LoadOption{{WithQuantize("")}, {WithThreads(1), WithMmap(false)}} {
+		if e, err := EstimateMemory(path, 256, 0, opts...); err != nil || e != plain {
+			t.Errorf("EstimateMemory with %d options: %+v, %v; want %+v", len(opts), e, err, plain)
+		}
+	}
+	// Q8_0 of stories260K's F32 weights: fewer bytes, the session's share unchanged.
+	q8, err := EstimateMemory(path, 256, 0, WithQuantize("Q8_0"))
+	if err != nil {
+		t.Fatalf("EstimateMemory with WithQuantize(Q8_0): %v", err)
+	}
+	if q8.Weights == 0 || q8.Weights >= plain.Weights {
+		t.Errorf("Q8_0 weights %d: want fewer than the F32 file's %d", q8.Weights, plain.Weights)
+	}
+	if q8.KVCache != plain.KVCache || q8.Scratch != plain.Scratch || q8.Total != q8.Weights+q8.KVCache+q8.Scratch {
+		t.Errorf("Q8_0 estimate %+v against plain %+v: the session's share changed or total is not the sum", q8, plain)
+	}
+	if e, err := EstimateMemory(path, 256, 0, WithQuantize("q8_0")); err != nil || e != q8 {
+		t.Errorf("q8_0 (lower case): %+v, %v; want %+v", e, err, q8)
+	}
+	// Bad types, and numbers C would not see as given.
+	e := wantStatus(t, func() error { _, err := EstimateMemory(path, 256, 0, WithQuantize("Q9_9")); return err }(),
+		StatusInvalidArgument)
+	if !strings.Contains(e.Message, "ember_estimate_memory_quantized") {
+		t.Errorf("message %q does not name ember_estimate_memory_quantized", e.Message)
+	}
+	e = wantStatus(t, func() error {
+		_, err := EstimateMemory(path, 256, 0, WithQuantize(strings.Repeat("q", 65)))
+		return err
+	}(), StatusInvalidArgument)
+	if !strings.Contains(e.Message, "64 bytes") {
+		t.Errorf("message %q does not give the 64-byte bound", e.Message)
+	}
+	_, err = EstimateMemory(path, 256, 0, WithQuantize("q8_0\x00"))
+	wantStatus(t, err, StatusInvalidArgument)
+	_, err = EstimateMemory(path, 256, 0, WithQuantize(strings.Repeat("q", 1<<20)))
+	wantStatus(t, err, StatusInvalidArgument)
+	if math.MaxInt > math.MaxInt32 {
+		big64 := int64(math.MaxInt32) + 257 // 256 once cut to int32
+		big := int(big64)
+		_, err = EstimateMemory(path, big, 0)
+		wantStatus(t, err, StatusInvalidArgument)
+	}
+	// The function called names itself, not the one it shares code with.
+	_, err = EstimateMemory(path, 0, 0)
+	if e := wantStatus(t, err, StatusInvalidArgument); strings.Contains(e.Message, "_quantized") {
+		t.Errorf("ember_estimate_memory's message %q names the quantized function", e.Message)
+	}
+	_, err = EstimateMemory(filepath.Join(t.TempDir(), "missing.gguf"), 256, 0, WithQuantize("q8_0"))
+	wantStatus(t, err, StatusIO)
+}

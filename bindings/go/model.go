@@ -6,6 +6,7 @@ package ember
 import "C"
 
 import (
+	"math"
 	"runtime"
 	"runtime/cgo"
 	"unsafe"
@@ -70,6 +71,51 @@ func LoadFromMemory(data []byte, opts ...LoadOption) (*Model, error) {
 		return nil, errorf(StatusInvalidArgument, "no model bytes")
 	}
 	return load("", data, false, opts)
+}
+
+// MemoryEstimate is what a model costs in memory on the CPU backend, in bytes.
+type MemoryEstimate struct {
+	Weights uint64 // the tensors (mapped from the file, or repacked or quantized once at load)
+	KVCache uint64 // one session's KV cache of nCtx tokens (F16)
+	Scratch uint64 // that session's activations for nBatch tokens and a row of logits
+	Total   uint64 // the sum; each further session adds KVCache + Scratch
+}
+
+// EstimateMemory estimates what a GGUF file and one session of nCtx tokens (1 .. 2^24) cost in memory,
+// evaluating nBatch tokens per pass (0: the default, 512), from the file's header alone. opts are the
+// options Load would get: WithQuantize sizes the weights as that load holds them (an unknown type is
+// StatusInvalidArgument, as the load is); the other options do not change the estimate.
+func EstimateMemory(path string, nCtx, nBatch int, opts ...LoadOption) (MemoryEstimate, error) {
+	if err := ensureABI(); err != nil {
+		return MemoryEstimate{}, err
+	}
+	if nCtx < math.MinInt32 || nCtx > math.MaxInt32 || nBatch < math.MinInt32 || nBatch > math.MaxInt32 {
+		return MemoryEstimate{}, errorf(StatusInvalidArgument, "nCtx or nBatch is outside int32")
+	}
+	o := loadOptions{mmap: -1}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	cpath, err := cString(path, "the path")
+	if err != nil {
+		return MemoryEstimate{}, err
+	}
+	defer C.free(unsafe.Pointer(cpath))
+	var cquantize *C.char
+	if o.quantize != "" {
+		if cquantize, err = cString(o.quantize, "the quantize type"); err != nil {
+			return MemoryEstimate{}, err
+		}
+		defer C.free(unsafe.Pointer(cquantize))
+	}
+	var out C.ember_memory_estimate
+	var msg *C.char
+	st := C.ember_go_estimate_memory(cpath, C.int32_t(nCtx), C.int32_t(nBatch), cquantize, &out, &msg)
+	if err := newError(st, msg); err != nil {
+		return MemoryEstimate{}, err
+	}
+	return MemoryEstimate{Weights: uint64(out.weights), KVCache: uint64(out.kv_cache), Scratch: uint64(out.scratch),
+		Total: uint64(out.total)}, nil
 }
 
 type progressState struct {

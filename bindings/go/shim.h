@@ -108,6 +108,15 @@ static inline ember_status ember_go_model_load(const char* path, const void* dat
     EMBER_GO_CALL(ember_model_load_from_memory(data, size, &p, out));
 }
 
+/* ember_estimate_memory, or ember_estimate_memory_quantized when quantize is not NULL. */
+static inline ember_status ember_go_estimate_memory(const char* path, int32_t n_ctx, int32_t n_batch,
+                                                    const char* quantize, ember_memory_estimate* out, char** err) {
+    memset(out, 0, sizeof *out);
+    out->struct_size = sizeof *out;
+    if (quantize != NULL) EMBER_GO_CALL(ember_estimate_memory_quantized(path, n_ctx, n_batch, quantize, out));
+    EMBER_GO_CALL(ember_estimate_memory(path, n_ctx, n_batch, out));
+}
+
 static inline ember_status ember_go_meta_type(const ember_model* m, const char* key, int32_t* type, char** err) {
     EMBER_GO_CALL(ember_model_meta_type(m, key, type));
 }
