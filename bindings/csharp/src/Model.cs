@@ -123,11 +123,25 @@ namespace Ember
         }
 
         /// <summary>Estimates memory for a GGUF file and a session of nCtx tokens, from its header alone.</summary>
-        public static MemoryEstimate EstimateMemory(string path, int nCtx, int nBatch = 0)
+        /// <remarks>The form without quantize, kept for assemblies built against it; EstimateMemory(path, nCtx)
+        /// and EstimateMemory(path, nCtx, quantize: "q8_0") call the other.</remarks>
+        public static MemoryEstimate EstimateMemory(string path, int nCtx, int nBatch)
+        {
+            return EstimateMemory(path, nCtx, nBatch, null);
+        }
+
+        /// <summary>Estimates memory for a GGUF file and a session of nCtx tokens, from its header alone (nBatch 0:
+        /// the default). quantize: the weights as <see cref="ModelParams.Quantize"/> would hold them at load ("q8_0",
+        /// "q4_k", ...; null or "": as the file is); an unknown type is Status.InvalidArgument, as the load is.</summary>
+        public static MemoryEstimate EstimateMemory(string path, int nCtx, int nBatch = 0, string quantize = null)
         {
             Library.EnsureCompatible();
             var e = new MemoryEstimateNative { struct_size = (uint)Marshal.SizeOf(typeof(MemoryEstimateNative)) };
-            Interop.Check(NativeMethods.ember_estimate_memory(Interop.ToUtf8Z(path), nCtx, nBatch, ref e));
+            if (quantize == null)
+                Interop.Check(NativeMethods.ember_estimate_memory(Interop.ToUtf8Z(path), nCtx, nBatch, ref e));
+            else
+                Interop.Check(NativeMethods.ember_estimate_memory_quantized(Interop.ToUtf8Z(path), nCtx, nBatch,
+                                                                            Interop.ToUtf8Z(quantize), ref e));
             return new MemoryEstimate { Weights = e.weights, KvCache = e.kv_cache, Scratch = e.scratch, Total = e.total };
         }
 

@@ -149,6 +149,7 @@ namespace Ember
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_model_meta_json(ModelHandle model, byte[] key, byte[] buf, UIntPtr cap, out UIntPtr needed);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_model_chat_template(ModelHandle model, byte[] buf, UIntPtr cap, out UIntPtr needed);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_estimate_memory(byte[] path, int nCtx, int nBatch, ref MemoryEstimateNative out_);
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_estimate_memory_quantized(byte[] path, int nCtx, int nBatch, byte[] quantize, ref MemoryEstimateNative out_);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)] internal static extern Status ember_chat_render(ModelHandle model, byte[] templateSource, byte[] json, byte[] buf, UIntPtr cap, out UIntPtr needed);
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl, EntryPoint = "ember_chat_render")] internal static extern Status ember_chat_render_nomodel(IntPtr model, byte[] templateSource, byte[] json, byte[] buf, UIntPtr cap, out UIntPtr needed);
 

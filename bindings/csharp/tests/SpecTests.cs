@@ -648,6 +648,34 @@ static class SpecTests
         }
     }
 
+    // --- 18
+    static void Item18_MemoryEstimates()
+    {
+        MemoryEstimate plain = Model.EstimateMemory(ModelPath, 256);
+        Check(plain.Weights > 0, "weights > 0");
+        Eq(plain.Weights + plain.KvCache + plain.Scratch, plain.Total, "total is the sum");
+        Eq(plain, Model.EstimateMemory(ModelPath, 256, 0), "the three-parameter form");
+        Eq(plain, Model.EstimateMemory(ModelPath, 256, quantize: null), "quantize null");
+        Eq(plain, Model.EstimateMemory(ModelPath, 256, quantize: ""), "quantize \"\"");
+        // Q8_0 of stories260K's F32 weights: fewer bytes, the session's share unchanged.
+        MemoryEstimate q8 = Model.EstimateMemory(ModelPath, 256, quantize: "Q8_0");
+        Check(q8.Weights > 0 && q8.Weights < plain.Weights, "Q8_0 weights " + q8.Weights + " fewer than the F32 file's " + plain.Weights);
+        Eq(plain.KvCache, q8.KvCache, "Q8_0 kv cache");
+        Eq(plain.Scratch, q8.Scratch, "Q8_0 scratch");
+        Eq(q8.Weights + q8.KvCache + q8.Scratch, q8.Total, "Q8_0 total is the sum");
+        Eq(q8, Model.EstimateMemory(ModelPath, 256, 0, "q8_0"), "q8_0 (lower case, positional)");
+        var e = Throws(() => Model.EstimateMemory(ModelPath, 256, quantize: "Q9_9"), "unknown quantize type");
+        Eq(Status.InvalidArgument, e.Status, "unknown quantize type status");
+        Check(e.Message.Contains("ember_estimate_memory_quantized"), "the message names the function: " + e.Message);
+        e = Throws(() => Model.EstimateMemory(ModelPath, 256, quantize: new string('q', 65)), "a 65-byte quantize type");
+        Eq(Status.InvalidArgument, e.Status, "65-byte quantize type status");
+        Check(e.Message.Contains("64 bytes"), "the message gives the bound: " + e.Message);
+        // The function called names itself, not the one it shares code with.
+        e = Throws(() => Model.EstimateMemory(ModelPath, 0), "n_ctx 0");
+        Eq(Status.InvalidArgument, e.Status, "n_ctx 0 status");
+        Check(!e.Message.Contains("_quantized"), "ember_estimate_memory's message names it: " + e.Message);
+    }
+
     static void Extra02_LogitBiasAndEog()
     {
         using (var m = LoadModel())
