@@ -356,6 +356,19 @@ std::string pattern_schema(const std::string& pattern) { return nlohmann::json{{
 
 }  // namespace
 
+TEST_CASE("json schema: the parser's limits hold before anything is built") {
+    CHECK(schema_error("{").find("not valid JSON") != std::string::npos);
+    CHECK(schema_error(R"({"enum": [1,]})").find("not valid JSON") != std::string::npos);
+    auto nested_enum = [](int depth) { return R"({"enum": [)" + std::string(depth, '[') + std::string(depth, ']') + "]}"; };
+    CHECK(schema_error(nested_enum(62)).find("nested deeper") == std::string::npos);  // 64 levels with the two above
+    CHECK(schema_error(nested_enum(63)).find("nested deeper than 64") != std::string::npos);
+    // 200,000 objects in one array: refused (the grammar would be too big) at once. nlohmann's callback
+    // parser, which this replaced, scanned the array again after each one: 11-16 s.
+    std::string many = R"({"enum": [{})";
+    for (int i = 1; i < 200000; ++i) many += ",{}";
+    CHECK(schema_error(many + "]}").find("grammar") != std::string::npos);
+}
+
 TEST_CASE("json schema: $ref to $defs, definitions and JSON pointers") {
     check_schema(R"({"$defs": {"Color": {"enum": ["red", "blue"]}},
                      "type": "object", "properties": {"a": {"$ref": "#/$defs/Color"}, "b": {"$ref": "#/$defs/Color"}},
