@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "ember/error.hpp"
+#include "util/json_limits.hpp"
 #include "util/mapped_file.hpp"
 
 namespace ember::hf {
@@ -26,18 +27,7 @@ Json parse_json(std::string_view text, const std::string& what) {
     // nlohmann-json reads a NUL as the end of the input; JSON has no place for one.
     if (const auto nul = text.find('\0'); nul != std::string_view::npos)
         bad(what, "not valid JSON: a NUL byte at " + std::to_string(nul));
-    uint64_t values = 0;
-    // Called for every event before the value is built: the limits hold before memory is spent.
-    auto limit = [&](int depth, Json::parse_event_t, Json&) {
-        if (depth > kMaxJsonDepth) bad(what, "nested deeper than " + std::to_string(kMaxJsonDepth));
-        if (++values > kMaxJsonValues) bad(what, "more than " + std::to_string(kMaxJsonValues) + " JSON keys and values");
-        return true;
-    };
-    try {
-        return Json::parse(text.begin(), text.end(), limit, true, false);
-    } catch (const Json::exception& e) {
-        bad(what, std::string("not valid JSON: ") + e.what());
-    }
+    return json_limits::parse<Json>(text, kMaxJsonDepth, kMaxJsonValues, [&](const std::string& m) { bad(what, m); });
 }
 
 namespace {

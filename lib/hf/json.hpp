@@ -14,7 +14,7 @@ namespace ember::hf {
 using Json = nlohmann::json;
 
 constexpr uint64_t kMaxJsonBytes = 256ull << 20;  // Gemma 3's tokenizer.json is 33 MB
-constexpr uint64_t kMaxJsonValues = 16ull << 20;  // parse events (keys, values, brackets): Gemma 3's file has 2.6M
+constexpr uint64_t kMaxJsonValues = 16ull << 20;  // keys, values and opening brackets: Gemma 3's file has under 2.6M
 constexpr int kMaxJsonDepth = 64;
 
 // The text of a file, or "" when `optional` and it is absent. Throws Io, BadFile (over kMaxJsonBytes).

@@ -16,6 +16,7 @@
 #include "ember/grammar.hpp"
 #include "sampling/grammar.hpp"
 #include "sampling/regex_to_gbnf.hpp"
+#include "util/json_limits.hpp"
 
 namespace ember {
 
@@ -75,50 +76,10 @@ std::string primitives() {
     return out;
 }
 
-// Counts depth and values as the parser meets them, before anything is built. (A callback to
-// Json::parse could do the same, but nlohmann's callback parser scans the enclosing array again after
-// every nested value closes: 200,000 `{}` in one array took 11-16 s.)
-class SchemaLimits : public nlohmann::json_sax<Json> {
-public:
-    bool null() override { return value(); }
-    bool boolean(bool) override { return value(); }
-    bool number_integer(number_integer_t) override { return value(); }
-    bool number_unsigned(number_unsigned_t) override { return value(); }
-    bool number_float(number_float_t, const string_t&) override { return value(); }
-    bool string(string_t&) override { return value(); }
-    bool binary(binary_t&) override { return value(); }
-    bool key(string_t&) override { return value(); }
-    bool start_object(std::size_t) override { return open(); }
-    bool start_array(std::size_t) override { return open(); }
-    bool end_object() override { return --depth_, true; }
-    bool end_array() override { return --depth_, true; }
-    bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
-        refuse(std::string("not valid JSON: ") + e.what());
-    }
-
-private:
-    bool value() {
-        if (++values_ > kMaxSchemaValues) refuse("more than " + std::to_string(kMaxSchemaValues) + " keys and values");
-        return true;
-    }
-    bool open() {
-        if (++depth_ > kMaxSchemaDepth) refuse("nested deeper than " + std::to_string(kMaxSchemaDepth));
-        return value();
-    }
-    int depth_ = 0;
-    uint64_t values_ = 0;
-};
-
 Json parse(std::string_view text) {
     if (text.size() > kMaxSchemaBytes) refuse("over the size limit of " + std::to_string(kMaxSchemaBytes) + " bytes");
     if (text.find('\0') != std::string_view::npos) refuse("not valid JSON: a NUL byte");
-    try {
-        SchemaLimits limits;
-        Json::sax_parse(text.begin(), text.end(), &limits);  // refuses before memory is spent
-        return Json::parse(text.begin(), text.end());
-    } catch (const Json::exception& e) {
-        refuse(std::string("not valid JSON: ") + e.what());
-    }
+    return json_limits::parse<Json>(text, kMaxSchemaDepth, kMaxSchemaValues, [](const std::string& m) { refuse(m); });
 }
 
 std::string join_alternatives(const std::vector<std::string>& alts) {
