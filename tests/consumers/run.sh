@@ -6,8 +6,9 @@
 #   cmake-subdir    add_subdirectory(ember), ember::ember, C++ API    built from source
 #   cmake-c         find_package(ember CONFIG), ember.h               static, shared
 #   make-pkgconfig  make + pkg-config (--static for libember.a), ember.h  static, shared
-#   conan           `conan create conan.py` and its test_package      when conan is importable from
-#                                                                     $EMBER_PYDEPS (scripts/test.sh puts it there)
+#   conan           `conan create conan.py` and its test_package      static, shared, and static with cuda=True
+#                                                                     where nvcc is found; when conan is importable
+#                                                                     from $EMBER_PYDEPS (scripts/test.sh puts it there)
 # It also checks the installed libember.so with check_abi.sh.
 #   tests/consumers/run.sh BUILD_TMP [MODEL]     (ctest: consumers)
 # BUILD_TMP is emptied first. MODEL defaults to tests/data/models/stories260K.gguf. Builds use -j2 (at most
@@ -123,11 +124,17 @@ mkdir -p "$TMP/conan-test"
 cp -r "$HERE/conan" "$HERE/cmake-c" "$TMP/conan-test/"
 rm -rf "$TMP/conan-test/conan/build" "$TMP/conan-test/conan/CMakeUserPresets.json"
 export EMBER_TEST_MODEL=$MODEL  # for the test_package
-for shared in False True; do
-    kind=static; [ $shared = True ] && kind=shared
+# With a CUDA toolkit, also the static package with the CUDA backend (cuda=True), whose users link the
+# CUDA runtime it carries: the test_package links only if that works.
+kinds="static shared"
+command -v nvcc >/dev/null && kinds="$kinds static-cuda"
+for kind in $kinds; do
+    shared=False cuda=False
+    [ $kind = shared ] && shared=True
+    [ $kind = static-cuda ] && cuda=True
     step "conan-create-$kind" conan create "$ROOT/conan.py" \
         --test-folder "$TMP/conan-test/conan" -s compiler.cppstd=20 -s build_type=Release -o "ember/*:shared=$shared" \
-        "${CONAN_GENERATOR[@]}" -c tools.build:jobs="$JOBS"
+        -o "ember/*:cuda=$cuda" "${CONAN_GENERATOR[@]}" -c tools.build:jobs="$JOBS"
     out=$TMP/logs/conan-create-$kind.log
     if ! grep -q '^Once upon a time.' "$out" || ! grep -Eq '^tokens: [1-9][0-9]*$' "$out"; then
         echo "consumers: conan's test_package ($kind) printed no generated text; the last lines of $out:" >&2
