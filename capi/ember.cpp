@@ -686,22 +686,30 @@ EMBER_API void ember_session_free(ember_session* session) {
     free_or_defer(session, [](ember_session& s) { s.session->cancel(); });
 }
 
-EMBER_API ember_status ember_session_prefill_ex(ember_session* session, const int32_t* tokens, int32_t n,
-                                                uint32_t flags) {
+namespace {
+// ember_session_prefill and ember_session_prefill_ex: `where` is the one the caller called.
+ember_status session_prefill_as(const char* where, ember_session* session, const int32_t* tokens, int32_t n,
+                                uint32_t flags) noexcept {
     EMBER_TRY
-    EMBER_REQUIRE_PTR(session);
+    EMBER_REQUIRE_PTR_AS(where, session);
     const InUse<ember_session> in_use(session);
-    EMBER_REQUIRE_PTR(tokens);
-    EMBER_REQUIRE(n > 0, "n must be positive");
-    EMBER_REQUIRE((flags & ~EMBER_PREFILL_ALL_LOGITS) == 0, "unknown flags");
+    EMBER_REQUIRE_PTR_AS(where, tokens);
+    EMBER_REQUIRE_AS(where, n > 0, "n must be positive");
+    EMBER_REQUIRE_AS(where, (flags & ~EMBER_PREFILL_ALL_LOGITS) == 0, "unknown flags");
     session->session->prefill(std::span<const ember::Token>(tokens, static_cast<size_t>(n)),
                               (flags & EMBER_PREFILL_ALL_LOGITS) != 0);
     return EMBER_OK;
-    EMBER_CATCH
+    EMBER_CATCH_AS(where)
+}
+}  // namespace
+
+EMBER_API ember_status ember_session_prefill_ex(ember_session* session, const int32_t* tokens, int32_t n,
+                                                uint32_t flags) {
+    return session_prefill_as(__func__, session, tokens, n, flags);
 }
 
 EMBER_API ember_status ember_session_prefill(ember_session* session, const int32_t* tokens, int32_t n) {
-    return ember_session_prefill_ex(session, tokens, n, 0);
+    return session_prefill_as(__func__, session, tokens, n, 0);
 }
 
 EMBER_API ember_status ember_session_decode(ember_session* session, int32_t token) {

@@ -570,6 +570,66 @@ TEST_CASE("memory estimates: each function's messages name it; bad quantize type
     CHECK(last_error().find("longer than 64 bytes") != std::string::npos);
 }
 
+TEST_CASE("prefill: ember_session_prefill's and ember_session_prefill_ex's messages each name the function called") {
+    // The message starts with the function the caller called, never the other one (prefill shares its
+    // checks with prefill_ex).
+    const auto named = [](const char* fn) {
+        const std::string msg = last_error();
+        CAPTURE(msg);
+        return msg.rfind(std::string(fn) + ": ", 0) == 0;
+    };
+    ember_session_params sp;
+    ember_session_params_init(&sp);
+    sp.n_ctx = 8;
+    sp.n_threads = 1;
+    Session s(&sp);
+    const std::vector<int32_t> ten = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376};
+    const int32_t bad_id[2] = {403, 512};
+
+    // Argument checks.
+    CHECK(ember_session_prefill(nullptr, ten.data(), 2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill"));
+    CHECK(ember_session_prefill(s.s, nullptr, 2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill"));
+    CHECK(ember_session_prefill(s.s, ten.data(), 0) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill"));
+    CHECK(ember_session_prefill(s.s, ten.data(), -3) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill"));
+    CHECK(ember_session_prefill_ex(nullptr, ten.data(), 2, 0) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill_ex"));
+    CHECK(ember_session_prefill_ex(s.s, nullptr, 2, 0) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill_ex"));
+    CHECK(ember_session_prefill_ex(s.s, ten.data(), -3, 0) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill_ex"));
+    CHECK(ember_session_prefill_ex(s.s, ten.data(), 2, 4u) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill_ex"));
+    CHECK(last_error().find("unknown flags") != std::string::npos);
+
+    // Errors from the session itself: ids out of range, a full context, a cancelled session.
+    CHECK(ember_session_prefill(s.s, bad_id, 2) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill"));
+    CHECK(ember_session_prefill_ex(s.s, bad_id, 2, EMBER_PREFILL_ALL_LOGITS) == EMBER_ERR_INVALID_ARGUMENT);
+    CHECK(named("ember_session_prefill_ex"));
+    CHECK(ember_session_prefill(s.s, ten.data(), 10) == EMBER_ERR_CONTEXT_FULL);
+    CHECK(named("ember_session_prefill"));
+    CHECK(ember_session_prefill_ex(s.s, ten.data(), 10, 0) == EMBER_ERR_CONTEXT_FULL);
+    CHECK(named("ember_session_prefill_ex"));
+    REQUIRE(ember_session_cancel(s.s) == EMBER_OK);
+    CHECK(ember_session_prefill(s.s, ten.data(), 2) == EMBER_ERR_CANCELLED);
+    CHECK(named("ember_session_prefill"));
+    CHECK(ember_session_prefill_ex(s.s, ten.data(), 2, 0) == EMBER_ERR_CANCELLED);
+    CHECK(named("ember_session_prefill_ex"));
+    REQUIRE(ember_session_clear_cancel(s.s) == EMBER_OK);
+    CHECK(ember_session_position(s.s) == 0);
+
+    // And both still work, clearing the last error.
+    REQUIRE(ember_session_prefill(s.s, ten.data(), 2) == EMBER_OK);
+    CHECK(last_error().empty());
+    REQUIRE(ember_session_prefill_ex(s.s, ten.data() + 2, 2, EMBER_PREFILL_ALL_LOGITS) == EMBER_OK);
+    CHECK(last_error().empty());
+    CHECK(ember_session_position(s.s) == 4);
+}
+
 TEST_CASE("tokenizer: golden ids, round trip, two-call, out-of-range ids") {
     const ember_tokenizer* tok = ember_model_tokenizer(stories());
     CHECK(ember_tokenizer_n_vocab(tok) == 512);
