@@ -85,6 +85,10 @@ func (s *Session) SetAdapters(adapters ...AdapterScale) error {
 		return err
 	}
 	defer s.h.release()
+	n, err := cInt32(len(adapters), "the number of adapters")
+	if err != nil {
+		return err
+	}
 	// C pointers in Go memory are fine to pass to C (cgo forbids only Go pointers in it).
 	ptrs := make([]*C.ember_adapter, len(adapters))
 	scales := make([]float32, len(adapters))
@@ -105,5 +109,5 @@ func (s *Session) SetAdapters(adapters ...AdapterScale) error {
 		pa, ps = &ptrs[0], (*C.float)(unsafe.Pointer(&scales[0]))
 	}
 	var msg *C.char
-	return newError(C.ember_go_set_adapters(p, pa, ps, C.int32_t(len(adapters)), &msg), msg)
+	return newError(C.ember_go_set_adapters(p, pa, ps, n, &msg), msg)
 }

@@ -32,13 +32,21 @@ type ChatParams struct {
 // Chat is a conversation over a session of its own, with the model's chat template. One goroutine at a time.
 type Chat struct{ h handle }
 
-// NewChat creates a chat over the model.
+// NewChat creates a chat over the model. A number outside int32 is StatusInvalidArgument.
 func (m *Model) NewChat(sp SessionParams, p ChatParams) (*Chat, error) {
 	mp, err := m.acquire()
 	if err != nil {
 		return nil, err
 	}
 	defer m.h.release()
+	nCtx, nBatch, nThreads, err := sp.c()
+	if err != nil {
+		return nil, err
+	}
+	reserve, err := cInt32(p.Reserve, "Reserve")
+	if err != nil {
+		return nil, err
+	}
 	var system *C.char
 	if p.System != "" {
 		if system, err = cString(p.System, "the system message"); err != nil {
@@ -52,8 +60,7 @@ func (m *Model) NewChat(sp SessionParams, p ChatParams) (*Chat, error) {
 	}
 	var out *C.ember_chat
 	var msg *C.char
-	st := C.ember_go_chat_create(mp, C.int32_t(sp.NCtx), C.int32_t(sp.NBatch), C.int32_t(sp.NThreads), system, history,
-		C.int32_t(p.Reserve), C.int32_t(p.Strategy), &out, &msg)
+	st := C.ember_go_chat_create(mp, nCtx, nBatch, nThreads, system, history, reserve, C.int32_t(p.Strategy), &out, &msg)
 	if err := newError(st, msg); err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ package ember
 import "C"
 
 import (
+	"math"
 	"strings"
 	"sync"
 	"unsafe"
@@ -67,6 +68,15 @@ func cString(s, what string) (*C.char, error) {
 		return nil, errorf(StatusInvalidArgument, "%s contains a NUL byte", what)
 	}
 	return C.CString(s), nil
+}
+
+// cInt32 is v as C's int32_t, refusing a value outside int32 (a conversion would wrap it silently into
+// another number, which C would then take as given).
+func cInt32(v int, what string) (C.int32_t, error) {
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		return 0, errorf(StatusInvalidArgument, "%s (%d) is outside int32", what, v)
+	}
+	return C.int32_t(v), nil
 }
 
 // getText runs a two-call text getter of the shim (ember_go_text) and returns the text.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -1013,4 +1014,104 @@ func TestItem18MemoryEstimates(t *testing.T) {
 	}
 	_, err = EstimateMemory(filepath.Join(t.TempDir(), "missing.gguf"), 256, 0, WithQuantize("q8_0"))
 	wantStatus(t, err, StatusIO)
+}
+
+// Item 19: input is refused, never cut or wrapped, on its way to C.
+func TestItem19InputRefusedNotCut(t *testing.T) {
+	path := modelPath(t)
+	m := loadModel(t)
+	inval := func(what string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("%s: want StatusInvalidArgument, got nil", what)
+			return
+		}
+		var e *Error
+		if !errors.As(err, &e) || e.Status != StatusInvalidArgument {
+			t.Errorf("%s: want StatusInvalidArgument, got %v", what, err)
+		}
+	}
+	// A NUL byte in a string C takes NUL-terminated (cgo's strings are cut there).
+	_, err := Load(path+"\x00x", WithThreads(1))
+	inval("a path with a NUL", err)
+	_, err = Load(path, WithThreads(1), WithBackend("cpu\x00x"))
+	inval("a backend with a NUL", err)
+	_, err = Load(path, WithThreads(1), WithQuantize("q8_0\x00"))
+	inval("a quantize type with a NUL", err)
+	_, err = LoadTokenizer(path + "\x00x")
+	inval("a tokenizer path with a NUL", err)
+	_, err = m.Meta("general.architecture\x00x")
+	inval("a metadata key with a NUL", err)
+	s := primed(t, m)
+	g := greedy(t)
+	_, err = s.Generate(g, GenerateParams{MaxTokens: 4, Stop: []string{"x", "ti\x00me"}}, nil)
+	inval("a stop string with a NUL", err)
+	inval("a state path with a NUL", s.Save(filepath.Join(t.TempDir(), "state\x00x")))
+	inval("a grammar with a NUL", g.SetGrammar(m, "root ::= \"yes\"\x00 | \"no\""))
+	inval("a schema with a NUL", g.SetJSONSchema(m, "{\"type\": \"object\"}\x00"))
+	_, err = JSONSchemaToGrammar("{\"type\": \"object\"}\x00")
+	inval("json_schema_to_grammar of a schema with a NUL", err)
+	_, err = m.NewChat(SessionParams{NThreads: 1}, ChatParams{System: "Be\x00 brief"})
+	inval("a system message with a NUL", err)
+	c, err := m.NewChat(SessionParams{NThreads: 1}, ChatParams{})
+	if err != nil {
+		t.Fatalf("NewChat: %v", err)
+	}
+	defer c.Close()
+	_, err = c.Say(g, "Hel\x00lo", GenerateParams{MaxTokens: 2}, nil)
+	inval("a chat message with a NUL", err)
+	if c.NMessages() != 0 {
+		t.Errorf("a refused turn left %d messages", c.NMessages())
+	}
+	// Text to tokenize crosses with its length: a NUL in it is text.
+	withNUL, err := m.Tokenizer().Tokenize("a\x00b", 0)
+	if err != nil {
+		t.Fatalf("Tokenize with a NUL: %v", err)
+	}
+	if plain, _ := m.Tokenizer().Tokenize("a", 0); len(withNUL) <= len(plain) {
+		t.Errorf("\"a\\x00b\" tokenizes to %v, no longer than \"a\"'s %v", withNUL, plain)
+	}
+
+	// Numbers beyond int32 are refused, not wrapped (2^32 + 256 would reach C as 256).
+	if math.MaxInt == math.MaxInt32 {
+		return // int is int32: nothing can wrap
+	}
+	wrap64 := int64(1)<<32 + 256
+	wrap := int(wrap64)
+	for _, sp := range []SessionParams{{NCtx: wrap, NThreads: 1}, {NBatch: wrap, NThreads: 1}, {NThreads: wrap}} {
+		_, err = m.NewSession(sp)
+		inval(fmt.Sprintf("NewSession(%+v)", sp), err)
+		_, err = m.NewChat(sp, ChatParams{})
+		inval(fmt.Sprintf("NewChat(%+v)", sp), err)
+	}
+	_, err = m.NewChat(SessionParams{NThreads: 1}, ChatParams{Reserve: wrap})
+	inval("a chat reserve beyond int32", err)
+	_, err = Load(path, WithThreads(wrap))
+	inval("WithThreads beyond int32", err)
+	_, err = EstimateMemory(path, 256, wrap)
+	inval("EstimateMemory's nBatch beyond int32", err)
+	_, err = EstimateMemory(path, 256, 0, WithThreads(wrap))
+	inval("EstimateMemory with WithThreads beyond int32", err)
+	sp := DefaultSamplerParams() // valid but for the one field
+	sp.TopK = wrap
+	_, err = NewSampler(sp)
+	inval("a sampler's TopK beyond int32", err)
+	sp = DefaultSamplerParams()
+	sp.PenaltyLastN = wrap
+	_, err = NewSampler(sp)
+	inval("a sampler's PenaltyLastN beyond int32", err)
+	_, err = s.Generate(g, GenerateParams{MaxTokens: wrap}, nil)
+	inval("MaxTokens beyond int32", err)
+	_, err = c.Say(g, "Hello", GenerateParams{MaxTokens: wrap}, nil)
+	inval("a chat's MaxTokens beyond int32", err)
+	inval("a rewind beyond int32", s.Rewind(int(int64(1)<<32+wrap64-256)))
+	if err := s.PrefillAll(promptTokens); err != nil {
+		t.Fatalf("PrefillAll: %v", err)
+	}
+	// 2^32 - 1 would reach C as -1, which the shim takes for "the last logits".
+	_, err = s.LogitsAt(int(int64(1)<<32 - 1))
+	inval("LogitsAt beyond int32", err)
+	if s.Position() != 10 {
+		t.Errorf("position %d after the refused calls: want 10", s.Position())
+	}
 }

@@ -6,7 +6,6 @@ package ember
 import "C"
 
 import (
-	"math"
 	"runtime"
 	"runtime/cgo"
 	"unsafe"
@@ -23,7 +22,7 @@ type Model struct {
 type LoadOption func(*loadOptions)
 
 type loadOptions struct {
-	threads    int32
+	threads    int // checked against int32 where it crosses to C
 	setThreads bool
 	backend    string
 	mmap       int32 // -1: the library's default
@@ -33,7 +32,7 @@ type loadOptions struct {
 
 // WithThreads sets the sessions' default thread count (0: the hardware threads).
 func WithThreads(n int) LoadOption {
-	return func(o *loadOptions) { o.threads, o.setThreads = int32(n), true }
+	return func(o *loadOptions) { o.threads, o.setThreads = n, true }
 }
 
 // WithBackend picks the backend: "cpu", "cuda", or "auto" (the default: the best usable one).
@@ -89,12 +88,20 @@ func EstimateMemory(path string, nCtx, nBatch int, opts ...LoadOption) (MemoryEs
 	if err := ensureABI(); err != nil {
 		return MemoryEstimate{}, err
 	}
-	if nCtx < math.MinInt32 || nCtx > math.MaxInt32 || nBatch < math.MinInt32 || nBatch > math.MaxInt32 {
-		return MemoryEstimate{}, errorf(StatusInvalidArgument, "nCtx or nBatch is outside int32")
+	cnCtx, err := cInt32(nCtx, "nCtx")
+	if err != nil {
+		return MemoryEstimate{}, err
+	}
+	cnBatch, err := cInt32(nBatch, "nBatch")
+	if err != nil {
+		return MemoryEstimate{}, err
 	}
 	o := loadOptions{mmap: -1}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if _, err := cInt32(o.threads, "the thread count"); err != nil { // as Load would refuse it
+		return MemoryEstimate{}, err
 	}
 	cpath, err := cString(path, "the path")
 	if err != nil {
@@ -110,7 +117,7 @@ func EstimateMemory(path string, nCtx, nBatch int, opts ...LoadOption) (MemoryEs
 	}
 	var out C.ember_memory_estimate
 	var msg *C.char
-	st := C.ember_go_estimate_memory(cpath, C.int32_t(nCtx), C.int32_t(nBatch), cquantize, &out, &msg)
+	st := C.ember_go_estimate_memory(cpath, cnCtx, cnBatch, cquantize, &out, &msg)
 	if err := newError(st, msg); err != nil {
 		return MemoryEstimate{}, err
 	}
@@ -132,8 +139,11 @@ func load(path string, data []byte, fromFile bool, opts []LoadOption) (*Model, e
 	for _, opt := range opts {
 		opt(&o)
 	}
+	cthreads, err := cInt32(o.threads, "the thread count")
+	if err != nil {
+		return nil, err
+	}
 	var cpath, cbackend *C.char
-	var err error
 	if fromFile {
 		if cpath, err = cString(path, "the path"); err != nil {
 			return nil, err
@@ -171,7 +181,7 @@ func load(path string, data []byte, fromFile bool, opts []LoadOption) (*Model, e
 	}
 	var out *C.ember_model
 	var msg *C.char
-	st := C.ember_go_model_load(cpath, dataPtr, C.size_t(len(data)), C.int32_t(o.threads), setThreads, cbackend,
+	st := C.ember_go_model_load(cpath, dataPtr, C.size_t(len(data)), cthreads, setThreads, cbackend,
 		C.int32_t(o.mmap), cquantize, ph, &out, &msg)
 	runtime.KeepAlive(data)
 	if ps != nil && ps.panicking {

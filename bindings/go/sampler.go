@@ -53,7 +53,8 @@ type Sampler struct{ h handle }
 // NewGreedySampler always takes the highest logit (the lowest id on ties).
 func NewGreedySampler() (*Sampler, error) { return newSampler(true, SamplerParams{}) }
 
-// NewSampler makes a sampler; values out of range or not finite are StatusInvalidArgument.
+// NewSampler makes a sampler; values out of range (TopK or PenaltyLastN outside int32 included) or not finite
+// are StatusInvalidArgument.
 func NewSampler(p SamplerParams) (*Sampler, error) { return newSampler(false, p) }
 
 func newSampler(greedy bool, p SamplerParams) (*Sampler, error) {
@@ -64,10 +65,18 @@ func newSampler(greedy bool, p SamplerParams) (*Sampler, error) {
 	if greedy {
 		g = 1
 	}
+	topK, err := cInt32(p.TopK, "TopK")
+	if err != nil {
+		return nil, err
+	}
+	penaltyLastN, err := cInt32(p.PenaltyLastN, "PenaltyLastN")
+	if err != nil {
+		return nil, err
+	}
 	var out *C.ember_sampler
 	var msg *C.char
-	st := C.ember_go_sampler_create(g, C.float(p.Temperature), C.int32_t(p.TopK), C.float(p.TopP), C.float(p.MinP),
-		C.float(p.RepeatPenalty), C.int32_t(p.PenaltyLastN), C.float(p.FrequencyPenalty), C.float(p.PresencePenalty),
+	st := C.ember_go_sampler_create(g, C.float(p.Temperature), topK, C.float(p.TopP), C.float(p.MinP),
+		C.float(p.RepeatPenalty), penaltyLastN, C.float(p.FrequencyPenalty), C.float(p.PresencePenalty),
 		C.uint64_t(p.Seed), &out, &msg)
 	if err := newError(st, msg); err != nil {
 		return nil, err
@@ -114,9 +123,13 @@ func (s *Sampler) Sample(logits []float32) (int32, error) {
 	if len(logits) == 0 {
 		return 0, errorf(StatusInvalidArgument, "no logits")
 	}
+	n, err := cInt32(len(logits), "the number of logits")
+	if err != nil {
+		return 0, err
+	}
 	var tok C.int32_t
 	var msg *C.char
-	st := C.ember_go_sampler_sample(p, (*C.float)(unsafe.Pointer(&logits[0])), C.int32_t(len(logits)), &tok, &msg)
+	st := C.ember_go_sampler_sample(p, (*C.float)(unsafe.Pointer(&logits[0])), n, &tok, &msg)
 	if err := newError(st, msg); err != nil {
 		return 0, err
 	}

@@ -27,16 +27,33 @@ type Session struct {
 	nVocab int
 }
 
-// NewSession creates a session over the model. It stays valid after the model is closed.
+// c is the params as C takes them; a field outside int32 is StatusInvalidArgument.
+func (p SessionParams) c() (nCtx, nBatch, nThreads C.int32_t, err error) {
+	if nCtx, err = cInt32(p.NCtx, "NCtx"); err != nil {
+		return
+	}
+	if nBatch, err = cInt32(p.NBatch, "NBatch"); err != nil {
+		return
+	}
+	nThreads, err = cInt32(p.NThreads, "NThreads")
+	return
+}
+
+// NewSession creates a session over the model. It stays valid after the model is closed. A field outside
+// int32 is StatusInvalidArgument.
 func (m *Model) NewSession(p SessionParams) (*Session, error) {
 	mp, err := m.acquire()
 	if err != nil {
 		return nil, err
 	}
 	defer m.h.release()
+	nCtx, nBatch, nThreads, err := p.c()
+	if err != nil {
+		return nil, err
+	}
 	var out *C.ember_session
 	var msg *C.char
-	st := C.ember_go_session_create(mp, C.int32_t(p.NCtx), C.int32_t(p.NBatch), C.int32_t(p.NThreads), &out, &msg)
+	st := C.ember_go_session_create(mp, nCtx, nBatch, nThreads, &out, &msg)
 	if err := newError(st, msg); err != nil {
 		return nil, err
 	}
@@ -69,8 +86,12 @@ func (s *Session) prefill(tokens []int32, flags C.uint32_t) error {
 	if len(tokens) == 0 {
 		return errorf(StatusInvalidArgument, "no tokens to prefill")
 	}
+	n, err := cInt32(len(tokens), "the number of tokens")
+	if err != nil {
+		return err
+	}
 	var msg *C.char
-	st := C.ember_go_prefill(p, (*C.int32_t)(unsafe.Pointer(&tokens[0])), C.int32_t(len(tokens)), flags, &msg)
+	st := C.ember_go_prefill(p, (*C.int32_t)(unsafe.Pointer(&tokens[0])), n, flags, &msg)
 	return newError(st, msg)
 }
 
@@ -126,7 +147,11 @@ func (s *Session) LogitsAt(i int) ([]float32, error) {
 	if i < 0 {
 		return nil, errorf(StatusInvalidArgument, "logits index %d is negative", i)
 	}
-	return s.logits(int32(i))
+	at, err := cInt32(i, "the logits index")
+	if err != nil {
+		return nil, err
+	}
+	return s.logits(int32(at))
 }
 
 // Position is the number of tokens in the cache (-1 once closed).
@@ -156,8 +181,12 @@ func (s *Session) Rewind(position int) error {
 		return err
 	}
 	defer s.h.release()
+	pos, err := cInt32(position, "the position")
+	if err != nil {
+		return err
+	}
 	var msg *C.char
-	return newError(C.ember_go_rewind(p, C.int32_t(position), &msg), msg)
+	return newError(C.ember_go_rewind(p, pos, &msg), msg)
 }
 
 // Reset forgets every token.
@@ -257,9 +286,20 @@ func generate(session *C.ember_session, chat *C.ember_chat, user *C.char, sample
 		}
 		defer sampler.h.release()
 	}
-	maxTokens := p.MaxTokens
+	maxTokens, err := cInt32(p.MaxTokens, "MaxTokens")
+	if err != nil {
+		return res, err
+	}
 	if maxTokens == 0 {
 		maxTokens = 256
+	}
+	nStop, err := cInt32(len(p.Stop), "the number of stop strings")
+	if err != nil {
+		return res, err
+	}
+	nBias, err := cInt32(len(p.Bias), "the number of biased tokens")
+	if err != nil {
+		return res, err
 	}
 	stopAtEOG := C.int32_t(1)
 	if p.IgnoreEOG {
@@ -300,8 +340,8 @@ func generate(session *C.ember_session, chat *C.ember_chat, user *C.char, sample
 	}
 	var out C.ember_go_gen_out
 	var msg *C.char
-	st := C.ember_go_generate(session, chat, user, sp, C.int32_t(maxTokens), stopAtEOG, handle, stopPtr,
-		C.int32_t(len(stops)), btPtr, bvPtr, C.int32_t(len(biasTokens)), &out, &msg)
+	st := C.ember_go_generate(session, chat, user, sp, maxTokens, stopAtEOG, handle, stopPtr, nStop, btPtr, bvPtr,
+		nBias, &out, &msg)
 	runtime.KeepAlive(stops)
 	runtime.KeepAlive(biasTokens)
 	runtime.KeepAlive(biasValues)
@@ -312,7 +352,7 @@ func generate(session *C.ember_session, chat *C.ember_chat, user *C.char, sample
 		}
 		panic(state.panicVal)
 	}
-	err := newError(st, msg)
+	err = newError(st, msg)
 	if e, ok := err.(*Error); ok && e.Status == StatusCallback && state != nil && state.err != nil {
 		e.Err = state.err
 	}

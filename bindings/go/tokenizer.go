@@ -101,8 +101,12 @@ func (t *Tokenizer) Tokenize(text string, flags TokenizeFlags) ([]int32, error) 
 		return nil, err
 	}
 	for {
-		out := make([]int32, int(n)+1)
-		have := C.int32_t(len(out))
+		size := int(n) // at most int32's maximum: it came from C
+		if size == 0 {
+			size = 1 // &out[0] needs an element
+		}
+		out := make([]int32, size)
+		have := C.int32_t(size)
 		msg = nil
 		st := C.ember_go_tokenize(p, ctext, C.size_t(len(text)), (*C.int32_t)(unsafe.Pointer(&out[0])), have,
 			C.uint32_t(flags), &n, &msg)
@@ -124,7 +128,11 @@ func (t *Tokenizer) Detokenize(tokens []int32, flags DetokenizeFlags) (string, e
 		return "", err
 	}
 	defer t.release()
-	args := C.ember_go_text_args{tokenizer: p, n_tokens: C.int32_t(len(tokens)), flags: C.uint32_t(flags)}
+	n, err := cInt32(len(tokens), "the number of tokens")
+	if err != nil {
+		return "", err
+	}
+	args := C.ember_go_text_args{tokenizer: p, n_tokens: n, flags: C.uint32_t(flags)}
 	if len(tokens) > 0 {
 		// C memory: the args struct is Go memory and must not hold a Go pointer.
 		ct := (*C.int32_t)(C.malloc(C.size_t(len(tokens)) * 4))
