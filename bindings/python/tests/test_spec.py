@@ -548,6 +548,54 @@ class SpecTest(unittest.TestCase):
         e = self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, ember.estimate_memory, MODEL, 0)
         self.assertNotIn("_quantized", e.message)  # the function called, not the one it shares code with
 
+    def test_item_19_input_refused_not_cut(self):
+        inval = lambda fn, *a, **kw: self.assertError(ember.InvalidArgument, ember.Status.INVALID_ARGUMENT, fn, *a, **kw)
+        # A NUL byte in a string C takes NUL-terminated: refused before C would read only up to it.
+        for path in (MODEL + "\0x", os.fsencode(MODEL) + b"\0x"):
+            e = inval(ember.Model, path, n_threads=THREADS)
+            self.assertIn("NUL", e.message)
+            inval(ember.Tokenizer, path)
+            inval(ember.estimate_memory, path, 256)
+        inval(ember.Model, MODEL, n_threads=THREADS, backend="cpu\0x")
+        inval(ember.Model, MODEL, n_threads=THREADS, quantize="q8_0\0")
+        with open(MODEL, "rb") as f:
+            inval(ember.Model.from_bytes, f.read(), n_threads=THREADS, quantize="q8_0\0")
+        inval(ember.estimate_memory, MODEL, 256, quantize="q8_0\0")
+        inval(self.model.meta, "general.architecture\0x")
+        inval(self.model.meta_json, "general.architecture\0x")
+        inval(self.model.meta_type, "general.architecture\0x")
+        inval(ember.render_chat, [{"role": "user", "content": "hi"}], template="{{ 1 }}\0{{ 2 }}")
+        with self.session() as s, ember.Sampler.greedy() as g:
+            for stop in ("ti\0me", ["x", b"a\0"]):
+                inval(s.generate, g, max_tokens=4, stop=stop)
+            self.assertEqual(s.position, 5, "a refused call changed nothing")
+            with tempfile.TemporaryDirectory() as d:
+                inval(s.save, os.path.join(d, "state\0x"))
+                inval(s.load, os.path.join(d, "state\0x"))
+                self.assertEqual(os.listdir(d), [])
+            inval(g.set_grammar, self.model, 'root ::= "yes"\0 | "no"')
+            inval(g.set_json_schema, self.model, '{"type": "object"}\0')
+        inval(ember.json_schema_to_grammar, '{"type": "object"}\0')
+        with ember.Chat(self.model, n_threads=THREADS) as chat, ember.Sampler.greedy() as g:
+            inval(chat.say, "Hel\0lo", sampler=g, max_tokens=2)
+            self.assertEqual(chat.n_messages, 0)
+            with tempfile.TemporaryDirectory() as d:
+                inval(chat.save, os.path.join(d, "chat\0x"))
+        inval(ember.Chat, self.model, system="Be\0 brief", n_threads=THREADS)
+        # Text to tokenize crosses with its length: a NUL in it is text.
+        with_nul = self.model.tokenize("a\0b", add_special=False)
+        self.assertGreater(len(with_nul), len(self.model.tokenize("a", add_special=False)))
+        # Numbers beyond int32 are refused, not wrapped (2^32 + 256 would reach C as 256).
+        for kw in ({"n_ctx": 2**32 + 256}, {"n_batch": 2**32 + 8}, {"n_threads": 2**32 + 1}):
+            inval(ember.Session, self.model, **{"n_threads": THREADS, **kw})
+            inval(ember.Chat, self.model, **{"n_threads": THREADS, **kw})
+        inval(ember.Chat, self.model, n_threads=THREADS, reserve=2**32 + 16)
+        inval(ember.Sampler, top_k=2**32 + 40)
+        with self.session() as s, ember.Sampler.greedy() as g:
+            inval(s.generate, g, max_tokens=2**32 + 1)
+            inval(s.rewind, 2**32)
+            self.assertEqual(s.position, 5)
+
     def test_session_save_load(self):
         with tempfile.TemporaryDirectory() as d:
             path = os.path.join(d, "state.bin")

@@ -129,10 +129,10 @@ def estimate_memory(path: PathLike, n_ctx: int = 4096, n_batch: int = 0,
     out.struct_size = ctypes.sizeof(out)
     n_ctx32, n_batch32 = _i32(n_ctx, "n_ctx"), _i32(n_batch, "n_batch")
     if quantize is None:
-        check(lib().ember_estimate_memory(N.encode_path(path), n_ctx32, n_batch32, byref(out)))
+        check(lib().ember_estimate_memory(N.c_path(path), n_ctx32, n_batch32, byref(out)))
     else:
         fn = N.required("ember_estimate_memory_quantized")
-        check(fn(N.encode_path(path), n_ctx32, n_batch32, N.encode(quantize), byref(out)))
+        check(fn(N.c_path(path), n_ctx32, n_batch32, N.c_string(quantize, "the quantize type"), byref(out)))
     return MemoryEstimate(int(out.weights), int(out.kv_cache), int(out.scratch), int(out.total))
 
 
@@ -149,7 +149,7 @@ def render_chat(
     doc["messages"] = list(messages)
     doc["add_generation_prompt"] = bool(add_generation_prompt)
     data = json.dumps(doc).encode()
-    tpl = None if template is None else N.encode(template)
+    tpl = None if template is None else N.c_string(template, "the template")
     if model is None:
         return N.text("ember_chat_render", None, tpl, data)
     with model._use() as h:
@@ -240,7 +240,7 @@ class _Vocab:
     def tokenize(self, text: Union[str, bytes], add_special: bool = True, parse_special: bool = True) -> List[int]:
         """Text to token ids. add_special adds BOS/EOS as the vocabulary asks; parse_special turns text such as
         "<|im_start|>" into its special token."""
-        data = N.encode(text)
+        data = N.encode(text)  # a pointer and a length: NUL bytes are text here
         flags = (N.TOKENIZE_ADD_SPECIAL if add_special else 0) | (N.TOKENIZE_PARSE_SPECIAL if parse_special else 0)
         L = lib()
         cap = len(data) + 8
@@ -319,7 +319,7 @@ class Tokenizer(_Handle, _Vocab):
     def __init__(self, path: PathLike) -> None:
         super().__init__()
         out = c_void_p()
-        check(lib().ember_tokenizer_load(N.encode_path(path), byref(out)))
+        check(lib().ember_tokenizer_load(N.c_path(path), byref(out)))
         self._h = out.value
 
     def _tok(self) -> "contextlib.AbstractContextManager[int]":
@@ -392,7 +392,7 @@ class Model(_Handle, _Vocab):
         params, prog = self._params(n_threads, backend, progress, quantize)
         params.use_mmap = bool(use_mmap)
         out = c_void_p()
-        st = lib().ember_model_load(N.encode_path(path), byref(params), byref(out))
+        st = lib().ember_model_load(N.c_path(path), byref(params), byref(out))
         self._loaded(st, out, prog)
 
     @classmethod
@@ -419,10 +419,10 @@ class Model(_Handle, _Vocab):
                 quantize: Optional[str] = None) -> Any:
         p = N.init_params(N.ModelParams, "model")
         p.n_threads = _i32(n_threads, "n_threads")
-        self._backend_arg = None if backend is None else N.encode(backend)
+        self._backend_arg = None if backend is None else N.c_string(backend, "the backend")
         p.backend = self._backend_arg
         # quantize F32/F16/BF16 weights in memory at load ("q8_0", "q4_k", ...; None: as the file is)
-        self._quantize_arg = None if quantize is None else N.encode(quantize)
+        self._quantize_arg = None if quantize is None else N.c_string(quantize, "the quantize type")
         p.quantize = self._quantize_arg
         prog = _Progress(progress)
         p.progress = prog.c
@@ -497,16 +497,16 @@ class Model(_Handle, _Vocab):
 
     def meta(self, key: str) -> str:
         """A metadata value as text (arrays summarised); ember.NotFound when absent."""
-        return self._str("ember_model_meta", N.encode(key))
+        return self._str("ember_model_meta", N.c_string(key, "the key"))
 
     def meta_json(self, key: str) -> Any:
         """A metadata value parsed from its JSON (arrays in full); ember.NotFound when absent."""
-        return json.loads(self._str("ember_model_meta_json", N.encode(key)))
+        return json.loads(self._str("ember_model_meta_json", N.c_string(key, "the key")))
 
     def meta_type(self, key: str) -> MetaType:
         t = c_int32(0)
         with self._use() as h:
-            check(lib().ember_model_meta_type(h, N.encode(key), byref(t)))
+            check(lib().ember_model_meta_type(h, N.c_string(key, "the key"), byref(t)))
         return MetaType(t.value)
 
     def meta_keys(self) -> List[str]:
@@ -586,7 +586,7 @@ class Adapter(_Handle):
         self.path: str = os.fsdecode(path)
         out = c_void_p()
         with model._use() as mh:
-            check(load(mh, N.encode_path(path), byref(out)))
+            check(load(mh, N.c_path(path), byref(out)))
         self._h = out.value
         self.model = model
 
@@ -708,7 +708,7 @@ class Sampler(_Handle):
         the grammar it had. Prompt tokens should not be accepted while one is set."""
         fn = N.required("ember_sampler_set_grammar")
         with self._use() as h, model._use() as mh:
-            check(fn(h, mh, None if gbnf is None else N.encode(gbnf)))
+            check(fn(h, mh, None if gbnf is None else N.c_string(gbnf, "the grammar")))
 
     def set_json_schema(self, model: Model, schema: Union[str, Mapping[str, Any], None]) -> None:
         """As set_grammar, with the grammar of the JSON documents a JSON Schema accepts (a subset: type,
@@ -721,7 +721,7 @@ class Sampler(_Handle):
 
 def _schema_arg(schema: Union[str, Mapping[str, Any], None]) -> Optional[bytes]:
     if schema is None or isinstance(schema, (str, bytes)):
-        return None if schema is None else N.encode(schema)
+        return None if schema is None else N.c_string(schema, "the schema")
     return json.dumps(schema).encode()
 
 
@@ -801,7 +801,7 @@ def _generate_params(
     keep: List[Any] = []
     if stop:
         stops = [stop] if isinstance(stop, (str, bytes)) else list(stop)
-        enc = [N.encode(s) for s in stops]
+        enc = [N.c_string(s, "a stop string") for s in stops]
         arr = (c_char_p * len(enc))(*enc)
         keep += [enc, arr]
         p.stop = arr
@@ -1109,12 +1109,12 @@ class Session(_Handle):
     def save(self, path: PathLike) -> None:
         """Saves the state (tokens, KV cache, logits) atomically."""
         with self._use() as h:
-            check(lib().ember_session_save(h, N.encode_path(path)))
+            check(lib().ember_session_save(h, N.c_path(path)))
 
     def load(self, path: PathLike) -> None:
         """Restores a state saved by save() (on failure the session is unchanged)."""
         with self._use() as h:
-            check(lib().ember_session_load(h, N.encode_path(path)))
+            check(lib().ember_session_load(h, N.c_path(path)))
 
     def set_adapters(self, adapters: Iterable[Tuple[Adapter, float]]) -> None:
         """Applies LoRA adapters, each with its scale, to every token evaluated from now on; an empty list
@@ -1232,7 +1232,7 @@ class Chat(_Handle):
         sp.n_batch = _i32(n_batch, "n_batch")
         sp.n_threads = _i32(n_threads, "n_threads")
         cp = N.init_params(N.ChatParams, "chat")
-        system_b = None if system is None else N.encode(system)
+        system_b = None if system is None else N.c_string(system, "the system message")
         cp.system = system_b
         cp.history = bool(history)
         cp.reserve = _i32(reserve, "reserve")
@@ -1259,7 +1259,7 @@ class Chat(_Handle):
              logit_bias: Optional[Mapping[int, float]], stop_at_eog: bool,
              on_piece: Optional[Callable[[str, int], bool]]) -> GenerateResult:
         smp = self._sampler(sampler)
-        text = N.encode(user)
+        text = N.c_string(user, "the message")
         with self._use() as h, smp._use() as sh:
             return _generate(
                 lambda p, r: lib().ember_chat_say_ex(h, sh, text, p, r), max_tokens, stop, logit_bias, stop_at_eog,
@@ -1330,11 +1330,11 @@ class Chat(_Handle):
 
     def save(self, path: PathLike) -> None:
         with self._use() as h:
-            check(lib().ember_chat_save(h, N.encode_path(path)))
+            check(lib().ember_chat_save(h, N.c_path(path)))
 
     def load(self, path: PathLike) -> None:
         with self._use() as h:
-            check(lib().ember_chat_load(h, N.encode_path(path)))
+            check(lib().ember_chat_load(h, N.c_path(path)))
 
     def close(self) -> None:
         super().close()

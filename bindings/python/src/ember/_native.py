@@ -569,13 +569,29 @@ def init_params(cls: Any, kind: str) -> Any:
 
 
 def encode(s: "str | bytes") -> bytes:
+    """Text as UTF-8 bytes, NUL bytes and all: only for C parameters that take a pointer and a length (the
+    text to tokenize). A NUL-terminated C string goes through c_string or c_path."""
     if isinstance(s, bytes):
         return s
     return s.encode("utf-8")
 
 
-def encode_path(p: "str | bytes | os.PathLike[str]") -> bytes:
-    return os.fsencode(p)
+def c_string(s: "str | bytes", what: str) -> bytes:
+    """s as a NUL-terminated C string (UTF-8). A NUL byte in it is InvalidArgument: C would read only up to
+    it, silently taking another value than the caller gave. Every string passed to C as a `const char*`
+    without a length goes through here (paths through c_path)."""
+    return _no_nul(encode(s), what)
+
+
+def c_path(p: "str | bytes | os.PathLike[str]", what: str = "the path") -> bytes:
+    """A path as a C string (os.fsencode), refusing a NUL byte as c_string does."""
+    return _no_nul(os.fsencode(p), what)
+
+
+def _no_nul(b: bytes, what: str) -> bytes:
+    if b"\0" in b:
+        raise InvalidArgument(Status.INVALID_ARGUMENT, f"{what} contains a NUL byte (C would cut it there)")
+    return b
 
 
 def int_array(ids: Sequence[int]) -> "ctypes.Array[c_int32]":
