@@ -24,7 +24,7 @@ namespace Ember
             if (model == null) throw new ArgumentNullException("model");
             if (path == null) throw new ArgumentNullException("path");
             AdapterHandle h;
-            Status st = NativeMethods.ember_adapter_load(model.Handle, Interop.ToUtf8Z(path), out h);
+            Status st = NativeMethods.ember_adapter_load(model.Handle, Interop.ToUtf8Z(path, "the path"), out h);
             if (st != Status.Ok)
             {
                 var e = Interop.Error(st);  // read on this thread, now

@@ -27,15 +27,16 @@ namespace Ember
         {
             if (model == null) throw new ArgumentNullException("model");
             Library.EnsureCompatible();
+            // First, so that a refused system message (a NUL in it) leaves nothing allocated behind.
+            IntPtr system = parameters != null ? Interop.AllocUtf8Z(parameters.System, "the system message") : IntPtr.Zero;
             GCHandle abortState = default(GCHandle);
-            var sp = sessionParams != null ? sessionParams.ToNative(out abortState) : SessionParams.Defaults();
-            var cp = Interop.InitParams<ChatParamsNative>(NativeMethods.ember_chat_params_init_sized);
-            IntPtr system = IntPtr.Zero;
             try
             {
+                var sp = sessionParams != null ? sessionParams.ToNative(out abortState) : SessionParams.Defaults();
+                var cp = Interop.InitParams<ChatParamsNative>(NativeMethods.ember_chat_params_init_sized);
                 if (parameters != null)
                 {
-                    if (parameters.System != null) cp.system = system = Interop.AllocUtf8Z(parameters.System);
+                    cp.system = system;
                     if (parameters.History.HasValue) cp.history = parameters.History.Value;
                     if (parameters.Reserve.HasValue) cp.reserve = parameters.Reserve.Value;
                     if (parameters.Strategy.HasValue) cp.strategy = (int)parameters.Strategy.Value;
@@ -77,7 +78,7 @@ namespace Ember
         {
             if (user == null) throw new ArgumentNullException("user");
             if (sampler == null) throw new ArgumentNullException("sampler");
-            byte[] u = Interop.ToUtf8Z(user);
+            byte[] u = Interop.ToUtf8Z(user, "the message");
             return (ref GenerateParamsNative p, ref GenerateResultNative r) =>
             {
                 Status st = NativeMethods.ember_chat_say_ex(Handle, sampler.Handle, u, ref p, ref r);
@@ -95,8 +96,8 @@ namespace Ember
         public int NMessages { get { return NativeMethods.ember_chat_n_messages(Handle); } }
 
         public void Reset() { Interop.Check(NativeMethods.ember_chat_reset(Handle)); }
-        public void Save(string path) { Interop.Check(NativeMethods.ember_chat_save(Handle, Interop.ToUtf8Z(path))); }
-        public void Load(string path) { Interop.Check(NativeMethods.ember_chat_load(Handle, Interop.ToUtf8Z(path))); }
+        public void Save(string path) { Interop.Check(NativeMethods.ember_chat_save(Handle, Interop.ToUtf8Z(path, "the path"))); }
+        public void Load(string path) { Interop.Check(NativeMethods.ember_chat_load(Handle, Interop.ToUtf8Z(path, "the path"))); }
 
         public void Dispose() { Handle.Dispose(); }
     }

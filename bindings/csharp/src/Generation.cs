@@ -74,7 +74,7 @@ namespace Ember
                     for (int i = 0; i < _stops.Length; i++)
                     {
                         if (options.Stop[i] == null) throw new ArgumentException("a stop string is null", "options");
-                        _stops[i] = Interop.AllocUtf8Z(options.Stop[i]);
+                        _stops[i] = Interop.AllocUtf8Z(options.Stop[i], "a stop string");
                     }
                     _stopArray = Marshal.AllocHGlobal(IntPtr.Size * _stops.Length);
                     Marshal.Copy(_stops, 0, _stopArray, _stops.Length);

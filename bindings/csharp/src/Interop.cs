@@ -18,16 +18,22 @@ namespace Ember
     {
         static readonly UTF8Encoding Utf8 = new UTF8Encoding(false, false);
 
-        /// <summary>UTF-8 bytes with a terminating NUL (null for null).</summary>
-        internal static byte[] ToUtf8Z(string s)
+        /// <summary>s as a NUL-terminated UTF-8 C string (null for null). A NUL character in s is
+        /// Status.InvalidArgument, naming `what`: C would read only up to it, silently taking another value than
+        /// the caller gave. Every string passed to C as a `const char*` without a length goes through here (or
+        /// AllocUtf8Z, which calls it); text C takes with a length (ember_tokenize) uses ToUtf8.</summary>
+        internal static byte[] ToUtf8Z(string s, string what)
         {
             if (s == null) return null;
+            if (s.IndexOf('\0') >= 0)
+                throw new EmberException(Status.InvalidArgument, what + " contains a NUL character (C would cut it there)");
             int n = Utf8.GetByteCount(s);
             var b = new byte[n + 1];
             Utf8.GetBytes(s, 0, s.Length, b, 0);
             return b;
         }
 
+        /// <summary>UTF-8 bytes without a terminator, NUL characters and all: for C parameters with a length.</summary>
         internal static byte[] ToUtf8(string s) { return s == null ? null : Utf8.GetBytes(s); }
 
         internal static string FromUtf8(byte[] b, int offset, int count) { return Utf8.GetString(b, offset, count); }
@@ -49,11 +55,12 @@ namespace Ember
             return Utf8.GetString(b);
         }
 
-        /// <summary>An unmanaged NUL-terminated UTF-8 copy; free with Marshal.FreeHGlobal.</summary>
-        internal static IntPtr AllocUtf8Z(string s)
+        /// <summary>An unmanaged NUL-terminated UTF-8 copy; free with Marshal.FreeHGlobal. A NUL character in s is
+        /// Status.InvalidArgument, as for ToUtf8Z.</summary>
+        internal static IntPtr AllocUtf8Z(string s, string what)
         {
             if (s == null) return IntPtr.Zero;
-            var b = ToUtf8Z(s);
+            var b = ToUtf8Z(s, what);
             IntPtr p = Marshal.AllocHGlobal(b.Length);
             Marshal.Copy(b, 0, p, b.Length);
             return p;

@@ -46,8 +46,9 @@ namespace Ember
         public static Model Load(string path, ModelParams parameters = null)
         {
             if (path == null) throw new ArgumentNullException("path");
+            byte[] path8 = Interop.ToUtf8Z(path, "the path");
             return LoadCore(parameters, (ref ModelParamsNative p, out ModelHandle h) =>
-                NativeMethods.ember_model_load(Interop.ToUtf8Z(path), ref p, out h));
+                NativeMethods.ember_model_load(path8, ref p, out h));
         }
 
         /// <summary>Loads a GGUF file held in memory (the bytes are copied).</summary>
@@ -73,8 +74,8 @@ namespace Ember
                 {
                     if (parameters.NThreads.HasValue) p.n_threads = parameters.NThreads.Value;
                     if (parameters.UseMmap.HasValue) p.use_mmap = parameters.UseMmap.Value;
-                    if (parameters.Backend != null) p.backend = backend = Interop.AllocUtf8Z(parameters.Backend);
-                    if (parameters.Quantize != null) p.quantize = quantize = Interop.AllocUtf8Z(parameters.Quantize);
+                    if (parameters.Backend != null) p.backend = backend = Interop.AllocUtf8Z(parameters.Backend, "the backend");
+                    if (parameters.Quantize != null) p.quantize = quantize = Interop.AllocUtf8Z(parameters.Quantize, "the quantize type");
                     if (parameters.Progress != null)
                     {
                         state = new ProgressState { Callback = parameters.Progress };
@@ -137,11 +138,12 @@ namespace Ember
         {
             Library.EnsureCompatible();
             var e = new MemoryEstimateNative { struct_size = (uint)Marshal.SizeOf(typeof(MemoryEstimateNative)) };
+            byte[] path8 = Interop.ToUtf8Z(path, "the path");
             if (quantize == null)
-                Interop.Check(NativeMethods.ember_estimate_memory(Interop.ToUtf8Z(path), nCtx, nBatch, ref e));
+                Interop.Check(NativeMethods.ember_estimate_memory(path8, nCtx, nBatch, ref e));
             else
-                Interop.Check(NativeMethods.ember_estimate_memory_quantized(Interop.ToUtf8Z(path), nCtx, nBatch,
-                                                                            Interop.ToUtf8Z(quantize), ref e));
+                Interop.Check(NativeMethods.ember_estimate_memory_quantized(path8, nCtx, nBatch,
+                                                                            Interop.ToUtf8Z(quantize, "the quantize type"), ref e));
             return new MemoryEstimate { Weights = e.weights, KvCache = e.kv_cache, Scratch = e.scratch, Total = e.total };
         }
 
@@ -151,7 +153,7 @@ namespace Ember
         /// </summary>
         public string RenderChat(string json, string templateSource = null)
         {
-            byte[] tpl = Interop.ToUtf8Z(templateSource), js = Interop.ToUtf8Z(json);
+            byte[] tpl = Interop.ToUtf8Z(templateSource, "the template"), js = Interop.ToUtf8Z(json, "the JSON");
             return Interop.ReadText((byte[] b, UIntPtr c, out UIntPtr n) => NativeMethods.ember_chat_render(Handle, tpl, js, b, c, out n));
         }
 
@@ -160,7 +162,7 @@ namespace Ember
         {
             if (templateSource == null) throw new ArgumentNullException("templateSource");
             Library.EnsureCompatible();
-            byte[] tpl = Interop.ToUtf8Z(templateSource), js = Interop.ToUtf8Z(json);
+            byte[] tpl = Interop.ToUtf8Z(templateSource, "the template"), js = Interop.ToUtf8Z(json, "the JSON");
             return Interop.ReadText((byte[] b, UIntPtr c, out UIntPtr n) => NativeMethods.ember_chat_render_nomodel(IntPtr.Zero, tpl, js, b, c, out n));
         }
 
@@ -226,7 +228,7 @@ namespace Ember
         static byte[] KeyBytes(string key)
         {
             if (key == null) throw new ArgumentNullException("key");
-            return Interop.ToUtf8Z(key);
+            return Interop.ToUtf8Z(key, "the key");
         }
 
         /// <summary>A new session over this model.</summary>

@@ -92,7 +92,7 @@ namespace Ember
         public void SetGrammar(Model model, string gbnf)
         {
             if (model == null) throw new ArgumentNullException("model");
-            Interop.Check(NativeMethods.ember_sampler_set_grammar(Handle, model.Handle, Interop.ToUtf8Z(gbnf)));
+            Interop.Check(NativeMethods.ember_sampler_set_grammar(Handle, model.Handle, Interop.ToUtf8Z(gbnf, "the grammar")));
         }
 
         /// <summary>
@@ -102,7 +102,7 @@ namespace Ember
         public void SetJsonSchema(Model model, string schemaJson)
         {
             if (model == null) throw new ArgumentNullException("model");
-            Interop.Check(NativeMethods.ember_sampler_set_json_schema(Handle, model.Handle, Interop.ToUtf8Z(schemaJson)));
+            Interop.Check(NativeMethods.ember_sampler_set_json_schema(Handle, model.Handle, Interop.ToUtf8Z(schemaJson, "the schema")));
         }
 
         /// <summary>The GBNF grammar of a JSON Schema, as <see cref="SetJsonSchema"/> uses it.</summary>
@@ -110,7 +110,7 @@ namespace Ember
         {
             if (schemaJson == null) throw new ArgumentNullException("schemaJson");
             Library.EnsureCompatible();
-            byte[] js = Interop.ToUtf8Z(schemaJson);
+            byte[] js = Interop.ToUtf8Z(schemaJson, "the schema");
             return Interop.ReadText((byte[] b, UIntPtr c, out UIntPtr n) => NativeMethods.ember_json_schema_to_grammar(js, b, c, out n));
         }
 

@@ -203,9 +203,9 @@ namespace Ember
         }
 
         /// <summary>Saves the state (tokens, KV cache, logits) to path, atomically.</summary>
-        public void Save(string path) { Check(NativeMethods.ember_session_save(Handle, Interop.ToUtf8Z(path))); }
+        public void Save(string path) { Check(NativeMethods.ember_session_save(Handle, Interop.ToUtf8Z(path, "the path"))); }
         /// <summary>Restores a state saved by <see cref="Save"/> (Status.BadFile for a mismatched or damaged file).</summary>
-        public void Load(string path) { Check(NativeMethods.ember_session_load(Handle, Interop.ToUtf8Z(path))); }
+        public void Load(string path) { Check(NativeMethods.ember_session_load(Handle, Interop.ToUtf8Z(path, "the path"))); }
 
         /// <summary>
         /// Applies LoRA adapters, each with its scale, to every token evaluated from now on:

@@ -33,7 +33,7 @@ namespace Ember
             if (path == null) throw new ArgumentNullException("path");
             Library.EnsureCompatible();
             TokenizerHandle h;
-            Status st = NativeMethods.ember_tokenizer_load(Interop.ToUtf8Z(path), out h);
+            Status st = NativeMethods.ember_tokenizer_load(Interop.ToUtf8Z(path, "the path"), out h);
             if (st != Status.Ok) { var e = Interop.Error(st); h.Dispose(); throw e; }
             return new Tokenizer(h);
         }

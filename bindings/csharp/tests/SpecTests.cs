@@ -676,6 +676,63 @@ static class SpecTests
         Check(!e.Message.Contains("_quantized"), "ember_estimate_memory's message names it: " + e.Message);
     }
 
+    // --- 19
+    static void Item19_InputRefusedNotCut()
+    {
+        Action<Action, string> inval = (a, what) =>
+        {
+            var e = Throws(a, what);
+            Eq(Status.InvalidArgument, e.Status, what + " status");
+            Check(e.Message.Contains("NUL"), what + ": the message says why: " + e.Message);
+        };
+        // A NUL in a string C takes NUL-terminated: refused before C would read only up to it.
+        inval(() => Model.Load(ModelPath + "\0x", new ModelParams { NThreads = 1 }).Dispose(), "a path with a NUL");
+        inval(() => Model.Load(ModelPath, new ModelParams { NThreads = 1, Backend = "cpu\0x" }).Dispose(), "a backend with a NUL");
+        inval(() => Model.Load(ModelPath, new ModelParams { NThreads = 1, Quantize = "q8_0\0" }).Dispose(), "a quantize type with a NUL");
+        inval(() => Model.LoadFromMemory(File.ReadAllBytes(ModelPath), new ModelParams { Quantize = "q8_0\0" }).Dispose(),
+              "a quantize type with a NUL, from memory");
+        inval(() => Model.EstimateMemory(ModelPath + "\0x", 256), "an estimate's path with a NUL");
+        inval(() => Model.EstimateMemory(ModelPath, 256, 0, "q8_0\0"), "an estimate's quantize type with a NUL");
+        inval(() => Tokenizer.Load(ModelPath + "\0x").Dispose(), "a tokenizer path with a NUL");
+        inval(() => Model.RenderChatTemplate("{{ 1 }}\0{{ 2 }}", "{\"messages\": []}"), "a template with a NUL");
+        inval(() => Sampler.JsonSchemaToGrammar("{\"type\": \"object\"}\0"), "json_schema_to_grammar of a schema with a NUL");
+        using (var m = LoadModel())
+        {
+            inval(() => m.Meta("general.architecture\0x"), "a metadata key with a NUL");
+            inval(() => m.MetaJson("general.architecture\0x"), "a metadata key with a NUL (JSON)");
+            inval(() => m.MetaType("general.architecture\0x"), "a metadata key with a NUL (type)");
+            inval(() => m.LoadAdapter(HfPath("llama-lora") + "\0x").Dispose(), "an adapter path with a NUL");
+            using (var s = NewSession(m))
+            using (var g = Sampler.Greedy())
+            {
+                s.Prefill(Prompt);
+                var opts = GreedyOptions(4);
+                opts.Stop = new List<string> { "x", "ti\0me" };
+                inval(() => s.Generate(g, opts), "a stop string with a NUL");
+                inval(() => { using (var st = s.Stream(g, opts)) foreach (var piece in st) { } }, "a stop string with a NUL (stream)");
+                string dir = Path.Combine(Path.GetTempPath(), "ember-cs-item19-" + System.Diagnostics.Process.GetCurrentProcess().Id);
+                inval(() => s.Save(dir + "/state\0x"), "a state path with a NUL");
+                inval(() => s.Load(dir + "/state\0x"), "a state path with a NUL (load)");
+                inval(() => g.SetGrammar(m, "root ::= \"yes\"\0 | \"no\""), "a grammar with a NUL");
+                inval(() => g.SetJsonSchema(m, "{\"type\": \"object\"}\0"), "a schema with a NUL");
+                Eq(5, s.Position, "position after the refused calls");
+                // Text to tokenize crosses with its length: a NUL in it is text.
+                int[] withNul = m.Tokenizer.Tokenize("a\0b", false, false);
+                Check(withNul.Length > m.Tokenizer.Tokenize("a", false, false).Length,
+                      "\"a\\0b\" tokenizes to more tokens than \"a\": [" + string.Join(", ", withNul) + "]");
+            }
+            inval(() => new Chat(m, new ChatParams { System = "Be\0 brief" }, new SessionParams { NThreads = 1 }).Dispose(),
+                  "a system message with a NUL");
+            using (var chat = new Chat(m, null, new SessionParams { NThreads = 1 }))
+            using (var g = Sampler.Greedy())
+            {
+                inval(() => chat.Say("Hel\0lo", g, GreedyOptions(2)), "a chat message with a NUL");
+                Eq(0, chat.NMessages, "messages after a refused turn");
+                inval(() => chat.Save(Path.GetTempPath() + "/chat\0x"), "a chat state path with a NUL");
+            }
+        }
+    }
+
     static void Extra02_LogitBiasAndEog()
     {
         using (var m = LoadModel())
