@@ -711,6 +711,56 @@ fn item_18_memory_estimates() {
 }
 
 #[test]
+fn item_19_input_refused_not_cut() {
+    let inval = |r: Result<(), Error>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.status(), Status::InvalidArgument, "{}: {}", what, e);
+        assert!(e.message().contains("NUL"), "{}: the message says why: {}", what, e);
+    };
+    // A NUL byte in a string C takes NUL-terminated: refused before C would read only up to it.
+    let mut bad_path = model_path().into_os_string();
+    bad_path.push("\0x");
+    inval(Model::load(&bad_path, params()).map(drop), "a path with a NUL");
+    inval(ember::Tokenizer::load(&bad_path).map(drop), "a tokenizer path with a NUL");
+    inval(ember::estimate_memory(&bad_path, 256, 0).map(drop), "an estimate's path with a NUL");
+    let with = |f: fn(&mut ModelParams)| {
+        let mut p = params();
+        f(&mut p);
+        p
+    };
+    inval(Model::load(model_path(), with(|p| p.backend = Some("cpu\0x".into()))).map(drop), "a backend with a NUL");
+    inval(Model::load(model_path(), with(|p| p.quantize = Some("q8_0\0".into()))).map(drop), "a quantize type with a NUL");
+    inval(
+        ember::estimate_memory_quantized(model_path(), 256, 0, Some("q8_0\0")).map(drop),
+        "an estimate's quantize type with a NUL",
+    );
+    inval(ember::json_schema_to_grammar("{\"type\": \"object\"}\0").map(drop), "a schema with a NUL");
+    let model = load();
+    inval(model.meta("general.architecture\0x").map(drop), "a metadata key with a NUL");
+    inval(model.meta_json("general.architecture\0x").map(drop), "a metadata key with a NUL (JSON)");
+    inval(model.meta_type("general.architecture\0x").map(drop), "a metadata key with a NUL (type)");
+    let mut session = prefilled(&model);
+    let mut sampler = Sampler::greedy().unwrap();
+    let params = GenerateParams { stop: vec!["x".into(), "ti\0me".into()], ..greedy_params(4) };
+    inval(session.generate_quiet(&mut sampler, &params).map(drop), "a stop string with a NUL");
+    inval(session.save(temp_path("state\0x")), "a state path with a NUL");
+    inval(session.load(temp_path("state\0x")), "a state path with a NUL (load)");
+    inval(sampler.set_grammar(&model, Some("root ::= \"yes\"\0 | \"no\"")), "a grammar with a NUL");
+    inval(sampler.set_json_schema(&model, Some("{\"type\": \"object\"}\0")), "a schema with a NUL");
+    assert_eq!(session.position(), 5, "the refused calls changed nothing");
+    let system = ChatParams { system: Some("Be\0 brief".into()), ..ChatParams::default() };
+    inval(Chat::new(&model, session_params(), system).map(drop), "a system message with a NUL");
+    let mut chat = Chat::new(&model, session_params(), ChatParams::default()).unwrap();
+    inval(chat.say_text(&mut sampler, "Hel\0lo", &greedy_params(2)).map(drop), "a chat message with a NUL");
+    assert_eq!(chat.n_messages(), 0);
+    // Text to tokenize crosses with its length: a NUL in it is text.
+    let tok = model.tokenizer();
+    let with_nul = tok.tokenize("a\0b", false, false).unwrap();
+    assert!(with_nul.len() > tok.tokenize("a", false, false).unwrap().len(), "{:?}", with_nul);
+    // Rust's numbers here are i32 already: nothing can wrap.
+}
+
+#[test]
 fn extra_save_load_rewind_and_standalone_tokenizer() {
     let model = load();
     let mut session = prefilled(&model);
