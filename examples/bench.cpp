@@ -1,5 +1,5 @@
 // ember-bench: prefill and decode speed in llama-bench's habits, each figure set beside a limit measured
-// in the same run: decode against memory read bandwidth (measured right before each decode test), prefill
+// in the same run: decode against memory read bandwidth (the median of passes right before each of its runs), prefill
 // against the arithmetic peak its weights run on (measured right before each prefill test): 8-bit integer
 // multiply-adds (vpmaddubsw) for quantized weights, FP32 FMA for F32/F16/BF16 ones. Prefill's arithmetic is
 // counted as 2 operations per non-embedding parameter per token (the embedding table is looked up, and a
@@ -75,26 +75,32 @@ uint64_t sum_words(const uint64_t* p, size_t n) {
 }
 #endif
 
-// Read bandwidth in GB/s with n threads over a buffer far larger than the caches.
-double read_bandwidth(int n_threads, int reps) {
-    const size_t n = size_t(512) << 20 >> 3;  // 512 MiB of uint64
-    std::vector<uint64_t> buf(n, 1);
-    std::vector<double> gbps;
-    std::vector<uint64_t> sums(static_cast<size_t>(n_threads));
-    for (int r = 0; r < reps + 1; ++r) {
+// Read bandwidth in GB/s with n threads over a buffer far larger than the caches, one pass at a time, so
+// that a decode test can sample it right before each of its runs: neighbours on a shared machine move it
+// by a third within minutes, and one figure taken before the test would not describe the runs.
+class ReadBandwidth {
+public:
+    explicit ReadBandwidth(int n_threads) : n_threads_(n_threads), buf_(kWords, 1) { (void)pass(); }  // maps the pages
+    double pass() {
+        std::vector<uint64_t> sums(static_cast<size_t>(n_threads_));
         const double t0 = now_ms();
         std::vector<std::thread> th;
-        for (int t = 0; t < n_threads; ++t)
+        for (int t = 0; t < n_threads_; ++t)
             th.emplace_back([&, t] {
-                const size_t b = n * t / n_threads, e = n * (t + 1) / n_threads;
-                sums[static_cast<size_t>(t)] = sum_words(buf.data() + b, e - b);
+                const size_t b = kWords * t / n_threads_, e = kWords * (t + 1) / n_threads_;
+                sums[static_cast<size_t>(t)] = sum_words(buf_.data() + b, e - b);
             });
         for (auto& x : th) x.join();
         const double ms = now_ms() - t0;
-        if (r > 0) gbps.push_back(n * 8 / (ms / 1e3) / 1e9);  // the first pass warms the pages
+        // The words are all 1: a sum that is not the count would mean the loop did not read them.
+        return std::accumulate(sums.begin(), sums.end(), uint64_t(0)) == kWords ? kWords * 8 / (ms / 1e3) / 1e9 : 0;
     }
-    return std::accumulate(sums.begin(), sums.end(), uint64_t(0)) ? median(gbps) : 0;
-}
+
+private:
+    static constexpr size_t kWords = size_t(512) << 20 >> 3;  // 512 MiB
+    int n_threads_;
+    std::vector<uint64_t> buf_;
+};
 
 #if defined(__x86_64__)
 __attribute__((target("avx2,fma"))) double fma_loop(long iters) {
@@ -434,13 +440,15 @@ int main(int argc, char** argv) {
                     sp.n_ctx = ng + 1;
                     Session s(model, sp);
                     json r = base(0, ng);
-                    const double bw = read_bandwidth(hw_threads, 3);
+                    ReadBandwidth probe(hw_threads);
+                    std::vector<double> bws;
                     r.update(measure(
                         reps, ng, [&] {
                             s.reset();
                             s.decode(tokens[0]);
                         },
                         [&] {
+                            bws.push_back(probe.pass());
                             s.reset();
                             const double t0 = now_ms();
                             for (int i = 0; i < ng; ++i) s.decode(tokens[static_cast<size_t>(i)]);
@@ -448,6 +456,7 @@ int main(int argc, char** argv) {
                         }));
                     // Decode reads every weight once per token.
                     const double gbs = r["avg_ts"].get<double>() * static_cast<double>(info.n_tensor_bytes) / 1e9;
+                    const double bw = median(bws);  // sampled right before each run
                     r["read_bw_gbs"] = bw;
                     r["achieved_gbs"] = gbs;
                     r["pct_of_read_bw"] = bw > 0 ? 100.0 * gbs / bw : 0.0;
