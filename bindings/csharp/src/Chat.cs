@@ -47,11 +47,15 @@ namespace Ember
                 {
                     var e = Interop.Error(st);
                     h.Dispose();
-                    if (abortState.IsAllocated) abortState.Free();
                     throw e;
                 }
                 h.CallbackState = abortState;
                 Handle = h;
+            }
+            catch
+            {
+                if (abortState.IsAllocated) abortState.Free();  // no handle took it over
+                throw;
             }
             finally
             {
