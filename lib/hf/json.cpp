@@ -23,11 +23,8 @@ std::string read_text(const std::string& path, bool optional) {
 }
 
 Json parse_json(std::string_view text, const std::string& what) {
-    if (text.size() > kMaxJsonBytes) bad(what, "over the size limit of " + std::to_string(kMaxJsonBytes) + " bytes");
-    // nlohmann-json reads a NUL as the end of the input; JSON has no place for one.
-    if (const auto nul = text.find('\0'); nul != std::string_view::npos)
-        bad(what, "not valid JSON: a NUL byte at " + std::to_string(nul));
-    return json_limits::parse<Json>(text, kMaxJsonDepth, kMaxJsonValues, [&](const std::string& m) { bad(what, m); });
+    return json_limits::parse<Json>(text, kMaxJsonBytes, kMaxJsonDepth, kMaxJsonValues,
+                                    [&](const std::string& m) { bad(what, m); });
 }
 
 namespace {

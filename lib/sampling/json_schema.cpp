@@ -77,9 +77,8 @@ std::string primitives() {
 }
 
 Json parse(std::string_view text) {
-    if (text.size() > kMaxSchemaBytes) refuse("over the size limit of " + std::to_string(kMaxSchemaBytes) + " bytes");
-    if (text.find('\0') != std::string_view::npos) refuse("not valid JSON: a NUL byte");
-    return json_limits::parse<Json>(text, kMaxSchemaDepth, kMaxSchemaValues, [](const std::string& m) { refuse(m); });
+    return json_limits::parse<Json>(text, kMaxSchemaBytes, kMaxSchemaDepth, kMaxSchemaValues,
+                                    [](const std::string& m) { refuse(m); });
 }
 
 std::string join_alternatives(const std::vector<std::string>& alts) {
@@ -390,13 +389,12 @@ private:
         }
         Json& old = *it;
         if (old == v) return;
-        auto both = all_of;
         if (k == "properties" || k == "patternProperties") {
             if (!old.is_object() || !v.is_object()) refuse("'" + k + "' must be an object");
             for (const auto& [name, sub] : v.items()) {
                 const auto o = old.find(name);
                 if (o == old.end()) old[name] = sub;
-                else if (*o != sub) *o = both(*o, sub);
+                else if (*o != sub) *o = all_of(*o, sub);
             }
         } else if (k == "required") {
             if (!old.is_array() || !v.is_array()) refuse("'required' must be an array");
@@ -414,7 +412,7 @@ private:
             old = common.size() == 1 ? common[0] : common;
         } else if (k == "additionalProperties") {
             if (old.is_boolean() && !old.get<bool>()) return;
-            old = v.is_boolean() && !v.get<bool>() ? v : both(old, v);
+            old = v.is_boolean() && !v.get<bool>() ? v : all_of(old, v);
         } else if (k == "minItems" || k == "minLength" || k == "minimum" || k == "exclusiveMinimum") {
             if (!old.is_number() || !v.is_number()) refuse("allOf: '" + k + "' must be a number");
             if (v.get<double>() > old.get<double>()) old = v;
@@ -436,7 +434,7 @@ private:
             charge(old.size(), v);
             Json product = Json::array();
             for (const auto& a : old)
-                for (const auto& b : v) product.push_back(both(a, b));
+                for (const auto& b : v) product.push_back(all_of(a, b));
             old = product;
         } else if (k == "not" || k == "if" || k == "then" || k == "else") {
             return;  // refused when the merged schema is visited

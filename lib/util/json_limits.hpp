@@ -12,10 +12,14 @@
 
 namespace ember::json_limits {
 
-// `refuse(message)` must throw; it is called with "nested deeper than N", "more than N keys and values"
-// or "not valid JSON: ...". Keys, values and opening brackets count as values.
+// `refuse(message)` must throw; it is called with "over the size limit of N bytes", "nested deeper than N",
+// "more than N keys and values" or "not valid JSON: ...". Keys, values and opening brackets count as values.
 template <class Json, class Refuse>
-Json parse(std::string_view text, int max_depth, uint64_t max_values, Refuse&& refuse) {
+Json parse(std::string_view text, uint64_t max_bytes, int max_depth, uint64_t max_values, Refuse&& refuse) {
+    if (text.size() > max_bytes) refuse("over the size limit of " + std::to_string(max_bytes) + " bytes");
+    // nlohmann-json reads a NUL as the end of the input; JSON has no place for one.
+    if (const auto nul = text.find('\0'); nul != std::string_view::npos)
+        refuse("not valid JSON: a NUL byte at " + std::to_string(nul));
     struct Limits : nlohmann::json_sax<Json> {
         using Base = nlohmann::json_sax<Json>;
         Limits(int d, uint64_t v, Refuse& r) : max_depth(d), max_values(v), refuse(r) {}
