@@ -33,7 +33,8 @@ except ImportError as e:
     sys.exit(77)
 
 
-def wait(cond, what, timeout=20):
+# Generous: a headless Chromium beside a parallel ctest on 2 cores once missed 20 s (it returns at once when met).
+def wait(cond, what, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
         if cond():
